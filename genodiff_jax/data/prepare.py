@@ -1,0 +1,173 @@
+"""`genodiff prepare`: genotypes + panel + genes -> a saved gene-PCA dataset (DESIGN 3, data flow).
+
+VCF/PLINK -> dosages -> SNP-to-gene assignment -> stratified split by individual -> codec fitted on the
+training split -> features -> TFDS (array_record) + codec + variant table + summary.json. Everything is
+written into a temporary folder that is renamed to the output only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from genodiff_jax.atomic import atomic_dir
+from genodiff_jax.data import io
+from genodiff_jax.data import tfds as tfds_io
+from genodiff_jax.data.codec import COMPONENT_RULES, GeneCodec
+from genodiff_jax.data.genes import GeneAssignment, assign_genes, window_genes
+from genodiff_jax.errors import InputError
+
+SUMMARY = "summary.json"
+CODEC = "codec.npz"
+VARIANTS = "variants.npz"
+SAMPLES = "samples.tsv"
+GENES = "genes.tsv"
+
+
+def match_panel(genotypes: io.Genotypes, panel: io.Panel, panel_path: str | os.PathLike,
+                label: str) -> np.ndarray:
+    """The label of every genotyped sample, in genotype order; names missing samples if any."""
+    if label not in panel.columns:
+        raise InputError(panel_path, f"unknown label column '{label}' (panel columns: "
+                                     f"{', '.join(panel.columns)})")
+    row_of = {s: i for i, s in enumerate(panel.samples)}
+    missing = [s for s in genotypes.samples if s not in row_of]
+    if missing:
+        raise InputError(panel_path, f"{len(missing)} of {len(genotypes.samples)} genotyped samples "
+                                     f"are not in the panel, e.g. {', '.join(missing[:3])}")
+    return panel.columns[label][[row_of[s] for s in genotypes.samples]]
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int,
+                     panel_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices, stratified by label, seeded."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(None, f"--test-fraction must be in (0, 1), got {test_fraction}")
+    names, counts = np.unique(labels, return_counts=True)
+    if (counts < 2).any():
+        raise InputError(panel_path, f"class '{names[counts < 2][0]}' has a single sample; a "
+                                     "stratified split needs at least 2 per class")
+    rows = np.arange(len(labels))
+    try:
+        train, test = train_test_split(rows, test_size=test_fraction, stratify=labels,
+                                       random_state=seed)
+    except ValueError as e:
+        raise InputError(panel_path, f"cannot split {len(rows)} samples of {len(names)} classes "
+                                     f"with --test-fraction {test_fraction}: {e}") from None
+    return np.sort(train), np.sort(test)
+
+
+def _restrict_to_used(genotypes: io.Genotypes,
+                      genes: GeneAssignment) -> tuple[np.ndarray, io.Variants, GeneAssignment]:
+    """Drop SNPs that belong to no gene and renumber the assignment's columns."""
+    used = genes.used_snps
+    if len(used) == genotypes.dosages.shape[1]:
+        return genotypes.dosages, genotypes.variants, genes
+    remapped = GeneAssignment(genes.names, genes.offsets, np.searchsorted(used, genes.snps),
+                              genes.n_unassigned)
+    return genotypes.dosages[:, used], genotypes.variants.take(used), remapped
+
+
+def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str | os.PathLike, *,
+                    genes: str | os.PathLike | None = None, window: int | None = None,
+                    label: str = "pop", test_fraction: float = 0.1, seed: int = 0,
+                    strict: bool = False, components: str = "paper",
+                    progress: bool = True) -> dict:
+    """Run the whole preparation; returns the summary that is also saved as summary.json."""
+    if (genes is None) == (window is None):
+        raise InputError(None, "give exactly one of --genes BED or --window N")
+    genotypes = io.read_genotypes(vcf, strict=strict, progress=progress)
+    panel_table = io.read_panel(panel)
+    label_values = match_panel(genotypes, panel_table, panel, label)
+    if genes is not None:
+        assignment = assign_genes(genotypes.variants, io.read_bed(genes), genes)
+    else:
+        assignment = window_genes(genotypes.variants, window)
+    dosages, variants, assignment = _restrict_to_used(genotypes, assignment)
+
+    class_names, y = np.unique(label_values, return_inverse=True)
+    train, test = stratified_split(label_values, test_fraction, seed, panel)
+    codec = GeneCodec.fit(dosages[train], assignment, rule=COMPONENT_RULES[components],
+                          progress=progress)
+    features = codec.encode(dosages)
+
+    counts = genotypes.counts
+    skipped = {"multiallelic": counts.n_multiallelic, "indel": counts.n_indel,
+               "monomorphic": counts.n_monomorphic, "no_gene": assignment.n_unassigned}
+    n_comp, n_comp_genes = np.unique(codec.n_components, return_counts=True)
+    summary = {
+        "n_samples": int(len(y)),
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "n_records": counts.n_records,
+        "n_variants_used": int(dosages.shape[1]),
+        "n_variants_skipped": int(sum(skipped.values())),
+        "skipped": skipped,
+        "n_missing_filled": counts.n_missing_filled,
+        "n_genes": codec.n_genes,
+        "feature_shape": list(codec.feature_shape),
+        "n_classes": int(len(class_names)),
+        "label": label,
+        "class_names": class_names.tolist(),
+        "class_counts": {str(c): int(n) for c, n in zip(class_names, np.bincount(y))},
+        "genes_by_components": {str(int(k)): int(n) for k, n in zip(n_comp, n_comp_genes)},
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "sources": {"genotypes": os.fspath(vcf), "panel": os.fspath(panel),
+                    "genes": None if genes is None else os.fspath(genes), "window": window},
+    }
+    assert summary["n_variants_used"] + summary["n_variants_skipped"] == counts.n_records
+
+    with atomic_dir(out) as tmp:
+        splits = {name: {"features": features[rows], "label": y[rows].astype(np.int64),
+                         "sample": genotypes.samples[rows], "index": rows.astype(np.int64)}
+                  for name, rows in (("train", train), ("test", test))}
+        tfds_io.write_dataset(tmp, splits)
+        codec.save(tmp / CODEC)
+        with open(tmp / VARIANTS, "wb") as f:
+            np.savez(f, **variants.to_dict())
+        _write_tables(tmp, genotypes.samples, label_values, train, codec)
+        (tmp / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _write_tables(folder: Path, samples: np.ndarray, labels: np.ndarray, train: np.ndarray,
+                  codec: GeneCodec) -> None:
+    """Human-readable side tables: who is in which split, and each gene's size and components."""
+    in_train = np.zeros(len(samples), bool)
+    in_train[train] = True
+    with open(folder / SAMPLES, "w") as f:
+        f.write("sample\tlabel\tsplit\n")
+        for s, lab, tr in zip(samples, labels, in_train):
+            f.write(f"{s}\t{lab}\t{'train' if tr else 'test'}\n")
+    sizes = np.zeros(codec.n_genes, np.int64)
+    for b in codec.buckets:
+        sizes[b.slots] = (b.columns >= 0).sum(axis=1)
+    with open(folder / GENES, "w") as f:
+        f.write("slot\tgene\tn_snps\tn_components\n")
+        for g, (name, n, k) in enumerate(zip(codec.gene_names, sizes, codec.n_components)):
+            f.write(f"{g}\t{name}\t{n}\t{k}\n")
+
+
+def format_summary(summary: dict) -> str:
+    """A few lines for people: sizes, site policy counts, classes."""
+    sk = summary["skipped"]
+    lines = [
+        f"samples   {summary['n_samples']} ({summary['n_train']} train, {summary['n_test']} test)",
+        f"variants  {summary['n_records']} records: {summary['n_variants_used']} used, "
+        f"{summary['n_variants_skipped']} skipped ({sk['multiallelic']} multi-allelic, "
+        f"{sk['indel']} indel/MNP, {sk['monomorphic']} monomorphic, {sk['no_gene']} without a gene); "
+        f"{summary['n_missing_filled']} missing calls filled",
+        f"genes     {summary['n_genes']} (by components: "
+        + ", ".join(f"{n} with {k}" for k, n in summary["genes_by_components"].items())
+        + f"); features {tuple(summary['feature_shape'])}",
+        f"classes   {summary['n_classes']} by '{summary['label']}': "
+        + ", ".join(f"{c} {n}" for c, n in list(summary["class_counts"].items())[:8])
+        + (" ..." if summary["n_classes"] > 8 else ""),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Shared fixtures: the real 1000 Genomes region (skipped when ../shared is absent) and tiny VCFs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LCT_VCF = SHARED_DATA / "1kg_lct_chr2.vcf.gz"
+LCT_PANEL = SHARED_DATA / "1kg_lct_chr2.panel"
+GENES_BED = SHARED_DATA / "genes_grch37.bed"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not LCT_VCF.is_file():
+        pytest.skip(f"real data not found at {SHARED_DATA} (it sits beside the project in CI; "
+                    "a user's clone has no ../shared)")
+    return SHARED_DATA
+
+
+def write_text_vcf(path: Path, samples: list[str], rows: list[tuple]) -> Path:
+    """A plain-text VCF from rows (chrom, pos, id, ref, alt, [gt strings])."""
+    lines = ["##fileformat=VCFv4.2", "##contig=<ID=1>", "##contig=<ID=2>",
+             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+             "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT",
+                        *samples])]
+    for chrom, pos, vid, ref, alt, gts in rows:
+        lines.append("\t".join([str(chrom), str(pos), vid, ref, alt, ".", "PASS", ".", "GT", *gts]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture()
+def small_cohort(tmp_path: Path) -> dict:
+    """A random 3-population cohort (40 people, 300 SNPs on two chromosomes) as VCF + panel + BED."""
+    from genodiff_jax.data import io
+
+    rng = np.random.default_rng(7)
+    n, s = 40, 300
+    pops = np.repeat(["AAA", "BBB", "CCC", "DDD"], 10)
+    freqs = rng.uniform(0.05, 0.6, size=(4, s))
+    haps = (rng.random((n, s, 2)) < np.repeat(freqs, 10, axis=0)[:, :, None]).astype(np.int8)
+    chrom = np.array(["1"] * 200 + ["2"] * 100)
+    pos = np.concatenate([np.arange(200) * 100 + 1000, np.arange(100) * 100 + 1000])
+    variants = io.Variants(chrom, pos.astype(np.int64), np.array([f"rs{i}" for i in range(s)]),
+                           np.array(["A"] * s), np.array(["G"] * s))
+    samples = [f"S{i:03d}" for i in range(n)]
+    io.write_vcf(tmp_path / "c.vcf.gz", variants, samples, haps, phased=True)
+    io.write_panel(tmp_path / "c.panel", samples, {"pop": pops, "super_pop": np.where(
+        np.isin(pops, ["AAA", "BBB"]), "X", "Y")})
+    io.write_bed(tmp_path / "g.bed", ["1", "1", "1", "2"], [900, 6000, 12000, 500],
+                 [5000, 11000, 21500, 12000], ["G1", "G2", "G3", "G4"])
+    return {"vcf": tmp_path / "c.vcf.gz", "panel": tmp_path / "c.panel", "bed": tmp_path / "g.bed",
+            "haps": haps, "variants": variants, "samples": samples, "dir": tmp_path}

@@ -1,0 +1,92 @@
+"""Genotype I/O: round trips through VCF and PLINK, site policies and their counts, panels, BEDs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import write_text_vcf
+from cyvcf2 import VCF
+
+from genodiff_jax.data import io
+from genodiff_jax.errors import InputError
+
+
+def test_phased_vcf_round_trip_reads_back_equal_with_cyvcf2(small_cohort):
+    records = list(VCF(str(small_cohort["vcf"])))
+    haps = small_cohort["haps"]
+    assert len(records) == haps.shape[1]
+    for j in (0, 17, 299):
+        gt = records[j].genotype.array()  # [N, 3]: allele, allele, phased
+        np.testing.assert_array_equal(gt[:, :2], haps[:, j, :])
+        assert gt[:, 2].all()
+    g = io.read_vcf(small_cohort["vcf"], progress=False)
+    np.testing.assert_array_equal(g.dosages, haps.sum(-1))
+    assert list(g.samples) == small_cohort["samples"]
+    assert g.variants.pos.dtype == np.int64 and g.variants.chrom[0] == "1"
+
+
+def test_unphased_vcf_and_plink_round_trips(small_cohort, tmp_path):
+    g = io.read_vcf(small_cohort["vcf"], progress=False)
+    io.write_vcf(tmp_path / "u.vcf.gz", g.variants, g.samples, g.dosages, phased=False)
+    u = io.read_vcf(tmp_path / "u.vcf.gz", progress=False)
+    np.testing.assert_array_equal(u.dosages, g.dosages)
+    assert not any(r.genotype.array()[:, 2].any() for r in VCF(str(tmp_path / "u.vcf.gz")))
+    io.write_plink(tmp_path / "p", g.variants, g.samples, g.dosages)
+    p = io.read_genotypes(tmp_path / "p.bed", progress=False)
+    np.testing.assert_array_equal(p.dosages, g.dosages)
+    for field in ("chrom", "pos", "id", "ref", "alt"):
+        np.testing.assert_array_equal(getattr(p.variants, field), getattr(g.variants, field))
+    np.testing.assert_array_equal(p.samples, g.samples)
+
+
+def test_site_policies_are_applied_and_counted(tmp_path):
+    rows = [
+        ("1", 10, "snp", "A", "G", ["0|1", "1|1", "0|0", "0|1"]),
+        ("1", 20, "multi", "A", "G,T", ["0|1", "1|1", "0|0", "0|1"]),
+        ("1", 30, "ins", "A", "AT", ["0|1", "1|1", "0|0", "0|1"]),
+        ("1", 40, "mnp", "AC", "GT", ["0|1", "1|1", "0|0", "0|1"]),
+        ("1", 50, "mono", "C", "T", ["1|1", "1|1", "1|1", "1|1"]),
+        ("1", 60, "miss", "C", "T", ["./.", "0|1", "0|1", "1|1"]),  # mode of 1, 1, 2 is 1
+        ("1", 70, "allmiss", "C", "T", ["./.", "./.", "./.", "./."]),
+    ]
+    path = write_text_vcf(tmp_path / "p.vcf", ["a", "b", "c", "d"], rows)
+    for chunk in (1, 2, 4096):  # chunking must not change anything
+        g = io.read_vcf(path, chunk_size=chunk, progress=False)
+        c = g.counts
+        assert (c.n_records, c.n_multiallelic, c.n_indel, c.n_monomorphic) == (7, 1, 2, 2)
+        assert c.n_used == 2 and c.n_used + c.n_skipped == c.n_records
+        assert c.n_missing_filled == 5
+        np.testing.assert_array_equal(g.variants.id, ["snp", "miss"])
+        np.testing.assert_array_equal(g.dosages, [[1, 1], [2, 1], [0, 1], [1, 2]])
+    with pytest.raises(InputError, match=r"p\.vcf.*missing genotype call at 1:60"):
+        io.read_vcf(path, strict=True, progress=False)
+
+
+def test_panel_and_bed_readers(tmp_path):
+    io.write_panel(tmp_path / "x.panel", ["s1", "s2"], {"pop": ["A", "B"], "trait": ["case", "control"]})
+    panel = io.read_panel(tmp_path / "x.panel")
+    assert list(panel.samples) == ["s1", "s2"] and list(panel.columns) == ["pop", "trait"]
+    (tmp_path / "bad.panel").write_text("sample\tpop\ns1\tA\ns1\tB\n")
+    with pytest.raises(InputError, match="duplicate sample ids: s1"):
+        io.read_panel(tmp_path / "bad.panel")
+    (tmp_path / "g.bed").write_text("track name=x\nchr2\t10\t20\tG1\n2\t30\t40\n")
+    bed = io.read_bed(tmp_path / "g.bed")
+    assert list(bed.chrom) == ["2", "2"] and list(bed.name) == ["G1", "2:30-40"]
+    (tmp_path / "b.bed").write_text("2\t50\t40\tG1\n")
+    with pytest.raises(InputError, match="line 1: bad interval"):
+        io.read_bed(tmp_path / "b.bed")
+
+
+def test_unknown_format_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="unknown genotype format"):
+        io.read_genotypes(tmp_path / "x.txt")
+
+
+def test_real_vcf_counts_add_up(shared_data):
+    g = io.read_vcf(shared_data / "1kg_lct_chr2.vcf.gz", progress=False)
+    c = g.counts
+    assert g.dosages.shape == (2504, c.n_used) and g.dosages.dtype == np.int8
+    assert (c.n_records, c.n_multiallelic, c.n_indel) == (8076, 35, 376)
+    assert c.n_used + c.n_skipped == 8076
+    assert set(np.unique(g.dosages)) == {0, 1, 2}
+    assert "rs4988235" in set(g.variants.id)  # the lactase-persistence SNP survives the filters
