@@ -125,20 +125,20 @@ class GeneCodec:
 
     # -- encode / decode -----------------------------------------------------------------------
 
-    def scores(self, dosages: np.ndarray) -> np.ndarray:
+    def scores(self, dosages: np.ndarray, progress: bool = False) -> np.ndarray:
         """Raw PCA scores [N, G_pad, K] float32 (not z-scored)."""
         if dosages.shape[1] != self.n_variants:
             raise ValueError(f"codec was fitted on {self.n_variants} variants, got {dosages.shape[1]}")
         out = np.zeros((dosages.shape[0], *self.feature_shape), np.float32)
-        for bucket in self.buckets:
+        for bucket in tqdm(self.buckets, desc="encoding genes", disable=not progress, leave=False):
             for rows in _row_chunks(dosages.shape[0], bucket.columns.size * 4):
                 x_bnp = bucket.gather(dosages[rows]).transpose(1, 0, 2)
                 out[rows, bucket.slots] = (x_bnp @ bucket.loadings.transpose(0, 2, 1)).transpose(1, 0, 2)
         return out
 
-    def encode(self, dosages: np.ndarray) -> np.ndarray:
+    def encode(self, dosages: np.ndarray, progress: bool = False) -> np.ndarray:
         """Dosages [N, S] -> features [N, G_pad, K] float32, z-scored, zero in padded slots."""
-        return ((self.scores(dosages) - self.z_mean) / self.z_std * self.mask).astype(np.float32)
+        return ((self.scores(dosages, progress) - self.z_mean) / self.z_std * self.mask).astype(np.float32)
 
     def decode(self, features: np.ndarray) -> np.ndarray:
         """Features [N, G_pad, K] -> dosages [N, S] float32; a SNP in several genes is averaged."""

@@ -94,7 +94,7 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
     train, test = stratified_split(label_values, test_fraction, seed, panel)
     codec = GeneCodec.fit(dosages[train], assignment, rule=COMPONENT_RULES[components],
                           progress=progress)
-    features = codec.encode(dosages)
+    features = codec.encode(dosages, progress=progress)
 
     counts = genotypes.counts
     skipped = {"multiallelic": counts.n_multiallelic, "indel": counts.n_indel,
