@@ -98,3 +98,12 @@ def test_twenty_thousand_genes_encode_vectorised():
     assert len(codec.buckets) <= 8  # grouped by size, not one PCA per gene
     f = codec.encode(x)
     assert f.shape == (n, C.pad_genes(len(sizes)), 8) and np.isfinite(f).all()
+
+
+def test_fitting_on_row_indices_equals_fitting_on_the_copied_rows():
+    x, v = _cohort(n=150)
+    train = np.arange(0, 150, 3)
+    assignment = genes.window_genes(v, 30)
+    by_index = C.GeneCodec.fit(x, assignment, rows=train)
+    by_copy = C.GeneCodec.fit(x[train], assignment)
+    np.testing.assert_allclose(by_index.encode(x), by_copy.encode(x), atol=1e-5)

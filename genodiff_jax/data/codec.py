@@ -81,11 +81,13 @@ class GeneCodec:
     # -- fitting -------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, dosages: np.ndarray, genes: GeneAssignment, *,
+    def fit(cls, dosages: np.ndarray, genes: GeneAssignment, *, rows: np.ndarray | None = None,
             rule: Callable[[int], int] = paper_components, k_slots: int | None = None,
             gene_multiple: int = GENE_MULTIPLE, progress: bool = False) -> GeneCodec:
-        """Fit on training dosages [n, S]; K = 8 slots unless the rule keeps more."""
-        n, n_variants = dosages.shape
+        """Fit on the training rows of dosages [N, S] (all rows by default; passing `rows` avoids
+        copying the training matrix); K = 8 slots unless the rule keeps more."""
+        rows = np.arange(dosages.shape[0]) if rows is None else np.asarray(rows)
+        n, n_variants = len(rows), dosages.shape[1]
         sizes = genes.sizes
         wanted = np.array([min(rule(int(s)), int(s)) for s in sizes], np.int64)
         k_slots = k_slots or max(K_SLOTS, int(wanted.max()))
@@ -102,7 +104,7 @@ class GeneCodec:
                 columns = np.full((len(chunk), p), -1, np.int64)
                 for b, g in enumerate(chunk):
                     columns[b, :sizes[g]] = genes.members(g)
-                x = dosages[:, np.maximum(columns, 0)] * (columns >= 0)  # int [n, B, P]
+                x = dosages[rows[:, None, None], np.maximum(columns, 0)] * (columns >= 0)  # [n, B, P]
                 mean, loadings, variances, totals = _pca(x.transpose(1, 0, 2), k_slots)
                 rank_tol = variances[:, :1] * max(n, p) * 1e-12
                 keep = np.minimum(wanted[chunk][:, None],
@@ -117,7 +119,7 @@ class GeneCodec:
         mask = np.arange(k_slots)[None, :] < np.pad(n_components, (0, g_pad - len(genes)))[:, None]
         codec = cls(n_variants, genes.names, n_components, mask, np.zeros((g_pad, k_slots)),
                     np.ones((g_pad, k_slots)), explained, total, buckets)
-        scores = codec.scores(dosages)
+        scores = codec.scores(dosages, rows=rows)
         codec.z_mean = np.where(mask, scores.mean(axis=0), 0.0).astype(np.float32)
         std = scores.std(axis=0)
         codec.z_std = np.where(mask & (std > 0), std, 1.0).astype(np.float32)
@@ -125,15 +127,17 @@ class GeneCodec:
 
     # -- encode / decode -----------------------------------------------------------------------
 
-    def scores(self, dosages: np.ndarray, progress: bool = False) -> np.ndarray:
-        """Raw PCA scores [N, G_pad, K] float32 (not z-scored)."""
+    def scores(self, dosages: np.ndarray, progress: bool = False,
+               rows: np.ndarray | None = None) -> np.ndarray:
+        """Raw PCA scores [n, G_pad, K] float32 (not z-scored) of `rows` (default: all rows)."""
         if dosages.shape[1] != self.n_variants:
             raise ValueError(f"codec was fitted on {self.n_variants} variants, got {dosages.shape[1]}")
-        out = np.zeros((dosages.shape[0], *self.feature_shape), np.float32)
+        rows = np.arange(dosages.shape[0]) if rows is None else np.asarray(rows)
+        out = np.zeros((len(rows), *self.feature_shape), np.float32)
         for bucket in tqdm(self.buckets, desc="encoding genes", disable=not progress, leave=False):
-            for rows in _row_chunks(dosages.shape[0], bucket.columns.size * 4):
-                x_bnp = bucket.gather(dosages[rows]).transpose(1, 0, 2)
-                out[rows, bucket.slots] = (x_bnp @ bucket.loadings.transpose(0, 2, 1)).transpose(1, 0, 2)
+            for part in _row_chunks(len(rows), bucket.columns.size * 4):
+                x_bnp = bucket.gather(dosages[rows[part]]).transpose(1, 0, 2)
+                out[part, bucket.slots] = (x_bnp @ bucket.loadings.transpose(0, 2, 1)).transpose(1, 0, 2)
         return out
 
     def encode(self, dosages: np.ndarray, progress: bool = False) -> np.ndarray:

@@ -89,11 +89,13 @@ class Genotypes:
 
 
 class _ChunkCleaner:
-    """Collects raw variant columns (MISSING for no call), fills, drops monomorphic sites, counts."""
+    """Collects raw variants (`missing_code` for no call), fills, drops monomorphic sites, counts."""
 
-    def __init__(self, path: Path, n_samples: int, chunk_size: int, strict: bool):
+    def __init__(self, path: Path, n_samples: int, chunk_size: int, strict: bool,
+                 missing_code: int = MISSING):
         self.path, self.strict, self.chunk_size = path, strict, chunk_size
-        self.buffer = np.empty((n_samples, chunk_size), np.int8)
+        self.missing_code = missing_code
+        self.buffer = np.empty((chunk_size, n_samples), np.int8)  # variant-major: rows write fast
         self.fields: list[list] = [[], [], [], [], []]
         self.kept_dosages: list[np.ndarray] = []
         self.kept_variants: list[Variants] = []
@@ -101,7 +103,7 @@ class _ChunkCleaner:
 
     def add(self, calls: np.ndarray, chrom: str, pos: int, vid: str, ref: str, alt: str) -> None:
         j = len(self.fields[0])
-        self.buffer[:, j] = calls
+        self.buffer[j] = calls
         for column, value in zip(self.fields, (chrom, pos, vid, ref, alt)):
             column.append(value)
         if j + 1 == self.chunk_size:
@@ -119,10 +121,10 @@ class _ChunkCleaner:
                             np.array(self.fields[2], dtype=str), np.array(self.fields[3], dtype=str),
                             np.array(self.fields[4], dtype=str))
         self.fields = [[], [], [], [], []]
-        self._clean(self.buffer[:, :n], variants)
+        self._clean(self.buffer[:n].T, variants)
 
     def _clean(self, block: np.ndarray, variants: Variants) -> None:
-        missing = block == MISSING
+        missing = block == self.missing_code
         n_missing = int(missing.sum())
         if n_missing:
             if self.strict:
@@ -130,7 +132,7 @@ class _ChunkCleaner:
                 raise InputError(self.path, f"missing genotype call at {variants.chrom[j]}:"
                                             f"{variants.pos[j]} (strict mode; drop --strict to fill "
                                             "missing calls with the per-variant mode)")
-            block = block.copy()
+            block = np.array(block)
             tallies = np.stack([(block == v).sum(axis=0) for v in (0, 1, 2)])
             mode = tallies.argmax(axis=0).astype(np.int8)
             block[missing] = np.broadcast_to(mode, block.shape)[missing]
@@ -149,8 +151,15 @@ class _ChunkCleaner:
             raise InputError(self.path, f"no usable biallelic SNP among {c.n_records} records "
                                         f"({c.n_multiallelic} multi-allelic, {c.n_indel} indels, "
                                         f"{c.n_monomorphic} monomorphic)")
-        dosages = np.concatenate(self.kept_dosages, axis=1)
-        self.kept_dosages.clear()
+        # Copy chunk by chunk into untouched (lazily committed) memory, freeing each chunk as it
+        # goes: peak stays near N x S instead of the 2 N x S of np.concatenate.
+        dosages = np.empty((len(samples), self.counts.n_used), np.int8)
+        start = 0
+        while self.kept_dosages:
+            chunk = self.kept_dosages.pop(0)
+            dosages[:, start:start + chunk.shape[1]] = chunk
+            start += chunk.shape[1]
+            del chunk
         return Genotypes(dosages, Variants.concat(self.kept_variants), samples, self.counts)
 
 
@@ -172,13 +181,14 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
     _require_file(path)
     with _c_stderr_captured() as htslib:
         try:
-            vcf = VCF(str(path), gts012=True, lazy=True)
+            vcf = VCF(str(path), gts012=True, lazy=True, threads=min(2, os.cpu_count() or 1))
         except Exception as e:  # cyvcf2 raises bare Exceptions/OSErrors with htslib's text
             raise InputError(path, f"not a readable VCF/BCF ({htslib.text() or _one_line(e)})") from None
         samples = np.array(vcf.samples, dtype=str)
         if samples.size == 0:
             raise InputError(path, "VCF has no samples")
-        cleaner = _ChunkCleaner(path, len(samples), chunk_size, strict)
+        # gts012: 0/1/2 = ALT count, 3 = no call; mapped per chunk, not per record.
+        cleaner = _ChunkCleaner(path, len(samples), chunk_size, strict, missing_code=3)
         counts = cleaner.counts
         last = "the header"
         bar = tqdm(desc=f"reading {path.name}", unit=" variants", disable=not progress, leave=False,
@@ -198,9 +208,7 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
                 if not _is_snp(record.REF, alts[0]):
                     counts.n_indel += 1
                     continue
-                calls = record.gt_types.astype(np.int8)
-                calls[calls == 3] = MISSING
-                cleaner.add(calls, record.CHROM, record.POS, record.ID or ".", record.REF, alts[0])
+                cleaner.add(record.gt_types, record.CHROM, record.POS, record.ID or ".", record.REF, alts[0])
         except InputError:
             raise
         except Exception as e:
@@ -229,7 +237,7 @@ def read_plink(path: str | os.PathLike, *, strict: bool = False, chunk_size: int
         alt, ref = np.asarray(bed.allele_1, dtype=str), np.asarray(bed.allele_2, dtype=str)
     except Exception as e:
         raise InputError(bed_path, f"not a readable PLINK file set ({_one_line(e)})") from None
-    cleaner = _ChunkCleaner(bed_path, len(samples), chunk_size, strict)
+    cleaner = _ChunkCleaner(bed_path, len(samples), chunk_size, strict, missing_code=-127)
     cleaner.counts.n_records = len(sid)
     snp = np.array([_is_snp(r, a) for r, a in zip(ref, alt)], dtype=bool)
     cleaner.counts.n_indel = int((~snp).sum())
@@ -242,7 +250,6 @@ def read_plink(path: str | os.PathLike, *, strict: bool = False, chunk_size: int
                 block = bed.read(index=np.s_[:, idx], dtype="int8", order="C")
             except Exception as e:
                 raise InputError(bed_path, f"malformed .bed data ({_one_line(e)})") from None
-            block[block == -127] = MISSING
             cleaner.add_block(block, Variants(chrom[idx], pos[idx], sid[idx], ref[idx], alt[idx]))
     return cleaner.finish(samples)
 

@@ -92,7 +92,7 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
 
     class_names, y = np.unique(label_values, return_inverse=True)
     train, test = stratified_split(label_values, test_fraction, seed, panel)
-    codec = GeneCodec.fit(dosages[train], assignment, rule=COMPONENT_RULES[components],
+    codec = GeneCodec.fit(dosages, assignment, rows=train, rule=COMPONENT_RULES[components],
                           progress=progress)
     features = codec.encode(dosages, progress=progress)
 
