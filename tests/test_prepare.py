@@ -180,3 +180,21 @@ def test_logistic_regression_on_real_features_beats_chance(lct_dataset, shared_d
     majority = max(np.unique(y_test, return_counts=True)[1]) / len(y_test)
     # 5 super-populations: chance 0.2, majority class ~0.27; measured 0.65 on this split.
     assert accuracy > 0.5 and accuracy > majority + 0.2
+
+
+def test_simulate_then_prepare_through_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENODIFF_CACHE", str(tmp_path / "cache"))
+    cohort = tmp_path / "cohort"
+    assert cli.main(["simulate", "--preset", "tiny", "--out", str(cohort), "--quiet"]) == 0
+    out = tmp_path / "data"
+    assert _prepare("--vcf", cohort / "cohort.vcf.gz", "--panel", cohort / "cohort.panel",
+                    "--genes", cohort / "genes.bed", "--out", out, "--label", "trait") == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["class_names"] == ["case", "control"] and s["n_samples"] == 60
+    assert s["n_variants_skipped"] == 0  # the simulator writes biallelic polymorphic SNPs only
+    # Different --seed, different cohort; the folder is replaced atomically.
+    assert cli.main(["simulate", "--preset", "tiny", "--seed", "5", "--out", str(cohort),
+                     "--quiet"]) == 0
+    assert _prepare("--vcf", cohort / "cohort.vcf.gz", "--panel", cohort / "cohort.panel",
+                    "--genes", cohort / "genes.bed", "--out", tmp_path / "d5") == 0
+    assert json.loads((tmp_path / "d5" / "summary.json").read_text())["n_records"] != s["n_records"]
