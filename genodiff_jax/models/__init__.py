@@ -1,0 +1,13 @@
+"""The four denoisers (DESIGN 1.3), found by name in `MODELS`."""
+
+# Importing the model modules registers them.
+from genodiff_jax.models import cnn_unet, mlp_cnn, mlp_unet, transformer  # noqa: F401
+from genodiff_jax.models.registry import (
+    MODELS,
+    abstract_params,
+    build_model,
+    count_params,
+    register_model,
+)
+
+__all__ = ["MODELS", "abstract_params", "build_model", "count_params", "register_model"]
