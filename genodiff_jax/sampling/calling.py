@@ -1,0 +1,160 @@
+"""Synthetic features back to genotypes (DESIGN 2): decode, call {0, 1, 2}, write VCF/PLINK.
+
+Calling methods are found by name in `CALLERS`, each `fn(dosages [N, S] float) -> int8 [N, S]`:
+
+- `round`: the nearest integer, clipped to [0, 2].
+- `frequency`: per variant, genotype counts matched to the decoded expectation, assigned by rank.
+  With p_i = clip(d_i / 2, 0, 1) for person i's decoded dosage d_i, each person is taken as
+  Binomial(2, p_i), so the expected allele count is A = sum_i 2 p_i and the expected number of
+  homozygous ALT calls is E2 = sum_i p_i^2. The calls get A* = round(A) ALT alleles (so the allele
+  frequency matches the decoded one, clipped to [0, 2], to 1/(4N)) and n2 = round(E2) twos, clipped
+  to the range A* allows ([max(0, A* - N), floor(A* / 2)]); then n1 = A* - 2 n2 ones and
+  n0 = N - n1 - n2 zeros. The n2 people with the highest decoded dosage get 2, the next n1 get 1,
+  the rest 0 (ties broken by row order), so calls stay ordered like the dosages and the LD carried
+  by the dosages is kept. Rounding instead shrinks rare variants towards 0: a SNP with frequency
+  0.05 decodes to dosages near 0.1 that all round to 0.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genodiff_jax.atomic import atomic_dir
+from genodiff_jax.data import io
+from genodiff_jax.data.codec import GeneCodec, to_calls
+
+CallFn = Callable[[np.ndarray], np.ndarray]
+
+CALLERS: dict[str, CallFn] = {}
+
+_CHUNK_ELEMENTS = 1 << 24  # variants are called in column blocks of about this many dosages
+
+
+def register_caller(name: str) -> Callable[[CallFn], CallFn]:
+    """Register `fn(dosages [N, S]) -> calls int8 [N, S]` under `name`."""
+
+    def decorator(fn: CallFn) -> CallFn:
+        if name in CALLERS:
+            raise ValueError(f"calling method {name!r} is already registered")
+        CALLERS[name] = fn
+        return fn
+
+    return decorator
+
+
+def get_caller(name: str) -> CallFn:
+    """The registered calling method `name` ("round" or "frequency")."""
+    if name not in CALLERS:
+        raise ValueError(f"unknown calling method {name!r}; known: {sorted(CALLERS)}")
+    return CALLERS[name]
+
+
+@register_caller("round")
+def round_calls(dosages: np.ndarray) -> np.ndarray:
+    """rint(dosage) clipped to {0, 1, 2}."""
+    return to_calls(dosages)
+
+
+def frequency_counts(dosages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n2, n1) per variant [S] for `frequency` calling (see the module docstring)."""
+    d = np.asarray(dosages, np.float64)
+    n = d.shape[0]
+    p = np.clip(d / 2.0, 0.0, 1.0)
+    alt = np.floor(2.0 * p.sum(axis=0) + 0.5).astype(np.int64)
+    n2 = np.floor(np.square(p).sum(axis=0) + 0.5).astype(np.int64)
+    n2 = np.clip(n2, np.maximum(alt - n, 0), alt // 2)
+    return n2, alt - 2 * n2
+
+
+@register_caller("frequency")
+def frequency_calls(dosages: np.ndarray) -> np.ndarray:
+    """Per-variant genotype counts matched to the decoded expectation, assigned by dosage rank."""
+    dosages = np.asarray(dosages)
+    n, s = dosages.shape
+    calls = np.empty((n, s), np.int8)
+    step = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    for lo in range(0, s, step):
+        d = dosages[:, lo:lo + step]
+        n2, n1 = frequency_counts(d)
+        # rank[i, v] = position of person i when variant v's dosages are sorted high to low.
+        order = np.argsort(-d, axis=0, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(n)[:, None], axis=0)
+        calls[:, lo:lo + step] = np.where(rank < n2, 2, np.where(rank < n2 + n1, 1, 0))
+    return calls
+
+
+def call_genotypes(dosages: np.ndarray, method: str = "round") -> np.ndarray:
+    """Decoded dosages [N, S] -> calls int8 [N, S] in {0, 1, 2} by the method `method`."""
+    return get_caller(method)(dosages)
+
+
+def decode_features(features: np.ndarray, codec: GeneCodec) -> np.ndarray:
+    """Features [N, G, K] -> expected dosages [N, S], padded slots set to 0 first."""
+    features = np.where(codec.mask, np.asarray(features, np.float32), 0.0)
+    return codec.decode(features)
+
+
+def sample_ids(n: int) -> list[str]:
+    """SYN000001, SYN000002, ... (wider when n needs more digits)."""
+    width = max(6, len(str(n)))
+    return [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
+
+
+SYNTHETIC_VCF = "synthetic.vcf.gz"
+SYNTHETIC_PANEL = "synthetic.panel"
+SYNTHETIC_FEATURES = "features.npz"
+SYNTHETIC_PLINK = "synthetic"  # prefix of .bed/.bim/.fam
+
+
+def write_synthetic(
+    out_dir: str | os.PathLike,
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    codec: GeneCodec,
+    variants: io.Variants,
+    class_names: Sequence[str],
+    label_column: str,
+    calling: str = "round",
+    plink: bool = False,
+) -> dict:
+    """Write a synthetic cohort to `out_dir`, all at once (a temporary folder renamed at the end).
+
+    Leaves `synthetic.vcf.gz` (the original variant table, samples SYN000001..., unphased calls),
+    `synthetic.panel` (sample + `label_column`), `features.npz` (features with padded slots zeroed,
+    labels, samples, class_names) and, with `plink`, `synthetic.bed/.bim/.fam`. An existing
+    `out_dir` is replaced. Returns a small summary (n_samples, n_variants, calling, files).
+    """
+    features = np.asarray(features, np.float32)
+    labels = np.asarray(labels, np.int32)
+    if features.shape[0] != labels.shape[0]:
+        raise ValueError(f"{features.shape[0]} feature rows but {labels.shape[0]} labels")
+    if features.shape[1:] != codec.feature_shape:
+        raise ValueError(f"features {features.shape[1:]} do not match the codec's "
+                         f"{codec.feature_shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(f"labels must lie in [0, {len(class_names)})")
+    if len(variants) != codec.n_variants:
+        raise ValueError(f"{len(variants)} variants, but the codec has {codec.n_variants}")
+    features = np.where(codec.mask, features, 0.0).astype(np.float32)
+    calls = call_genotypes(decode_features(features, codec), calling)
+    samples = sample_ids(len(labels))
+    names = np.asarray([str(c) for c in class_names])
+    files = [SYNTHETIC_VCF, SYNTHETIC_PANEL, SYNTHETIC_FEATURES]
+    with atomic_dir(out_dir) as tmp:
+        tmp = Path(tmp)
+        io.write_vcf(tmp / SYNTHETIC_VCF, variants, samples, calls, phased=False)
+        io.write_panel(tmp / SYNTHETIC_PANEL, samples, {label_column: names[labels]})
+        with open(tmp / SYNTHETIC_FEATURES, "wb") as fh:
+            np.savez(fh, features=features, labels=labels, samples=np.asarray(samples),
+                     class_names=names)
+        if plink:
+            io.write_plink(tmp / SYNTHETIC_PLINK, variants, samples, calls)
+            files += [SYNTHETIC_PLINK + suffix for suffix in (".bed", ".bim", ".fam")]
+    return {"n_samples": len(labels), "n_variants": len(variants), "calling": calling,
+            "files": files}
