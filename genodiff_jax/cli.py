@@ -101,6 +101,65 @@ def _prepare(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+# -- train ---------------------------------------------------------------------------------------
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="a `genodiff prepare` folder")
+    p.add_argument("--workdir", required=True, type=Path,
+                   help="checkpoints, metrics.jsonl, config.json; an existing run resumes")
+    p.add_argument("--config", default=None,
+                   help="experiments/NAME.py[:ARG] (default: experiments/demo.py)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("train", "train a denoiser on a prepared dataset; resumes from --workdir", _train_args)
+def _train(args: argparse.Namespace) -> None:
+    from genodiff_jax.train.loop import run_training
+
+    result = run_training(args.data, args.workdir, args.config, progress=not args.quiet)
+    print(json.dumps(result))
+
+
+# -- sample --------------------------------------------------------------------------------------
+
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    from genodiff_jax.sampling.calling import CALLERS
+    from genodiff_jax.sampling.samplers import SAMPLERS
+
+    p.add_argument("--workdir", required=True, type=Path, help="a `genodiff train` work dir")
+    p.add_argument("--n", type=int, default=None,
+                   help="people to generate (not needed with explicit --labels counts)")
+    p.add_argument("--out", required=True, type=Path, help="folder for synthetic.vcf.gz etc.")
+    p.add_argument("--sampler", default="ancestral", choices=sorted(SAMPLERS))
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: T)")
+    p.add_argument("--guidance", type=float, default=0.1, help="classifier-free guidance w")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    p.add_argument("--labels", default="uniform",
+                   help="uniform | train (training frequencies) | case_rate=R | A=10,B=5")
+    p.add_argument("--calling", default="round", choices=sorted(CALLERS),
+                   help="dosages -> calls: rounding or frequency-matched")
+    p.add_argument("--plink", action="store_true", help="also write synthetic.bed/.bim/.fam")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
+    p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+    p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
+    p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("sample", "generate a synthetic cohort from a trained run, written as genotypes",
+         _sample_args)
+def _sample(args: argparse.Namespace) -> None:
+    from genodiff_jax.sampling.pipeline import sample_cohort
+
+    summary = sample_cohort(args.workdir, args.out, args.n, sampler=args.sampler, steps=args.steps,
+                            guidance=args.guidance, labels=args.labels, calling=args.calling,
+                            plink=args.plink, seed=args.seed, batch_size=args.batch_size,
+                            eta=args.eta, data_dir=args.data, checkpoint=args.checkpoint,
+                            ema=not args.raw_params, progress=not args.quiet)
+    print(json.dumps(summary, default=str))
+
+
 # -- run -------------------------------------------------------------------------------------------
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -109,20 +168,36 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for every output")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="cohort preset")
     p.add_argument("--label", default="pop", help="panel column to condition on")
+    p.add_argument("--config", default="experiments/demo.py",
+                   help="training config, experiments/NAME.py[:ARG]")
+    p.add_argument("--sampler", default="dpmpp", help="sampler for the synthetic cohort")
+    p.add_argument("--steps", type=int, default=50, help="sampling steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-@command("run", "the whole pipeline on the embedded cohort (simulate -> prepare -> ...)", _run_args)
+@command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train, sample",
+         _run_args)
 def _run(args: argparse.Namespace) -> None:
     from genodiff_jax.data.prepare import format_summary, prepare_dataset
     from genodiff_jax.data.simulate import PRESETS, simulate_cohort
+    from genodiff_jax.sampling.pipeline import sample_cohort
+    from genodiff_jax.train.loop import run_training
 
     progress = not args.quiet
-    files = simulate_cohort(args.out / "cohort", PRESETS[args.preset], progress=progress)
-    summary = prepare_dataset(files.vcf, files.panel, args.out / "data", genes=files.bed,
+    out = args.out
+    files = simulate_cohort(out / "cohort", PRESETS[args.preset], progress=progress)
+    summary = prepare_dataset(files.vcf, files.panel, out / "data", genes=files.bed,
                               label=args.label, progress=progress)
     print(format_summary(summary))
-    print(json.dumps({"cohort": str(args.out / "cohort"), "data": str(args.out / "data")}))
+    trained = run_training(out / "data", out / "train", args.config, progress=progress)
+    print(f"trained: step {trained.get('step')}, loss {trained.get('loss')}, "
+          f"val_recon {trained.get('val_recon')}")
+    sampled = sample_cohort(out / "train", out / "synthetic", summary["n_samples"],
+                            sampler=args.sampler, steps=args.steps, labels="train",
+                            progress=progress)
+    print(f"sampled {sampled['n']} people with {args.sampler} ({sampled['steps']} steps) in "
+          f"{sampled['sampling_seconds']} s -> {out / 'synthetic'}")
+    print(json.dumps({name: str(out / name) for name in ("cohort", "data", "train", "synthetic")}))
 
 
 # -- entry point -----------------------------------------------------------------------------------
@@ -136,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _training_errors() -> tuple[type[BaseException], ...]:
+    """Errors that end a run with a message rather than a traceback (imported only if loaded)."""
+    loop = sys.modules.get("genodiff_jax.train.loop")
+    return (loop.NonFiniteLossError,) if loop else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -143,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"genodiff {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except _training_errors() as e:
+        print(f"genodiff {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"genodiff {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130

@@ -38,7 +38,8 @@ def test_prepare_writes_a_dataset_that_loads_back(small_cohort, tmp_path):
     np.testing.assert_allclose(data.codec.encode(dosages[data.test.index]), data.test.features,
                                atol=1e-6)
     on_device = to_device(data.train)
-    assert on_device["features"].shape == data.train.features.shape and on_device["n"] == 30
+    assert on_device["features"].shape == data.train.features.shape and int(on_device["n"]) == 30
+    np.testing.assert_array_equal(np.asarray(on_device["labels"]), data.train.labels)
     # The split is seeded: the same seed gives the same people.
     again = tmp_path / "again"
     _prepare("--vcf", small_cohort["vcf"], "--panel", small_cohort["panel"], "--genes",

@@ -1,4 +1,4 @@
-"""Load a prepared dataset, and put a whole split into device memory (sharded by batch on a mesh)."""
+"""Load a prepared dataset, and put a whole split into device memory (sharded by rows on a mesh)."""
 
 from __future__ import annotations
 
@@ -73,23 +73,29 @@ def load_prepared(data_dir: str | os.PathLike) -> PreparedDataset:
     return PreparedDataset(path, summary, splits["train"], splits["test"], mask)
 
 
-def to_device(split: Split, sharding=None) -> dict:
-    """The whole split as device arrays: `features` [n_pad, G, K], `labels` [n_pad], and `n` (valid rows).
+def put_data(features: np.ndarray, labels: np.ndarray, mesh) -> dict:
+    """A split as global device arrays, rows padded (by repeating row 0) to a multiple of the mesh.
 
-    With a `NamedSharding` over the batch axis, rows are padded (by repeating row 0) to a multiple of
-    the number of shards; batches are drawn from the first `n` rows only.
+    Batches are drawn from the first `n` rows only, so the padding is never trained on.
     """
-    import jax
-
-    features, labels = split.features, split.labels
+    features = np.asarray(features, np.float32)
+    labels = np.asarray(labels, np.int32)
     n = len(labels)
-    if sharding is not None:
-        shards = sharding.mesh.size
-        pad = -n % shards
-        if pad:
-            features = np.concatenate([features, np.repeat(features[:1], pad, axis=0)])
-            labels = np.concatenate([labels, np.repeat(labels[:1], pad)])
-        put = functools.partial(jax.device_put, device=sharding)
-    else:
-        put = jax.device_put
-    return {"features": put(features), "labels": put(labels), "n": n}
+    if n == 0 or features.shape[0] != n:
+        raise ValueError(f"need as many feature rows as labels (> 0), got {features.shape[0]}, {n}")
+    pad = -n % mesh.size
+    if pad:
+        features = np.concatenate([features, np.repeat(features[:1], pad, axis=0)])
+        labels = np.concatenate([labels, np.repeat(labels[:1], pad)])
+    from genodiff_jax.sharding import batch_sharding, put_global, replicated
+
+    rows = batch_sharding(mesh)
+    return {"features": put_global(features, rows), "labels": put_global(labels, rows),
+            "n": put_global(np.int32(n), replicated(mesh))}
+
+
+def to_device(split: Split, mesh=None) -> dict:
+    """A whole split in device memory, sharded by rows over `mesh` (default: all devices)."""
+    from genodiff_jax.sharding import make_mesh
+
+    return put_data(split.features, split.labels, mesh or make_mesh())

@@ -1,0 +1,177 @@
+"""Orbax checkpoints of a run: `latest/` to resume from, `best/` by validation reconstruction error.
+
+Layout under `W/checkpoints/`:
+- `latest/<step>/`: the whole `TrainState`; only the newest `keep` steps stay. Resume reads it.
+- `best/<step>/`: {"step", "params", "ema_params"} of the step with the lowest `val_recon` (DESIGN
+  1.2); orbax keeps the best one by the metric saved with it. Sampling reads it.
+
+Everything restores into an abstract target (`jax.ShapeDtypeStruct`s that carry shardings), so arrays
+land directly in their final placement. Saves are asynchronous; call `wait_until_finished()` (or
+`close()`) before the process exits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from genodiff_jax.train.state import TrainState
+
+PyTree = Any
+
+LATEST = "latest"
+BEST = "best"
+BEST_METRIC = "val_recon"
+
+
+def _best_metric(metrics: dict) -> float:
+    return float(metrics[BEST_METRIC])
+
+
+def best_item(state: TrainState) -> dict:
+    """What `best/` holds: no optimiser state, which a sampler never needs (it is twice the params)."""
+    return {"step": state.step, "params": state.params, "ema_params": state.ema_params}
+
+
+class CheckpointStore:
+    """The two checkpoint managers of one run directory."""
+
+    def __init__(self, directory: str | os.PathLike, *, keep: int = 1, async_save: bool = True):
+        self.directory = Path(directory).absolute()
+        self.latest = ocp.CheckpointManager(
+            self.directory / LATEST,
+            options=ocp.CheckpointManagerOptions(
+                preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
+                enable_async_checkpointing=async_save,
+                cleanup_tmp_directories=True,
+            ),
+        )
+        self.best = ocp.CheckpointManager(
+            self.directory / BEST,
+            options=ocp.CheckpointManagerOptions(
+                # best_fn makes orbax store the metrics with each step and rank steps by them;
+                # reverse=True sorts descending, so BestN's kept tail is the lowest errors.
+                best_fn=_best_metric,
+                best_mode="min",
+                preservation_policy=ocp.checkpoint_managers.BestN(
+                    get_metric_fn=_best_metric, reverse=True, n=1,
+                    keep_checkpoints_without_metrics=False),
+                enable_async_checkpointing=async_save,
+                cleanup_tmp_directories=True,
+            ),
+        )
+
+        # The best value so far, kept here: an async save's metrics are unreadable until it commits.
+        self._best: tuple[int, float] | None = None
+        step = self.best.best_step()
+        metrics = self.best.metrics(step) if step is not None else None
+        if metrics is not None:
+            self._best = (step, _best_metric(metrics))
+
+    # -- latest ------------------------------------------------------------------------------------
+
+    def latest_step(self) -> int | None:
+        return self.latest.latest_step()
+
+    def save(self, state: TrainState, *, force: bool = True) -> bool:
+        """Save the whole state at its own step (the caller decides when)."""
+        step = int(jax.device_get(state.step))
+        return self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
+
+    def restore(self, target: TrainState, step: int | None = None) -> TrainState:
+        """The state at `step` (default: the latest) into `target`, an abstract sharded `TrainState`."""
+        step = self.latest.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint under {self.directory / LATEST}")
+        return self.latest.restore(step, args=ocp.args.StandardRestore(target))
+
+    # -- best --------------------------------------------------------------------------------------
+
+    def best_value(self) -> tuple[int, float] | None:
+        """(step, val_recon) of the best checkpoint so far, or None."""
+        return self._best
+
+    def save_best(self, state: TrainState, val_recon: float) -> bool:
+        """Save params + EMA params if `val_recon` beats the best so far; return whether it did."""
+        step = int(jax.device_get(state.step))
+        if self._best is not None and (not val_recon < self._best[1] or self._best[0] == step):
+            return False
+        saved = self.best.save(step, args=ocp.args.StandardSave(best_item(state)),
+                               metrics={BEST_METRIC: float(val_recon)}, force=True)
+        if saved:
+            self._best = (step, float(val_recon))
+        return saved
+
+    def restore_best(self, target: dict, step: int | None = None) -> dict:
+        """{"step", "params", "ema_params"} of the best step into `target` (abstract, see `best_item`)."""
+        step = self.best.best_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint under {self.directory / BEST}")
+        return self.best.restore(step, args=ocp.args.StandardRestore(target))
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def wait_until_finished(self) -> None:
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def abstract_like(tree: PyTree, shardings: PyTree | None = None) -> PyTree:
+    """ShapeDtypeStructs of `tree`'s leaves, with `shardings` (a matching tree) or their own."""
+    if shardings is None:
+        return jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=getattr(a, "sharding", None)),
+            tree)
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        tree, shardings)
+
+
+def restore_params(
+    directory: str | os.PathLike,
+    abstract_params: PyTree,
+    *,
+    which: str = BEST,
+    ema: bool = True,
+) -> tuple[PyTree, int]:
+    """(params, step) for sampling: EMA (or raw) params from `best/` (or `latest/`) of a run.
+
+    `abstract_params` is the params tree as ShapeDtypeStructs (with shardings, or None for the default
+    device), e.g. `models.abstract_params(model, G, K)`. Falls back to `latest/` when `best/` is empty.
+    """
+    if which not in (BEST, LATEST):
+        raise ValueError(f"which must be {BEST!r} or {LATEST!r}, got {which!r}")
+    key = "ema_params" if ema else "params"
+    store = CheckpointStore(directory, async_save=False)
+    try:
+        if which == BEST and store.best.best_step() is not None:
+            step_sds = jax.ShapeDtypeStruct((), "int32")
+            target = {"step": step_sds, "params": abstract_params, "ema_params": abstract_params}
+            restored = store.restore_best(target)
+        else:
+            step = store.latest_step()
+            if step is None:
+                raise FileNotFoundError(f"no checkpoint under {store.directory}")
+            # Only the needed subtree: restoring the full state would need the optimiser's shapes.
+            restored = store.latest.restore(step, args=ocp.args.PyTreeRestore(
+                item={key: abstract_params, "step": jax.ShapeDtypeStruct((), "int32")},
+                restore_args=ocp.checkpoint_utils.construct_restore_args(
+                    {key: abstract_params, "step": jax.ShapeDtypeStruct((), "int32")}),
+                partial_restore=True,
+            ))
+        return restored[key], int(restored["step"])
+    finally:
+        store.close()

@@ -1,0 +1,106 @@
+"""Run by tests/test_sharding.py in its own process: 3 train steps and an evaluation on 8 fake CPU
+devices and on 1, with the same seed and data; prints the comparison as one JSON line.
+
+XLA_FLAGS must be set before JAX is imported, which is why this is a separate process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_force_host_platform_device_count=8").strip()
+os.environ["JAX_PLATFORMS"] = "cpu"
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from genodiff_jax.diffusion import get_prediction, get_schedule  # noqa: E402
+from genodiff_jax.models import build_model  # noqa: E402
+from genodiff_jax.sharding import make_mesh  # noqa: E402
+from genodiff_jax.train import (  # noqa: E402
+    OptimizerConfig,
+    abstract_train_state,
+    create_train_state,
+    jit_eval_fn,
+    jit_train_step,
+    make_eval_fn,
+    make_lr_schedule,
+    make_optimizer,
+    make_train_step,
+    put_data,
+)
+
+G, K, C, T, B, N_TRAIN, N_TEST, STEPS = 16, 4, 3, 50, 16, 20, 13, 3
+
+
+def run(num_devices: int) -> dict:
+    """Losses, grad norms, final params and eval metrics on a mesh of `num_devices`."""
+    rng = np.random.default_rng(0)
+    mask = np.ones((G, K), bool)
+    mask[-3:] = False
+    x_train = (rng.normal(size=(N_TRAIN, G, K)) * mask).astype(np.float32)
+    y_train = rng.integers(0, C, N_TRAIN).astype(np.int32)
+    x_test = (rng.normal(size=(N_TEST, G, K)) * mask).astype(np.float32)
+    y_test = rng.integers(0, C, N_TEST).astype(np.int32)
+
+    mesh = make_mesh(num_devices)
+    model = build_model("mlp_unet", num_classes=C, widths=(32, 16), bottleneck=16, num_groups=4,
+                        dropout=0.1)
+    opt = OptimizerConfig(learning_rate=1e-3, warmup_steps=1, total_steps=STEPS, clip_grad_norm=1.0)
+    tx = make_optimizer(opt)
+    schedule, prediction = get_schedule("cosine", T), get_prediction("eps")
+    step_fn = make_train_step(model, schedule, prediction, mask, tx=tx,
+                              lr_schedule=make_lr_schedule(opt), batch_size=B, p_uncond=0.2,
+                              num_classes=C, ema_decay=0.9, mesh=mesh)
+    shardings = jax.tree.map(lambda a: a.sharding, abstract_train_state(model, tx, (G, K), mesh))
+    state = create_train_state(model, tx, jax.random.key(0), (G, K), mesh)
+    train_data, test_data = put_data(x_train, y_train, mesh), put_data(x_test, y_test, mesh)
+    key = jax.device_put(jax.random.key(1), shardings.step)
+    step = jit_train_step(step_fn, shardings, mesh)
+    eval_fn = jit_eval_fn(make_eval_fn(model, schedule, prediction, mask, batch_size=8,
+                                       num_rows=test_data["features"].shape[0], mesh=mesh),
+                          shardings.params, mesh)
+
+    placement = {
+        "params_replicated": all(leaf.sharding.is_fully_replicated
+                                 for leaf in jax.tree.leaves(state)),
+        "data_devices": len(train_data["features"].sharding.device_set),
+        "data_shard_rows": train_data["features"].addressable_shards[0].data.shape[0],
+    }
+    losses, grad_norms = [], []
+    for _ in range(STEPS):
+        # Every argument already lives on the devices: any implicit transfer would be an error.
+        with jax.transfer_guard("disallow"):
+            state, metrics = step(state, train_data, key)
+        metrics = jax.device_get(metrics)  # blocks each step (old CPU runtimes can hang otherwise)
+        losses.append(float(metrics["loss"]))
+        grad_norms.append(float(metrics["grad_norm"]))
+    placement["state_replicated_after"] = all(leaf.sharding.is_fully_replicated
+                                              for leaf in jax.tree.leaves(state))
+    val = {k: float(v) for k, v in jax.device_get(eval_fn(state.ema_params, test_data, key)).items()}
+    return {"losses": losses, "grad_norms": grad_norms, "val": val, "placement": placement,
+            "params": [np.asarray(p) for p in jax.tree.leaves(state.params)],
+            "ema": [np.asarray(p) for p in jax.tree.leaves(state.ema_params)]}
+
+
+def max_rel_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(u - v)) / (np.max(np.abs(v)) + 1e-12)) for u, v in zip(a, b))
+
+
+def main() -> None:
+    eight, one = run(8), run(1)
+    print(json.dumps({
+        "device_count": jax.device_count(),
+        "losses_8": eight["losses"], "losses_1": one["losses"],
+        "grad_norms_8": eight["grad_norms"], "grad_norms_1": one["grad_norms"],
+        "val_8": eight["val"], "val_1": one["val"],
+        "params_rel_diff": max_rel_diff(eight["params"], one["params"]),
+        "ema_rel_diff": max_rel_diff(eight["ema"], one["ema"]),
+        "placement_8": eight["placement"], "placement_1": one["placement"],
+    }))
+
+
+if __name__ == "__main__":
+    main()
