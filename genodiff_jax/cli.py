@@ -144,6 +144,8 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
     p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
     p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
+    p.add_argument("--clip-x0", default="data",
+                   help="clip x0 predictions: 'data' (training range, default), 'none', or a bound")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -156,8 +158,44 @@ def _sample(args: argparse.Namespace) -> None:
                             guidance=args.guidance, labels=args.labels, calling=args.calling,
                             plink=args.plink, seed=args.seed, batch_size=args.batch_size,
                             eta=args.eta, data_dir=args.data, checkpoint=args.checkpoint,
-                            ema=not args.raw_params, progress=not args.quiet)
+                            ema=not args.raw_params, clip_x0=args.clip_x0,
+                            progress=not args.quiet)
     print(json.dumps(summary, default=str))
+
+
+# -- evaluate --------------------------------------------------------------------------------------
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="the `genodiff prepare` folder")
+    p.add_argument("--synthetic", required=True, type=Path, help="the `genodiff sample` folder")
+    p.add_argument("--out", required=True, type=Path, help="report folder")
+    _evaluate_args_defaults(p)
+
+
+def _eval_settings(args: argparse.Namespace):
+    from genodiff_jax.eval.report import EvalSettings
+
+    return EvalSettings(classifiers=tuple(args.classifiers.split(",")),
+                        seeds=tuple(range(args.seeds)), classifier_epochs=args.epochs,
+                        max_nnaa=args.max_nnaa)
+
+
+@command("evaluate", "every metric: classifier transfer, augmentation, NNAA, pop-gen fidelity, "
+         "privacy, each beside reference generators; report.json, report.html, plots",
+         _evaluate_args)
+def _evaluate(args: argparse.Namespace) -> None:
+    from genodiff_jax.eval.report import SUMMARY_HEADER, evaluate, summary_rows
+
+    report = evaluate(args.data, args.synthetic, args.out, _eval_settings(args))
+    _print_summary(SUMMARY_HEADER, summary_rows(report))
+    print(f"wrote {args.out / 'report.html'}")
+
+
+def _print_summary(header: list[str], rows: list[list]) -> None:
+    cells = [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    for row in [header, *cells]:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
 
 
 # -- run -------------------------------------------------------------------------------------------
@@ -173,13 +211,24 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default="dpmpp", help="sampler for the synthetic cohort")
     p.add_argument("--steps", type=int, default=50, help="sampling steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _evaluate_args_defaults(p)
 
 
-@command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train, sample",
+def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
+    """`run` takes evaluate's tuning flags (not its folders, which `run` chooses)."""
+    p.add_argument("--classifiers", default="mlp,cnn,transformer", help="comma-separated")
+    p.add_argument("--seeds", type=int, default=3, help="classifier seeds")
+    p.add_argument("--epochs", type=int, default=30, help="classifier training epochs")
+    p.add_argument("--max-nnaa", type=int, default=2000, help="people per set in NNAA")
+
+
+@command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train, sample, "
+         "evaluate",
          _run_args)
 def _run(args: argparse.Namespace) -> None:
     from genodiff_jax.data.prepare import format_summary, prepare_dataset
     from genodiff_jax.data.simulate import PRESETS, simulate_cohort
+    from genodiff_jax.eval.report import SUMMARY_HEADER, evaluate, summary_rows
     from genodiff_jax.sampling.pipeline import sample_cohort
     from genodiff_jax.train.loop import run_training
 
@@ -197,7 +246,10 @@ def _run(args: argparse.Namespace) -> None:
                             progress=progress)
     print(f"sampled {sampled['n']} people with {args.sampler} ({sampled['steps']} steps) in "
           f"{sampled['sampling_seconds']} s -> {out / 'synthetic'}")
-    print(json.dumps({name: str(out / name) for name in ("cohort", "data", "train", "synthetic")}))
+    report = evaluate(out / "data", out / "synthetic", out / "report", _eval_settings(args))
+    _print_summary(SUMMARY_HEADER, summary_rows(report))
+    print(json.dumps({name: str(out / name)
+                      for name in ("cohort", "data", "train", "synthetic", "report")}))
 
 
 # -- entry point -----------------------------------------------------------------------------------

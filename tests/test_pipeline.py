@@ -59,6 +59,13 @@ def test_sample_writes_a_cohort_that_reads_back(trained_run, sampler, calling, c
     assert sorted(np.unique(panel.columns["pop"], return_counts=True)[1]) == [4, 4, 4]
     features = np.load(out / "features.npz")
     assert features["features"].shape[0] == 12
+    # x0 predictions are clipped to the training range by default (few-step DDIM/DPM++ diverge
+    # at the cosine schedule's alpha ~ 1e-4 end otherwise), so samples stay inside it.
+    from genodiff_jax.data.loader import load_prepared
+
+    bound = np.abs(load_prepared(trained_run / "data").train.features).max()
+    assert summary["clip_x0"] == pytest.approx(bound)
+    assert np.abs(features["features"]).max() <= bound + 1e-4
     # PLINK drops monomorphic sites on read; what remains equals the VCF calls.
     key = np.char.add(np.char.add(variants["chrom"].astype(str), ":"), variants["pos"].astype(str))
     kept = np.char.add(np.char.add(plink.variants.chrom.astype(str), ":"),

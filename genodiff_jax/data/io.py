@@ -92,8 +92,9 @@ class _ChunkCleaner:
     """Collects raw variants (`missing_code` for no call), fills, drops monomorphic sites, counts."""
 
     def __init__(self, path: Path, n_samples: int, chunk_size: int, strict: bool,
-                 missing_code: int = MISSING):
+                 missing_code: int = MISSING, drop_monomorphic: bool = True):
         self.path, self.strict, self.chunk_size = path, strict, chunk_size
+        self.drop_monomorphic = drop_monomorphic
         self.missing_code = missing_code
         self.buffer = np.empty((chunk_size, n_samples), np.int8)  # variant-major: rows write fast
         self.fields: list[list] = [[], [], [], [], []]
@@ -138,6 +139,8 @@ class _ChunkCleaner:
             block[missing] = np.broadcast_to(mode, block.shape)[missing]
             self.counts.n_missing_filled += n_missing
         polymorphic = (block != block[:1]).any(axis=0)
+        if not self.drop_monomorphic:  # e.g. a synthetic cohort read back against its variant table
+            polymorphic[:] = True
         self.counts.n_monomorphic += int((~polymorphic).sum())
         self.counts.n_used += int(polymorphic.sum())
         if polymorphic.any():
@@ -173,7 +176,7 @@ def _require_file(path: Path) -> None:
 
 
 def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int = 4096,
-             progress: bool = True) -> Genotypes:
+             progress: bool = True, drop_monomorphic: bool = True) -> Genotypes:
     """Read a VCF/BCF (plain or bgzipped) into dosages; see the module docstring for site policies."""
     from cyvcf2 import VCF
 
@@ -188,7 +191,8 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
         if samples.size == 0:
             raise InputError(path, "VCF has no samples")
         # gts012: 0/1/2 = ALT count, 3 = no call; mapped per chunk, not per record.
-        cleaner = _ChunkCleaner(path, len(samples), chunk_size, strict, missing_code=3)
+        cleaner = _ChunkCleaner(path, len(samples), chunk_size, strict, missing_code=3,
+                                drop_monomorphic=drop_monomorphic)
         counts = cleaner.counts
         last = "the header"
         bar = tqdm(desc=f"reading {path.name}", unit=" variants", disable=not progress, leave=False,
