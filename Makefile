@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_prepare.py
+	$(PY) benchmarks/bench_sampling.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

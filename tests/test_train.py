@@ -282,7 +282,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path):
 # -- configs ---------------------------------------------------------------------------------------
 
 CONFIGS = ["base.py", "demo.py", "demo.py:smoke", "paper_1kg.py", "paper_1kg.py:smoke",
-           "als_binary.py", "als_binary.py:smoke"]
+           "als_binary.py", "als_binary.py:smoke", "lct_1kg.py", "lct_1kg.py:smoke"]
 
 
 @pytest.mark.parametrize("spec", CONFIGS)
