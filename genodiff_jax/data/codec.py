@@ -48,9 +48,14 @@ class Bucket:
     mean: np.ndarray
     loadings: np.ndarray
 
-    def gather(self, dosages: np.ndarray) -> np.ndarray:
-        """Centred genotype block [N, B, P] float32 (padded columns are zero)."""
-        x = dosages[:, np.maximum(self.columns, 0)].astype(np.float32)
+    def gather(self, dosages: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Centred genotype block [n, B, P] float32 of `rows` (default all; padded columns zero).
+
+        Rows and columns are gathered in one indexing step: selecting rows first would copy
+        whole genotype rows (all S columns) for every bucket."""
+        columns = np.maximum(self.columns, 0)
+        x = (dosages[:, columns] if rows is None
+             else dosages[np.asarray(rows)[:, None, None], columns]).astype(np.float32)
         x -= self.mean
         x *= self.columns >= 0
         return x
@@ -100,7 +105,8 @@ class GeneCodec:
         groups = [np.flatnonzero(padded == p) for p in np.unique(padded)]
         for gene_ids in tqdm(groups, desc="fitting gene PCA", disable=not progress, leave=False):
             p = int(padded[gene_ids[0]])
-            for chunk in _chunks(gene_ids, n * p * 8):
+            # Per gene: the float32 block (n x P) and the P x P covariance with its float64 copies.
+            for chunk in _chunks(gene_ids, (n + 4 * p) * p * 8):
                 columns = np.full((len(chunk), p), -1, np.int64)
                 for b, g in enumerate(chunk):
                     columns[b, :sizes[g]] = genes.members(g)
@@ -136,7 +142,7 @@ class GeneCodec:
         out = np.zeros((len(rows), *self.feature_shape), np.float32)
         for bucket in tqdm(self.buckets, desc="encoding genes", disable=not progress, leave=False):
             for part in _row_chunks(len(rows), bucket.columns.size * 4):
-                x_bnp = bucket.gather(dosages[rows[part]]).transpose(1, 0, 2)
+                x_bnp = bucket.gather(dosages, rows[part]).transpose(1, 0, 2)
                 out[part, bucket.slots] = (x_bnp @ bucket.loadings.transpose(0, 2, 1)).transpose(1, 0, 2)
         return out
 

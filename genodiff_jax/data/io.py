@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import mmap
 import os
 import sys
 import tempfile
@@ -76,7 +77,8 @@ class SiteCounts:
 
 @dataclasses.dataclass
 class Genotypes:
-    """Dosages int8 [N, S] in {0, 1, 2}, the kept variants, the sample ids and the site counts."""
+    """Dosages int8 [N, S] in {0, 1, 2} (Fortran-ordered: each variant's calls are contiguous),
+    the kept variants, the sample ids and the site counts."""
 
     dosages: np.ndarray
     variants: Variants
@@ -144,7 +146,9 @@ class _ChunkCleaner:
         self.counts.n_monomorphic += int((~polymorphic).sum())
         self.counts.n_used += int(polymorphic.sum())
         if polymorphic.any():
-            self.kept_dosages.append(np.ascontiguousarray(block[:, polymorphic]))
+            kept = _os_backed_empty((block.shape[0], int(polymorphic.sum())))
+            np.compress(polymorphic, block, axis=1, out=kept)
+            self.kept_dosages.append(kept)
             self.kept_variants.append(variants.take(polymorphic))
 
     def finish(self, samples: np.ndarray) -> Genotypes:
@@ -154,16 +158,30 @@ class _ChunkCleaner:
             raise InputError(self.path, f"no usable biallelic SNP among {c.n_records} records "
                                         f"({c.n_multiallelic} multi-allelic, {c.n_indel} indels, "
                                         f"{c.n_monomorphic} monomorphic)")
-        # Copy chunk by chunk into untouched (lazily committed) memory, freeing each chunk as it
-        # goes: peak stays near N x S instead of the 2 N x S of np.concatenate.
-        dosages = np.empty((len(samples), self.counts.n_used), np.int8)
+        # Copy chunk by chunk into fresh memory, freeing each chunk as it goes, so the peak stays
+        # near N x S (np.concatenate holds 2 N x S). The matrix is filled variant-major, front to
+        # back: pages are committed only as they are written even when numpy asks for huge pages
+        # (filling [N, S] column blocks would touch every 2 MB page at the first chunk). The
+        # result is its transpose: [N, S], Fortran-ordered, each variant's calls contiguous.
+        dosages_sn = np.empty((self.counts.n_used, len(samples)), np.int8)
         start = 0
         while self.kept_dosages:
             chunk = self.kept_dosages.pop(0)
-            dosages[:, start:start + chunk.shape[1]] = chunk
+            dosages_sn[start:start + chunk.shape[1]] = chunk.T
             start += chunk.shape[1]
             del chunk
+        dosages = dosages_sn.T
         return Genotypes(dosages, Variants.concat(self.kept_variants), samples, self.counts)
+
+
+def _os_backed_empty(shape: tuple[int, int]) -> np.ndarray:
+    """An int8 array in its own anonymous mmap, returned to the OS the moment it is freed.
+
+    malloc keeps freed blocks of chunk size in its heap, so chunks freed while being copied into the
+    final matrix would still count: the peak would be 2 x N x S instead of about N x S.
+    """
+    n = max(1, shape[0] * shape[1])
+    return np.frombuffer(mmap.mmap(-1, n), dtype=np.int8, count=n).reshape(shape)
 
 
 def _is_snp(ref: str, alt: str) -> bool:
