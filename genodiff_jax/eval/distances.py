@@ -216,3 +216,11 @@ def subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     if n >= len(x):
         return x
     return x[np.sort(rng.choice(len(x), n, replace=False))]
+
+
+def distribution_summary(values: np.ndarray, quantiles=(0.05, 0.5)) -> dict:
+    """{"mean", "q05", "q50", ...}: the mean and the given quantiles of a distance distribution."""
+    values = np.asarray(values)
+    qs = np.quantile(values, quantiles)
+    return {"mean": float(values.mean()),
+            **{f"q{round(100 * q):02d}": float(v) for q, v in zip(quantiles, qs)}}

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-from genodiff_jax.eval.distances import pairwise_distances, subsample
+from genodiff_jax.eval.distances import distribution_summary, pairwise_distances, subsample
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -263,12 +263,6 @@ def fst(
     return out
 
 
-def _summary(values: np.ndarray) -> dict:
-    qs = np.quantile(values, QUANTILES)
-    return {"mean": float(values.mean()),
-            **{f"q{round(100 * q):02d}": float(v) for q, v in zip(QUANTILES, qs)}}
-
-
 def pairwise_distance_distributions(
     real: np.ndarray,
     synthetic: np.ndarray,
@@ -292,7 +286,7 @@ def pairwise_distance_distributions(
     values = {"within_real": pairwise_distances(r, **kw)[np.triu_indices(len(r), k=1)],
               "within_synthetic": pairwise_distances(s, **kw)[np.triu_indices(len(s), k=1)],
               "real_to_synthetic": pairwise_distances(r, s, **kw).ravel()}
-    return {**{k: _summary(v) for k, v in values.items()},
+    return {**{k: distribution_summary(v, QUANTILES) for k, v in values.items()},
             "wasserstein_within": float(wasserstein_distance(values["within_real"],
                                                              values["within_synthetic"])),
             "wasserstein_cross": float(wasserstein_distance(values["within_real"],

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genodiff_jax.eval.distances import nearest_neighbors, subsample
+from genodiff_jax.eval.distances import distribution_summary, nearest_neighbors, subsample
 
 
 def _rows(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -41,10 +41,6 @@ def identical_matches(train: np.ndarray, synthetic: np.ndarray) -> dict:
             "n_train_copied": len(set(hits)), "n_synthetic": int(len(sy))}
 
 
-def _summary(d: np.ndarray) -> dict:
-    return {"q05": float(np.quantile(d, 0.05)), "q50": float(np.median(d)), "mean": float(d.mean())}
-
-
 def distance_to_closest_record(
     train: np.ndarray,
     test: np.ndarray,
@@ -64,8 +60,8 @@ def distance_to_closest_record(
     kw = {"metric": metric, "block_size": block_size, "normalize": normalize}
     d_syn, _ = nearest_neighbors(synthetic, train, **kw)
     d_base, _ = nearest_neighbors(test, train, **kw)
-    base = _summary(d_base)
-    return {"synthetic": _summary(d_syn), "baseline": base,
+    base = distribution_summary(d_base)
+    return {"synthetic": distribution_summary(d_syn), "baseline": base,
             "share_below_baseline_q05": float(np.mean(d_syn < base["q05"])),
             "share_zero": float(np.mean(d_syn == 0)),
             "values": {"synthetic": d_syn, "baseline": d_base}}
