@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
+from genodiff_jax.models.norm import GroupNorm
 from genodiff_jax.models.registry import register_model
 
 
@@ -49,15 +50,14 @@ class ResBlock(nn.Module):
     def __call__(self, x_BxLxC: jax.Array, emb_BxE: jax.Array, train: bool) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         resample = _downsample if self.down else _upsample if self.up else (lambda a: a)
-        h = nn.silu(nn.GroupNorm(self.num_groups, name="in_norm", **kw)(x_BxLxC))
+        h = GroupNorm(self.num_groups, name="in_norm", **kw)(x_BxLxC, activation=nn.silu)
         # As in ADM, resample after the first activation and on the skip path alike.
         h, x_BxLxC = resample(h), resample(x_BxLxC)
         h = nn.Conv(self.features, (3,), name="in_conv", **kw)(h)
 
         scale_shift = nn.Dense(2 * self.features, name="emb", **kw)(nn.silu(emb_BxE))
-        scale_Bx1xF, shift_Bx1xF = jnp.split(scale_shift[:, None, :], 2, axis=-1)
-        h = nn.GroupNorm(self.num_groups, name="out_norm", **kw)(h)
-        h = nn.silu(h * (1 + scale_Bx1xF) + shift_Bx1xF)
+        film = jnp.split(scale_shift, 2, axis=-1)  # (scale [B, F], shift [B, F])
+        h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, film=film, activation=nn.silu)
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
         zero = nn.initializers.zeros  # ADM: every residual branch starts as 0
         h = nn.Conv(self.features, (3,), kernel_init=zero, name="out_conv", **kw)(h)
@@ -81,7 +81,7 @@ class AttentionBlock(nn.Module):
     def __call__(self, x_BxLxC: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         C = x_BxLxC.shape[-1]
-        h = nn.GroupNorm(self.num_groups, name="norm", **kw)(x_BxLxC)
+        h = GroupNorm(self.num_groups, name="norm", **kw)(x_BxLxC)
         inner = self.num_heads * self.head_channels
         q, k, v = jnp.split(nn.Dense(3 * inner, name="qkv", **kw)(h), 3, axis=-1)
         h = multi_head_attention(q, k, v, self.num_heads, self.attention_impl)
@@ -171,6 +171,6 @@ class CNNUNet(nn.Module):
                     )
                     ds //= 2
 
-        h = nn.silu(nn.GroupNorm(self.num_groups, name="out_norm", **kw)(h))
+        h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
         out = nn.Conv(K, (3,), kernel_init=nn.initializers.zeros, name="out_conv", **kw)(h)
         return x_BxGxK + out.astype(x_BxGxK.dtype)

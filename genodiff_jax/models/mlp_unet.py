@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from genodiff_jax.models.embeddings import one_hot_labels
+from genodiff_jax.models.norm import GroupNorm
 from genodiff_jax.models.registry import register_model
 
 
@@ -41,9 +42,9 @@ class MLPBlock(nn.Module):
         time_emb = nn.Dense(self.features, param_dtype=self.param_dtype, name="time")(t_Bx1)
         a = a * dense("class", bias_init=nn.initializers.ones)(y1h_BxC) + time_emb.astype(a.dtype)
         skip = nn.silu(dense("hidden")(a))
-        h = nn.GroupNorm(
-            self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm"
-        )(skip)
+        h = GroupNorm(self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")(
+            skip
+        )
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
         h = nn.silu(dense("out")(h)) + a
         return h, skip
@@ -78,14 +79,14 @@ class MLPUNet(nn.Module):
             skips.append(skip)
 
         h = nn.Dense(self.bottleneck, name="mid_in", **kw)(h)
-        h = nn.silu(nn.GroupNorm(self.num_groups, name="mid_norm", **kw)(h))
+        h = GroupNorm(self.num_groups, name="mid_norm", **kw)(h, activation=nn.silu)
         h = nn.silu(nn.Dense(self.bottleneck, name="mid_out", **kw)(h))
 
         for i, width in reversed(list(enumerate(self.widths))):
             h = jnp.concatenate([h, skips.pop()], axis=-1)
             h, _ = MLPBlock(width, name=f"up_{i}", **block_kw)(h, t_Bx1, y1h_BxC, train)
 
-        h = nn.silu(nn.GroupNorm(self.num_groups, name="out_norm", **kw)(h))
+        h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
         out_BxD = nn.Dense(G * K, name="out", **kw)(h)
         # The residual in the input's dtype, so bf16 compute does not round x itself.
         return x_BxGxK + out_BxD.reshape(B, G, K).astype(x_BxGxK.dtype)
