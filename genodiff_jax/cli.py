@@ -252,6 +252,71 @@ def _run(args: argparse.Namespace) -> None:
                       for name in ("cohort", "data", "train", "synthetic", "report")}))
 
 
+# -- bench -----------------------------------------------------------------------------------------
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="a registered denoiser at the paper's sizes")
+    which.add_argument("--models", help="comma-separated denoisers, or 'all'")
+    which.add_argument("--config", help="the model and recipe of experiments/NAME.py[:ARG]")
+    p.add_argument("--model-kwargs", default=None,
+                   help='JSON model fields, e.g. \'{"widths": [64, 32]}\', or one object per '
+                   'model name: \'{"mlp_unet": {...}, "cnn_unet": {...}}\'')
+    p.add_argument("--genes", type=int, default=2048, help="gene axis G of the features [G, K]")
+    p.add_argument("--components", type=int, default=8, help="components per gene K")
+    p.add_argument("--classes", type=int, default=26, help="number of classes")
+    p.add_argument("--batch", type=int, default=None,
+                   help="rows per train step and forward call (default: the config's, else 32)")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
+                   help="compute dtype (default: the config's, else float32; params stay float32)")
+    p.add_argument("--what", default="train,forward",
+                   help="comma-separated sections: train, forward, sample")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps / calls / cohorts")
+    p.add_argument("--warmup", type=int, default=2,
+                   help="untimed calls after the first (train and forward)")
+    p.add_argument("--sampler", default="ancestral",
+                   help="comma-separated samplers for the sample section")
+    p.add_argument("--steps", type=int, default=25, help="sampling steps")
+    p.add_argument("--n", type=int, default=256, help="people per sampled cohort")
+    p.add_argument("--guidance", type=float, default=0.1,
+                   help="classifier-free guidance w (0: one model call a step)")
+    p.add_argument("--sample-batch", type=int, default=None,
+                   help="sampling batch (default: from free device memory, as `genodiff sample`)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="peak TFLOP/s of one device for MFU (default: known accelerators only)")
+    p.add_argument("--num-devices", type=int, default=0, help="devices in the mesh (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON result here")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+@command("bench", "measure train-step, denoiser-call and sampling throughput (compile apart, "
+         "median of N, FLOPs, MFU); JSON with the machine and the command", _bench_args)
+def _bench(args: argparse.Namespace) -> None:
+    import shlex
+
+    from genodiff_jax.bench import BenchSettings, parse_model_kwargs, resolve_models, run_bench
+    from genodiff_jax.bench import write_json as write_bench_json
+
+    specs = resolve_models(args.models or args.model, config=args.config,
+                           model_kwargs=parse_model_kwargs(args.model_kwargs))
+    settings = BenchSettings(
+        genes=args.genes, components=args.components, classes=args.classes, batch=args.batch,
+        dtype=args.dtype, repeats=args.repeats, warmup=args.warmup, what=_split(args.what),
+        samplers=_split(args.sampler), steps=args.steps, n=args.n, guidance=args.guidance,
+        sample_batch=args.sample_batch, peak_tflops=args.peak_tflops,
+        num_devices=args.num_devices, seed=args.seed)
+    log = None if args.quiet else (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
+    result = run_bench(specs, settings, command=shlex.join(["genodiff", *args.argv]), log=log)
+    if args.json is not None:
+        write_bench_json(result, args.json)
+    print(json.dumps(result, indent=2))
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,6 +336,7 @@ def _training_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for records
     try:
         return COMMANDS[args.command].run(args) or 0
     except InputError as e:

@@ -46,6 +46,23 @@ def put_global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
+def put_replicated(tree, mesh: Mesh):
+    """A pytree of host values or PRNG keys, the same on every process, as replicated global arrays.
+
+    The multi-host form of `jax.device_put(tree, replicated(mesh))`, which on older JAX refuses a
+    sharding over devices of other processes. A key goes over as its raw data and is wrapped again.
+    """
+    repl = replicated(mesh)
+
+    def put(x):
+        if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
+            data = put_global(np.asarray(jax.random.key_data(x)), repl)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return put_global(np.asarray(x), repl)
+
+    return jax.tree.map(put, tree)
+
+
 def maybe_initialize_distributed(
     coordinator_address: str | None = None,
     num_processes: int | None = None,

@@ -1,7 +1,8 @@
 """Run by tests/test_sharding.py in its own process: 3 train steps and an evaluation on 8 fake CPU
 devices and on 1, with the same seed and data; prints the comparison as one JSON line.
 
-XLA_FLAGS must be set before JAX is imported, which is why this is a separate process.
+XLA_FLAGS must be set before JAX is imported, which is why this is a separate process. Imported as a
+module (tests/multihost_worker.py reuses `run`), it leaves the environment alone.
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 import json
 import os
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=8").strip()
-os.environ["JAX_PLATFORMS"] = "cpu"
+if __name__ == "__main__":
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_force_host_platform_device_count=8").strip()
+    os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from genodiff_jax.diffusion import get_prediction, get_schedule  # noqa: E402
 from genodiff_jax.models import build_model  # noqa: E402
-from genodiff_jax.sharding import make_mesh  # noqa: E402
+from genodiff_jax.sharding import make_mesh, put_replicated  # noqa: E402
 from genodiff_jax.train import (  # noqa: E402
     OptimizerConfig,
     abstract_train_state,
@@ -57,7 +59,7 @@ def run(num_devices: int) -> dict:
     shardings = jax.tree.map(lambda a: a.sharding, abstract_train_state(model, tx, (G, K), mesh))
     state = create_train_state(model, tx, jax.random.key(0), (G, K), mesh)
     train_data, test_data = put_data(x_train, y_train, mesh), put_data(x_test, y_test, mesh)
-    key = jax.device_put(jax.random.key(1), shardings.step)
+    key = put_replicated(jax.random.key(1), mesh)
     step = jit_train_step(step_fn, shardings, mesh)
     eval_fn = jit_eval_fn(make_eval_fn(model, schedule, prediction, mask, batch_size=8,
                                        num_rows=test_data["features"].shape[0], mesh=mesh),

@@ -40,7 +40,7 @@ from genodiff_jax.sharding import (
     is_main_process,
     make_mesh,
     maybe_initialize_distributed,
-    replicated,
+    put_replicated,
 )
 from genodiff_jax.train.checkpoint import CheckpointStore, restore_params
 from genodiff_jax.train.metrics import METRICS_FILE, MetricsWriter, read_metrics, truncate_after
@@ -155,7 +155,8 @@ def model_from_config(config: ml_collections.ConfigDict, num_classes: int) -> nn
                        param_dtype=jnp.float32, **kwargs)
 
 
-def _optimizer_config(config: ml_collections.ConfigDict, total_steps: int) -> OptimizerConfig:
+def optimizer_config(config: ml_collections.ConfigDict, total_steps: int) -> OptimizerConfig:
+    """The `optim` section as an OptimizerConfig for a run of `total_steps` train steps."""
     o = config.optim
     accum = int(config.train.grad_accum_steps)
     return OptimizerConfig(
@@ -261,12 +262,11 @@ def train(
     model = model_from_config(config, ds.num_classes)
     schedule = get_schedule(config.diffusion.schedule, int(config.diffusion.num_steps))
     prediction = get_prediction(config.diffusion.prediction)
-    opt_cfg = _optimizer_config(config, total)
+    opt_cfg = optimizer_config(config, total)
     tx = make_optimizer(opt_cfg)
 
     init_key, train_key, eval_key = jax.random.split(jax.random.key(int(config.seed)), 3)
-    train_key = jax.device_put(train_key, replicated(mesh))
-    eval_key = jax.device_put(eval_key, replicated(mesh))
+    train_key, eval_key = put_replicated((train_key, eval_key), mesh)
     abstract = abstract_train_state(model, tx, (G, K), mesh)
     shardings = jax.tree.map(lambda a: a.sharding, abstract)
 

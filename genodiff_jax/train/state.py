@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from genodiff_jax.sharding import replicated
+from genodiff_jax.sharding import put_replicated, replicated
 
 PyTree = Any
 
@@ -140,4 +140,4 @@ def create_train_state(
         in_shardings=replicated(mesh),
         out_shardings=shardings,
     )
-    return init(jax.device_put(key, replicated(mesh)))
+    return init(put_replicated(key, mesh))

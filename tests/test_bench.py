@@ -1,0 +1,188 @@
+"""`genodiff bench`: CI-size runs whose output must be well-formed. Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+
+import pytest
+
+from genodiff_jax import bench, cli
+from genodiff_jax.models import MODELS, build_model, count_params
+
+TINY_MLP = '{"widths": [16, 8], "bottleneck": 8, "num_groups": 4}'
+RUN = ["--model", "mlp_unet", "--model-kwargs", TINY_MLP, "--genes", "32", "--batch", "4",
+       "--repeats", "2", "--warmup", "1", "--what", "train,forward,sample", "--sampler", "ddim",
+       "--steps", "2", "--n", "6", "--peak-tflops", "1.5", "--quiet"]
+MACHINE_KEYS = {"backend", "device_kind", "device_count", "local_device_count", "process_count",
+                "cpu_model", "cpu_count", "python", "jax", "jaxlib", "flax", "optax"}
+
+
+def positive(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> dict:
+    """One CLI run of every section on a tiny MLP U-Net: (stdout JSON, file JSON, its path)."""
+    path = tmp_path_factory.mktemp("bench") / "out" / "bench.json"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert cli.main(["bench", *RUN, "--json", str(path)]) == 0
+    return {"stdout": json.loads(stdout.getvalue()), "file": json.loads(path.read_text()),
+            "path": path}
+
+
+def test_json_is_written_and_printed_with_machine_and_command(tiny_run):
+    out = tiny_run["file"]
+    assert tiny_run["stdout"] == out
+    assert not [p for p in tiny_run["path"].parent.iterdir() if p.name.endswith(".tmp")]
+    assert out["command"].startswith("genodiff bench --model mlp_unet")
+    assert MACHINE_KEYS <= out["machine"].keys()
+    assert out["machine"]["backend"] == "cpu" and out["machine"]["cpu_count"] >= 1
+    assert out["settings"]["what"] == ["train", "forward", "sample"]
+    [entry] = out["results"]
+    assert entry["model"] == "mlp_unet" and entry["paper_size"] is False
+    assert entry["source"] == "paper sizes with --model-kwargs"
+    assert entry["feature_shape"] == [32, 8] and entry["batch"] == 4
+    assert entry["dtype"] == "float32" and entry["model_fields"]["widths"] == [16, 8]
+    tiny = build_model("mlp_unet", num_classes=26, widths=(16, 8), bottleneck=8, num_groups=4)
+    assert entry["params"] == count_params(tiny, 32, 8)
+
+
+@pytest.mark.parametrize("section, unit", [("train", "step"), ("forward", "call")])
+def test_train_and_forward_timings_are_well_formed(tiny_run, section, unit):
+    r = tiny_run["file"]["results"][0][section]
+    # compilation is reported apart from the timed calls
+    for key in ("lower_s", "compile_s", "first_call_s", f"seconds_per_{unit}", "seconds_min",
+                "seconds_max", "examples_per_s", f"flops_per_{unit}", "achieved_tflops", "mfu"):
+        assert positive(r[key]), (key, r[key])
+    assert len(r["times_s"]) == 2 and all(positive(t) for t in r["times_s"])
+    assert r["seconds_min"] <= r[f"seconds_per_{unit}"] <= r["seconds_max"]
+    assert r["examples_per_s"] == pytest.approx(4 / r[f"seconds_per_{unit}"])
+    assert r["achieved_tflops"] == pytest.approx(
+        r[f"flops_per_{unit}"] / r[f"seconds_per_{unit}"] / 1e12)
+    assert r["mfu"] == pytest.approx(r["achieved_tflops"] / 1.5)  # --peak-tflops, one device
+    assert r["peak_device_memory_bytes"] is None  # CPU gives no memory_stats
+    assert "reference" not in r and "speedup" not in r  # not the reference's shape
+    if section == "train":
+        assert r["loss_finite"] and positive(r["last_loss"])
+
+
+def test_sampling_timings_are_well_formed(tiny_run):
+    [(sampler, r)] = tiny_run["file"]["results"][0]["sample"].items()
+    assert sampler == "ddim"
+    for key in ("compile_and_first_run_s", "seconds_per_run", "samples_x_steps_per_s",
+                "samples_per_s"):
+        assert positive(r[key]), key
+    assert r["samples_x_steps_per_s"] == pytest.approx(6 * 2 / r["seconds_per_run"])
+    assert r["model_calls_per_step"] == 2 and r["batch_size"] == 6
+
+
+def test_a_config_supplies_model_and_recipe(tmp_path, capsys):
+    assert cli.main(["bench", "--config", "experiments/paper_1kg.py:smoke", "--what", "forward",
+                     "--genes", "16", "--batch", "2", "--repeats", "1", "--warmup", "0",
+                     "--dtype", "bfloat16", "--quiet"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["results"]
+    assert entry["source"] == "experiments/paper_1kg.py:smoke" and entry["model"] == "mlp_cnn"
+    assert entry["dtype"] == "bfloat16" and entry["diffusion"]["T"] == 50
+    assert "train" not in entry and positive(entry["forward"]["seconds_per_call"])
+    assert entry["forward"]["mfu"] is None  # CPU, no --peak-tflops
+
+
+def test_models_default_to_the_paper_sizes():
+    specs = bench.resolve_models("all")
+    assert [s.name for s in specs] == sorted(MODELS) == ["cnn_unet", "mlp_cnn", "mlp_unet",
+                                                          "transformer"]
+    for spec in specs:
+        assert spec.source == "paper sizes"
+        model = build_model(spec.name, num_classes=26, **spec.kwargs)
+        assert bench.is_paper_size(model), spec.name
+        assert (spec.schedule, spec.num_steps, spec.prediction, spec.batch) == ("cosine", 500,
+                                                                               "eps", 32)
+    # mlp_cnn takes experiments/base.py's MLP_CNN_PAPER, which equals the module's defaults
+    from experiments.base import MLP_CNN_PAPER
+
+    mlp_cnn = next(s for s in specs if s.name == "mlp_cnn")
+    assert mlp_cnn.kwargs == MLP_CNN_PAPER
+    default = bench.model_fields(build_model("mlp_cnn", num_classes=26))
+    assert {k: default[k] for k in MLP_CNN_PAPER} == json.loads(json.dumps(MLP_CNN_PAPER))
+
+
+def test_model_kwargs_flat_or_per_model():
+    a, b = bench.resolve_models("mlp_unet,transformer", model_kwargs={
+        "mlp_unet": {"widths": [8]}, "transformer": {"depth": 1}})
+    assert a.kwargs == {"widths": (8,)} and b.kwargs == {"depth": 1}
+    [c] = bench.resolve_models(["cnn_unet"], model_kwargs={"num_groups": 4})
+    assert c.kwargs == {"num_groups": 4}
+
+
+def test_reference_and_speedup_only_where_the_pytorch_figures_apply():
+    ok = dict(backend="cpu", paper_size=True, dtype="float32")
+    r = bench.reference_fields("mlp_unet", 2048, 8, "train", 32, 0.1, **ok)
+    assert r["reference"]["seconds"] == 0.23 and r["speedup"] == pytest.approx(2.3)
+    assert r["goal_speedup"] == 1.2 and r["meets_goal"] is True
+    r = bench.reference_fields("cnn_unet", 2048, 8, "forward", 32, 1.0, **ok)
+    assert r["speedup"] == pytest.approx(0.92) and r["meets_goal"] is False
+    assert bench.reference_fields("mlp_cnn", 26624, 8, "train", 8, 10.0, **ok)["speedup"] == \
+        pytest.approx(1.73)
+    for args, kw in [(("mlp_unet", 2048, 8, "train", 16, 0.1), ok),
+                     (("mlp_unet", 1024, 8, "train", 32, 0.1), ok),
+                     (("mlp_unet", 2048, 8, "train", 32, 0.1), {**ok, "backend": "gpu"}),
+                     (("mlp_unet", 2048, 8, "train", 32, 0.1), {**ok, "paper_size": False}),
+                     (("mlp_unet", 2048, 8, "train", 32, 0.1), {**ok, "dtype": "bfloat16"}),
+                     (("mlp_cnn", 26624, 8, "forward", 32, 1.0), ok)]:  # batch not recorded
+        assert bench.reference_fields(*args, **kw) == {}
+
+
+def test_cost_analysis_in_every_shape():
+    class Compiled:
+        def __init__(self, analysis):
+            self.analysis = analysis
+
+        def cost_analysis(self):
+            if isinstance(self.analysis, Exception):
+                raise self.analysis
+            return self.analysis
+
+    assert bench.flops_per_device(Compiled({"flops": 12.0})) == 12.0
+    assert bench.flops_per_device(Compiled([{"flops": 7.0}])) == 7.0
+    assert bench.flops_per_device(Compiled([])) is None
+    assert bench.flops_per_device(Compiled(None)) is None
+    assert bench.flops_per_device(Compiled({"bytes accessed": 3.0})) is None
+    assert bench.flops_per_device(Compiled(NotImplementedError())) is None
+
+
+def test_peak_flops_table():
+    assert bench.peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4
+    assert bench.peak_tflops("NVIDIA H100 80GB HBM3", "float32") == 494.7
+    assert bench.peak_tflops("NVIDIA H100 PCIe", "bfloat16") == 756.5
+    assert bench.peak_tflops("NVIDIA H200", "bfloat16") == 989.4
+    assert bench.peak_tflops("NVIDIA H100 NVL", "bfloat16") is None
+    assert bench.peak_tflops("cpu", "float32") is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "unet9000"], "unknown model unet9000"),
+    (["--model", "mlp_unet", "--model-kwargs", "{widths: 3"], "not valid JSON"),
+    (["--model", "mlp_unet", "--model-kwargs", "[1, 2]"], "must be a JSON object"),
+    (["--model", "mlp_unet", "--model-kwargs", '{"wodths": [8]}'], "bad --model-kwargs"),
+    (["--model", "transformer", "--genes", "20"], "must be divisible by 16"),
+    (["--model", "cnn_unet", "--genes", "100"], "must be divisible by 128"),
+    (["--model", "mlp_unet", "--what", "train,speed"], "unknown section speed"),
+    (["--model", "mlp_unet", "--what", "sample", "--sampler", "euler"], "unknown sampler euler"),
+    (["--model", "mlp_unet", "--what", "sample", "--steps", "501"], "--steps must be in"),
+    (["--model", "mlp_unet", "--batch", "0"], "--batch must be >= 1"),
+    (["--model", "mlp_unet", "--what", "sample", "--sample-batch", "0"], "--sample-batch must be"),
+    (["--model", "mlp_unet", "--peak-tflops", "-1"], "--peak-tflops must be > 0"),
+    (["--model", "mlp_unet", "--num-devices", "64"], "are visible"),
+    (["--config", "experiments/nope.py"], "no such config file"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capfd, args, message):
+    out = tmp_path / "b.json"
+    assert cli.main(["bench", *args, "--quiet", "--json", str(out)]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("genodiff bench: error:") and message in err and "\n" not in err
+    assert not out.exists()
