@@ -40,6 +40,7 @@ import numpy as np
 
 from genodiff_jax.atomic import atomic_file
 from genodiff_jax.errors import InputError
+from genodiff_jax.models.dense import cast_weights
 
 SECTIONS = ("train", "forward", "sample")
 # The paper's recipe (diffusion, optimiser, batch) and MLP_CNN_PAPER, for models named with --model.
@@ -88,6 +89,7 @@ class BenchSettings:
     classes: int = 26
     batch: int | None = None
     dtype: str | None = None  # None: the config's model.dtype (float32 for --model)
+    weights_dtype: str = "float32"  # weight matrices in the forward and sample sections
     repeats: int = 5
     warmup: int = 2
     what: tuple[str, ...] = ("train", "forward")
@@ -479,8 +481,13 @@ def bench_sample(spec: BenchModel, model: nn.Module, params, s: BenchSettings, m
 
 
 def reference_fields(name: str, genes: int, components: int, section: str, batch: int,
-                     seconds: float, *, backend: str, paper_size: bool, dtype: str) -> dict:
-    """`reference` and `speedup` for a run the PyTorch figures cover, else nothing."""
+                     seconds: float, *, backend: str, paper_size: bool, dtype: str,
+                     weights_dtype: str = "float32") -> dict:
+    """`reference` and `speedup` for a run the PyTorch figures cover, else nothing.
+
+    The reference is float32 throughout; a bfloat16-weights forward still gets its speedup, with
+    `weights_dtype` beside it so the two are never confused.
+    """
     ref = REFERENCE_CPU.get((name, genes))
     if (ref is None or backend != "cpu" or not paper_size or dtype != "float32"
             or components != 8 or section not in ref or ref[section][0] != batch):
@@ -489,7 +496,8 @@ def reference_fields(name: str, genes: int, components: int, section: str, batch
     speedup = ref_seconds / seconds
     return {"reference": {"seconds": ref_seconds, "batch": ref_batch, "params": ref["params"],
                           "what": REFERENCE_WHAT},
-            "speedup": speedup, "goal_speedup": GOAL_SPEEDUP[section],
+            "speedup": speedup, "weights_dtype": weights_dtype,
+            "goal_speedup": GOAL_SPEEDUP[section],
             "meets_goal": speedup >= GOAL_SPEEDUP[section]}
 
 
@@ -572,12 +580,14 @@ def run_bench(
             train.update(reference_fields(spec.name, G, K, "train", batch,
                                           train["seconds_per_step"], **ref))
         if "forward" in s.what or "sample" in s.what:
-            params = random_params(model, (G, K), mesh, s.seed)
+            params = cast_weights(random_params(model, (G, K), mesh, s.seed), s.weights_dtype)
+            entry["weights_dtype"] = s.weights_dtype
             if "forward" in s.what:
                 say(f"{spec.name}: forward, batch {batch}, {spec.dtype}")
                 forward = entry["forward"] = bench_forward(model, params, s, batch, mesh, peak)
                 forward.update(reference_fields(spec.name, G, K, "forward", batch,
-                                                forward["seconds_per_call"], **ref))
+                                                forward["seconds_per_call"], **ref,
+                                                weights_dtype=s.weights_dtype))
             if "sample" in s.what:
                 say(f"{spec.name}: sampling {s.n} x {s.steps} steps with "
                     f"{', '.join(s.samplers)}")

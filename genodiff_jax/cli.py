@@ -146,6 +146,8 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
     p.add_argument("--clip-x0", default="data",
                    help="clip x0 predictions: 'data' (training range, default), 'none', or a bound")
+    p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="weight matrices for sampling: bfloat16 runs the MLP's wide matmuls in bf16")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -159,7 +161,7 @@ def _sample(args: argparse.Namespace) -> None:
                             plink=args.plink, seed=args.seed, batch_size=args.batch_size,
                             eta=args.eta, data_dir=args.data, checkpoint=args.checkpoint,
                             ema=not args.raw_params, clip_x0=args.clip_x0,
-                            progress=not args.quiet)
+                            weights_dtype=args.weights_dtype, progress=not args.quiet)
     print(json.dumps(summary, default=str))
 
 
@@ -269,6 +271,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="rows per train step and forward call (default: the config's, else 32)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
                    help="compute dtype (default: the config's, else float32; params stay float32)")
+    p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="weight matrices in the forward and sample sections (as `genodiff sample`)")
     p.add_argument("--what", default="train,forward",
                    help="comma-separated sections: train, forward, sample")
     p.add_argument("--repeats", type=int, default=5, help="timed steps / calls / cohorts")
@@ -306,7 +310,7 @@ def _bench(args: argparse.Namespace) -> None:
                            model_kwargs=parse_model_kwargs(args.model_kwargs))
     settings = BenchSettings(
         genes=args.genes, components=args.components, classes=args.classes, batch=args.batch,
-        dtype=args.dtype, repeats=args.repeats, warmup=args.warmup, what=_split(args.what),
+        dtype=args.dtype, weights_dtype=args.weights_dtype, repeats=args.repeats, warmup=args.warmup, what=_split(args.what),
         samplers=_split(args.sampler), steps=args.steps, n=args.n, guidance=args.guidance,
         sample_batch=args.sample_batch, peak_tflops=args.peak_tflops,
         num_devices=args.num_devices, seed=args.seed)

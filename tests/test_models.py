@@ -313,3 +313,38 @@ def test_group_norm_bf16_output_and_float32_statistics():
     assert out.dtype == jnp.bfloat16
     ref = nn.GroupNorm(4).apply(params, x.astype(jnp.bfloat16).astype(jnp.float32))
     np.testing.assert_allclose(np.asarray(out, np.float32), ref, atol=0.05)
+
+
+def test_dense_equals_flax_dense_and_multiplies_in_the_weights_dtype():
+    """Same params and values as nn.Dense in float32; bf16 weights give a bf16 x bf16 -> f32 product."""
+    from genodiff_jax.models.dense import Dense, cast_weights
+
+    x = jax.random.normal(jax.random.key(0), (4, 96))
+    ours, theirs = Dense(40), nn.Dense(40)
+    params = ours.init(jax.random.key(1), x)
+    assert jax.tree.structure(params) == jax.tree.structure(theirs.init(jax.random.key(1), x))
+    np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-6)
+
+    half = cast_weights(params, jnp.bfloat16)
+    assert half["params"]["kernel"].dtype == jnp.bfloat16  # 2-D: cast
+    assert half["params"]["bias"].dtype == jnp.float32  # 1-D: kept
+    out = ours.apply(half, x)
+    assert out.dtype == jnp.float32
+    want = jnp.dot(x.astype(jnp.bfloat16).astype(jnp.float32),
+                   half["params"]["kernel"].astype(jnp.float32)) + params["params"]["bias"]
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    assert cast_weights(params, None) is params and cast_weights(params, jnp.float32) is params
+
+
+def test_bf16_weights_keep_the_mlp_unet_close():
+    from genodiff_jax.models.dense import cast_weights
+
+    model = build_model("mlp_unet", num_classes=3, widths=(64, 32), bottleneck=16, num_groups=8)
+    x = jax.random.normal(jax.random.key(0), (4, 16, 8))
+    t, y = jnp.linspace(0.1, 0.9, 4), jnp.arange(4) % 3
+    params = model.init({"params": jax.random.key(1)}, x, t, y)["params"]
+    full = model.apply({"params": params}, x, t, y)
+    half = model.apply({"params": cast_weights(params, jnp.bfloat16)}, x, t, y)
+    assert half.dtype == jnp.float32
+    rel = float(jnp.linalg.norm(half - full) / jnp.linalg.norm(full - x))
+    assert 0 < rel < 0.02  # bf16 rounding of the weights, nothing more

@@ -36,14 +36,16 @@ def test_train_leaves_the_contracted_files(trained_run):
     assert any("val_recon" in line for line in lines)
 
 
-@pytest.mark.parametrize("sampler,calling", [("ddim", "round"), ("dpmpp", "frequency")])
-def test_sample_writes_a_cohort_that_reads_back(trained_run, sampler, calling, capsys):
+@pytest.mark.parametrize("sampler,calling,weights", [("ddim", "round", "float32"),
+                                                     ("dpmpp", "frequency", "bfloat16")])
+def test_sample_writes_a_cohort_that_reads_back(trained_run, sampler, calling, weights, capsys):
     out = trained_run / f"syn_{sampler}"
     assert cli.main(["sample", "--workdir", str(trained_run / "train"), "--n", "12", "--out",
                      str(out), "--sampler", sampler, "--steps", "5", "--calling", calling,
-                     "--labels", "uniform", "--plink", "--quiet"]) == 0
+                     "--labels", "uniform", "--plink", "--weights-dtype", weights,
+                     "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["n"] == 12
+    assert summary["n"] == 12 and summary["weights_dtype"] == weights
     vcf = VCF(str(out / "synthetic.vcf.gz"))
     assert vcf.samples == [f"SYN{i:06d}" for i in range(1, 13)]
     variants = np.load(trained_run / "data" / "variants.npz")

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from genodiff_jax.models.dense import Dense
 from genodiff_jax.models.embeddings import one_hot_labels
 from genodiff_jax.models.norm import GroupNorm
 from genodiff_jax.models.registry import register_model
@@ -33,7 +34,7 @@ class MLPBlock(nn.Module):
         self, h_BxF: jax.Array, t_Bx1: jax.Array, y1h_BxC: jax.Array, train: bool
     ) -> tuple[jax.Array, jax.Array]:
         """Returns (block output, skip), both [B, features]."""
-        dense = lambda name, **kw: nn.Dense(  # noqa: E731
+        dense = lambda name, **kw: Dense(  # noqa: E731
             self.features, dtype=self.dtype, param_dtype=self.param_dtype, name=name, **kw
         )
         a = nn.silu(dense("in")(h_BxF))
@@ -78,15 +79,15 @@ class MLPUNet(nn.Module):
             h, skip = MLPBlock(width, name=f"down_{i}", **block_kw)(h, t_Bx1, y1h_BxC, train)
             skips.append(skip)
 
-        h = nn.Dense(self.bottleneck, name="mid_in", **kw)(h)
+        h = Dense(self.bottleneck, name="mid_in", **kw)(h)
         h = GroupNorm(self.num_groups, name="mid_norm", **kw)(h, activation=nn.silu)
-        h = nn.silu(nn.Dense(self.bottleneck, name="mid_out", **kw)(h))
+        h = nn.silu(Dense(self.bottleneck, name="mid_out", **kw)(h))
 
         for i, width in reversed(list(enumerate(self.widths))):
             h = jnp.concatenate([h, skips.pop()], axis=-1)
             h, _ = MLPBlock(width, name=f"up_{i}", **block_kw)(h, t_Bx1, y1h_BxC, train)
 
         h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
-        out_BxD = nn.Dense(G * K, name="out", **kw)(h)
+        out_BxD = Dense(G * K, name="out", **kw)(h)
         # The residual in the input's dtype, so bf16 compute does not round x itself.
         return x_BxGxK + out_BxD.reshape(B, G, K).astype(x_BxGxK.dtype)

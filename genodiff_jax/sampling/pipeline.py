@@ -23,7 +23,7 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
                   seed: int = 0, batch_size: int | None = None, eta: float = 0.0,
                   data_dir: str | os.PathLike | None = None, checkpoint: str = "best",
                   ema: bool = True, clip_x0: float | str | None = "data",
-                  progress: bool = True) -> dict:
+                  weights_dtype: str | None = None, progress: bool = True) -> dict:
     """Sample `n` people (labels by `labels` spec) from a run's EMA parameters and write them out.
 
     `clip_x0="data"` clips every x0 prediction to the training features' range (max |feature|).
@@ -31,8 +31,11 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     t = T-1 where the cosine schedule has alpha ~ 1e-4, so x0_hat = (x_t - sigma eps_hat) / alpha
     multiplies the network's eps error by ~1e4, and the next step keeps alpha_s / alpha_t (~300 at
     50 steps) of it (measured on the demo: feature std 14 instead of 1). It is the z-score analogue
-    of clipping images to [-1, 1]. None (or "none") disables it.
+    of clipping images to [-1, 1]. None (or "none") disables it. `weights_dtype="bfloat16"` samples
+    with weight matrices rounded to bf16 (`models.dense.cast_weights`): the MLP's wide matmuls then
+    run in bf16 with float32 accumulation (~1.5x faster on CPUs with AVX512-BF16).
     """
+    from genodiff_jax.models.dense import cast_weights
     from genodiff_jax.train.loop import load_trained
 
     trained = load_trained(workdir, which=checkpoint, ema=ema)
@@ -48,7 +51,8 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     labels_n = labels_from_spec(labels, n, class_names=data.class_names, seed=seed,
                                 train_labels=data.train.labels)
     t0 = time.perf_counter()
-    features = generate(trained.model.apply, trained.params, schedule=schedule,
+    params = cast_weights(trained.params, weights_dtype)
+    features = generate(trained.model.apply, params, schedule=schedule,
                         prediction=cfg.prediction, sampler=sampler, steps=steps, labels_N=labels_n,
                         mask_GxK=data.mask, guidance=guidance, key=jax.random.key(seed),
                         batch_size=batch_size, mesh=make_mesh(), T_train=cfg.num_steps,
@@ -58,6 +62,7 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     seconds = time.perf_counter() - t0
     summary = {"n": int(len(labels_n)), "sampler": sampler, "steps": steps or cfg.num_steps,
                "guidance": guidance, "clip_x0": clip_x0, "checkpoint": checkpoint, "ema": ema,
+               "weights_dtype": weights_dtype or "float32",
                "train_step": int(trained.step), "sampling_seconds": round(seconds, 2)}
     if is_main_process():
         summary.update(write_synthetic(Path(out), features, labels_n, codec=data.codec,
