@@ -348,3 +348,19 @@ def test_bf16_weights_keep_the_mlp_unet_close():
     assert half.dtype == jnp.float32
     rel = float(jnp.linalg.norm(half - full) / jnp.linalg.norm(full - x))
     assert 0 < rel < 0.02  # bf16 rounding of the weights, nothing more
+
+
+def test_cpu_attention_equals_the_fused_reference():
+    """The heads-first attention used on CPU equals jax.nn.dot_product_attention, grads included."""
+    from genodiff_jax.models.embeddings import multi_head_attention
+
+    q, k, v = (jax.random.normal(key, (2, 13, 24)) for key in jax.random.split(jax.random.key(0), 3))
+    w = jax.random.normal(jax.random.key(1), (2, 13, 24))
+
+    def loss(impl):
+        return lambda q, k, v: jnp.sum(w * multi_head_attention(q, k, v, 3, impl))
+
+    np.testing.assert_allclose(loss(None)(q, k, v), loss("xla")(q, k, v), rtol=1e-5)
+    for got, want in zip(jax.grad(loss(None), (0, 1, 2))(q, k, v),
+                         jax.grad(loss("xla"), (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
