@@ -41,6 +41,7 @@ import numpy as np
 from genodiff_jax.atomic import atomic_file
 from genodiff_jax.errors import InputError
 from genodiff_jax.models.dense import cast_weights
+from genodiff_jax.models.registry import inference_compiler_options
 
 SECTIONS = ("train", "forward", "sample")
 # The paper's recipe (diffusion, optimiser, batch) and MLP_CNN_PAPER, for models named with --model.
@@ -419,7 +420,8 @@ def bench_forward(model: nn.Module, params, s: BenchSettings, batch: int, mesh,
     t = put_global(rng.random(batch, np.float32), rows)
     y = put_global(rng.integers(0, s.classes, batch).astype(np.int32), rows)
     fn = jax.jit(lambda p, x, t, y: model.apply({"params": p}, x, t, y, train=False),
-                 in_shardings=(repl, rows, rows, rows), out_shardings=rows)
+                 in_shardings=(repl, rows, rows, rows), out_shardings=rows,
+                 compiler_options=inference_compiler_options(model))
     t0 = time.perf_counter()
     lowered = fn.lower(params, x, t, y)
     lower_s = time.perf_counter() - t0

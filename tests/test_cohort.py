@@ -289,3 +289,34 @@ def test_write_synthetic_checks_its_inputs(tmp_path: Path, tiny_codec) -> None:
         write_synthetic(tmp_path / "o", features, np.array([0, 1, 2]), codec=codec,
                         variants=variants, class_names=["a", "b"], label_column="pop")
     assert not (tmp_path / "o").exists()
+
+
+def test_cnn_sampling_with_its_cpu_compiler_options_matches_without(monkeypatch) -> None:
+    """The CNN's inference XLA options (YNNPACK for dots and elementwise only) change speed, not
+    the samples; an option this XLA does not know is dropped instead of failing the compile."""
+    from genodiff_jax.models import build_model, inference_compiler_options
+    from genodiff_jax.models.cnn_unet import CNNUNet
+    from genodiff_jax.sampling import cohort
+
+    model = build_model("cnn_unet", num_classes=2, base_channels=8, channel_mult=(1, 2),
+                        num_res_blocks=1, attention_ds=(2,), num_heads=2, head_channels=4,
+                        num_groups=4)
+    G, K = 8, 4
+    params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, G, K)), jnp.zeros(1),
+                        jnp.zeros(1, jnp.int32))["params"]
+    params = jax.tree.map(lambda p: p + 0.05, params)  # zero-initialised outputs would hide a change
+    args = dict(schedule=get_schedule("cosine", 50), prediction="eps", sampler="ddim", steps=5,
+                labels_N=np.array([0, 1, 1], np.int32), mask_GxK=np.ones((G, K), bool),
+                guidance=0.5, key=jax.random.key(3), mesh=make_mesh(1), batch_size=4)
+    assert inference_compiler_options(model) is not None
+    tuned = generate(model.apply, params, **args)
+    cohort._batch_sampler.cache_clear()
+    monkeypatch.setattr(CNNUNet, "INFERENCE_COMPILER_OPTIONS", {})
+    plain = generate(model.apply, params, **args)
+    np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-5)
+    assert np.abs(plain).max() > 0
+
+    monkeypatch.setattr(CNNUNet, "INFERENCE_COMPILER_OPTIONS",
+                        {jax.default_backend(): {"xla_cpu_no_such_option": "1"}})
+    assert inference_compiler_options(model) is None
+    cohort._batch_sampler.cache_clear()

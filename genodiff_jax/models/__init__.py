@@ -7,7 +7,9 @@ from genodiff_jax.models.registry import (
     abstract_params,
     build_model,
     count_params,
+    inference_compiler_options,
     register_model,
 )
 
-__all__ = ["MODELS", "abstract_params", "build_model", "count_params", "register_model"]
+__all__ = ["MODELS", "abstract_params", "build_model", "count_params",
+           "inference_compiler_options", "register_model"]

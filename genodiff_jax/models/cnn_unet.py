@@ -14,6 +14,8 @@ gives 17.97 M parameters, 3.4 % short of the reference's 18.6 M; this one gives 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -21,7 +23,7 @@ from flax.typing import Dtype
 
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
 from genodiff_jax.models.norm import GroupNorm
-from genodiff_jax.models.registry import register_model
+from genodiff_jax.models.registry import CPU_DOT_AND_ELTWISE_ONLY, register_model
 
 
 def _downsample(h_BxLxC: jax.Array) -> jax.Array:
@@ -91,6 +93,8 @@ class AttentionBlock(nn.Module):
 @register_model("cnn_unet")
 class CNNUNet(nn.Module):
     """1-D ADM U-Net denoiser: (x [B,G,K], t [B], y [B]) -> [B,G,K], plus the input."""
+
+    INFERENCE_COMPILER_OPTIONS: ClassVar[dict] = {"cpu": CPU_DOT_AND_ELTWISE_ONLY}
 
     num_classes: int
     base_channels: int = 64

@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from genodiff_jax.diffusion import Prediction, Schedule, get_prediction
+from genodiff_jax.models.registry import inference_compiler_options
 from genodiff_jax.sampling.guidance import ApplyFn, make_denoise_fn
 from genodiff_jax.sampling.samplers import Sampler, check_grid, get_sampler, time_grid
 from genodiff_jax.sharding import batch_sharding, make_mesh, put_global, replicated
@@ -113,8 +114,10 @@ def _batch_sampler(apply_fn: ApplyFn, prediction: Prediction, sampler: Sampler,
         return sampler(denoise_fn, schedule, noise_B, x_T, ts, prediction=prediction,
                        mask=mask_GxK, clip_x0=clip_x0, **dict(options))
 
+    model = getattr(apply_fn, "__self__", None)
+    xla_options = inference_compiler_options(model) if model is not None else None
     return jax.jit(sample_batch, in_shardings=(repl, repl, repl, repl, rows, rows, repl, repl),
-                   out_shardings=rows)
+                   out_shardings=rows, compiler_options=xla_options)
 
 
 def _to_host(x: jax.Array) -> np.ndarray:
