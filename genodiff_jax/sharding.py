@@ -63,6 +63,21 @@ def put_replicated(tree, mesh: Mesh):
     return jax.tree.map(put, tree)
 
 
+def place_replicated(tree, mesh: Mesh):
+    """`tree` replicated over `mesh` in one process or several: arrays already replicated there are
+    kept as they are (no host round trip for trained parameters), the rest are put there."""
+    repl = replicated(mesh)
+
+    def place(x):
+        if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(repl, x.ndim):
+            return x
+        if jax.process_count() == 1:
+            return jax.device_put(x, repl)
+        return put_replicated(x, mesh)
+
+    return jax.tree.map(place, tree)
+
+
 def maybe_initialize_distributed(
     coordinator_address: str | None = None,
     num_processes: int | None = None,

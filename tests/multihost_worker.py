@@ -57,6 +57,7 @@ def main() -> None:
         "device_count": jax.device_count(), "local_device_count": jax.local_device_count(),
         "losses": result["losses"], "grad_norms": result["grad_norms"], "val": result["val"],
         "params": checksums(result["params"]), "ema": checksums(result["ema"]),
+        "samples": checksums([result["samples"]]),
         "data_shard_rows": result["placement"]["data_shard_rows"],
     }), flush=True)
     if args.coordinator:

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 from genodiff_jax.diffusion import get_prediction, get_schedule  # noqa: E402
 from genodiff_jax.models import build_model  # noqa: E402
+from genodiff_jax.sampling.cohort import generate  # noqa: E402
 from genodiff_jax.sharding import make_mesh, put_replicated  # noqa: E402
 from genodiff_jax.train import (  # noqa: E402
     OptimizerConfig,
@@ -82,7 +83,14 @@ def run(num_devices: int) -> dict:
     placement["state_replicated_after"] = all(leaf.sharding.is_fully_replicated
                                               for leaf in jax.tree.leaves(state))
     val = {k: float(v) for k, v in jax.device_get(eval_fn(state.ema_params, test_data, key)).items()}
+    # Sampling from the trained (global, replicated) EMA params on the same mesh: per-row keys make
+    # the cohort independent of the device and process count.
+    samples = generate(model.apply, state.ema_params, schedule=schedule, prediction=prediction,
+                       sampler="ddim", steps=5, labels_N=np.arange(8, dtype=np.int32) % C,
+                       mask_GxK=mask, guidance=0.5, key=jax.random.key(2), batch_size=8,
+                       mesh=mesh)
     return {"losses": losses, "grad_norms": grad_norms, "val": val, "placement": placement,
+            "samples": samples,
             "params": [np.asarray(p) for p in jax.tree.leaves(state.params)],
             "ema": [np.asarray(p) for p in jax.tree.leaves(state.ema_params)]}
 
@@ -100,6 +108,8 @@ def main() -> None:
         "val_8": eight["val"], "val_1": one["val"],
         "params_rel_diff": max_rel_diff(eight["params"], one["params"]),
         "ema_rel_diff": max_rel_diff(eight["ema"], one["ema"]),
+        "samples_rel_diff": max_rel_diff([eight["samples"]], [one["samples"]]),
+        "samples_std": float(np.std(one["samples"])),
         "placement_8": eight["placement"], "placement_1": one["placement"],
     }))
 

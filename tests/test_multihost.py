@@ -89,6 +89,7 @@ def test_both_processes_hold_the_same_state(runs: dict):
         assert a[key] == b[key], key
     assert a["params"]["sha256"] == b["params"]["sha256"]
     assert a["ema"]["sha256"] == b["ema"]["sha256"]
+    assert a["samples"]["sha256"] == b["samples"]["sha256"]  # both gather the same cohort
 
 
 def test_two_processes_train_like_one_with_four_devices(runs: dict):
@@ -98,6 +99,6 @@ def test_two_processes_train_like_one_with_four_devices(runs: dict):
     np.testing.assert_allclose(host["grad_norms"], single["grad_norms"], rtol=1e-5)
     for k in ("val_loss", "val_recon"):
         assert host["val"][k] == pytest.approx(single["val"][k], rel=1e-5)
-    for tree in ("params", "ema"):
-        np.testing.assert_allclose(host[tree]["sums"], single[tree]["sums"], rtol=1e-4, atol=1e-5)
+    for tree in ("params", "ema", "samples"):
+        np.testing.assert_allclose(host[tree]["sums"], single[tree]["sums"], rtol=1e-4, atol=1e-4)
     assert len(set(single["losses"])) == 3  # the steps did train

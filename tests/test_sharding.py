@@ -63,6 +63,7 @@ def test_eight_devices_train_like_one(sharded_result: dict):
     np.testing.assert_allclose(r["losses_8"], r["losses_1"], rtol=1e-5)
     np.testing.assert_allclose(r["grad_norms_8"], r["grad_norms_1"], rtol=1e-5)
     assert r["params_rel_diff"] < 1e-5 and r["ema_rel_diff"] < 1e-5
+    assert r["samples_rel_diff"] < 1e-4 and r["samples_std"] > 0.1  # sampling from trained params
     for k in ("val_loss", "val_recon"):
         assert r["val_8"][k] == pytest.approx(r["val_1"][k], rel=1e-5)
     # the three steps did train: different batches give different losses

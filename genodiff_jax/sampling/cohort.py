@@ -26,7 +26,13 @@ from genodiff_jax.diffusion import Prediction, Schedule, get_prediction
 from genodiff_jax.models.registry import inference_compiler_options
 from genodiff_jax.sampling.guidance import ApplyFn, make_denoise_fn
 from genodiff_jax.sampling.samplers import Sampler, check_grid, get_sampler, time_grid
-from genodiff_jax.sharding import batch_sharding, make_mesh, put_global, replicated
+from genodiff_jax.sharding import (
+    batch_sharding,
+    make_mesh,
+    place_replicated,
+    put_global,
+    replicated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +189,12 @@ def generate(
                         tuple(sorted((sampler_options or {}).items())), T_train, guided,
                         num_classes if guided else None, clip_x0, mesh)
 
-    repl, rows = replicated(mesh), batch_sharding(mesh)
-    params = jax.device_put(params, repl)
-    sched, ts, mask, key, w = jax.device_put(
-        (sched, ts, jnp.asarray(mask_GxK), key, jnp.float32(guidance)), repl)
+    rows = batch_sharding(mesh)
+    # Replicated on the mesh whatever the number of processes (device_put of host values onto
+    # devices of other processes fails); trained parameters already there are not copied.
+    params = place_replicated(params, mesh)
+    sched, ts, mask, key, w = place_replicated(
+        (sched, ts, np.asarray(mask_GxK), key, np.float32(guidance)), mesh)
     num_batches = -(-n // batch_size)
     out = np.empty((n, *mask_GxK.shape), np.float32)
 
