@@ -92,6 +92,15 @@ def test_a_config_supplies_model_and_recipe(tmp_path, capsys):
     assert entry["forward"]["mfu"] is None  # CPU, no --peak-tflops
 
 
+def test_bf16_weights_are_recorded(capsys):
+    assert cli.main(["bench", "--model", "mlp_unet", "--model-kwargs", TINY_MLP, "--genes", "16",
+                     "--batch", "2", "--what", "forward", "--repeats", "1", "--warmup", "0",
+                     "--weights-dtype", "bfloat16", "--quiet"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["results"]
+    assert entry["weights_dtype"] == "bfloat16" and entry["dtype"] == "float32"
+    assert positive(entry["forward"]["seconds_per_call"])
+
+
 def test_models_default_to_the_paper_sizes():
     specs = bench.resolve_models("all")
     assert [s.name for s in specs] == sorted(MODELS) == ["cnn_unet", "mlp_cnn", "mlp_unet",
