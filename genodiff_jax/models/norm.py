@@ -51,9 +51,9 @@ def _bcast(a_BxC: jax.Array, ndim: int) -> jax.Array:
     return a_BxC.reshape((B,) + (1,) * (ndim - 2) + (C,))
 
 
-def _apply(x, mul_BxC, add_BxC, activation: Activation):
-    z = x.astype(jnp.float32) * _bcast(mul_BxC, x.ndim) + _bcast(add_BxC, x.ndim)
-    return (activation(z) if activation is not None else z), z
+def _pre_activation(x, mul_BxC, add_BxC):
+    """z = x * mul + add in float32: the normalised, FiLM-modulated input of the activation."""
+    return x.astype(jnp.float32) * _bcast(mul_BxC, x.ndim) + _bcast(add_BxC, x.ndim)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -94,7 +94,8 @@ def _forward(x, scale_C, bias_C, film_scale_BxC, film_shift_BxC, num_groups, eps
     (mul_BxC, add_BxC), coeff_vjp = jax.vjp(
         coefficients, sum_BxC, sumsq_BxC, scale_C, bias_C, film_scale_BxC, film_shift_BxC
     )
-    y, _ = _apply(x, mul_BxC, add_BxC, activation)
+    z = _pre_activation(x, mul_BxC, add_BxC)
+    y = activation(z) if activation is not None else z
     return y, (mul_BxC, add_BxC, coeff_vjp)
 
 
@@ -110,7 +111,7 @@ def _group_norm_bwd(num_groups, epsilon, activation, out_dtype, residuals, dy):
     x, mul_BxC, add_BxC, coeff_vjp = residuals
     middle = tuple(range(1, x.ndim - 1))
     x32 = x.astype(jnp.float32)
-    _, z = _apply(x, mul_BxC, add_BxC, None)
+    z = _pre_activation(x, mul_BxC, add_BxC)
     dy32 = dy.astype(jnp.float32)
     g = jax.vjp(activation, z)[1](dy32)[0] if activation is not None else dy32
     dmul_BxC = jnp.sum(g * x32, axis=middle)
