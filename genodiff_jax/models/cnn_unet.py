@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from genodiff_jax.models.dropout import Dropout
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
 from genodiff_jax.models.norm import GroupNorm
 from genodiff_jax.models.registry import CPU_DOT_AND_ELTWISE_ONLY, register_model
@@ -60,7 +61,7 @@ class ResBlock(nn.Module):
         scale_shift = nn.Dense(2 * self.features, name="emb", **kw)(nn.silu(emb_BxE))
         film = jnp.split(scale_shift, 2, axis=-1)  # (scale [B, F], shift [B, F])
         h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, film=film, activation=nn.silu)
-        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        h = Dropout(self.dropout, deterministic=not train)(h)
         zero = nn.initializers.zeros  # ADM: every residual branch starts as 0
         h = nn.Conv(self.features, (3,), kernel_init=zero, name="out_conv", **kw)(h)
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from genodiff_jax.models.dense import Dense
+from genodiff_jax.models.dropout import Dropout
 from genodiff_jax.models.embeddings import one_hot_labels
 from genodiff_jax.models.norm import GroupNorm
 from genodiff_jax.models.registry import register_model
@@ -46,7 +47,7 @@ class MLPBlock(nn.Module):
         h = GroupNorm(self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")(
             skip
         )
-        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        h = Dropout(self.dropout, deterministic=not train)(h)
         h = nn.silu(dense("out")(h)) + a
         return h, skip
 

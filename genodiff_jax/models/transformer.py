@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from genodiff_jax.models.dropout import Dropout
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
 from genodiff_jax.models.registry import register_model
 
@@ -58,7 +59,7 @@ class EncoderLayer(nn.Module):
     def __call__(self, h_BxLxC: jax.Array, train: bool) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         C = h_BxLxC.shape[-1]
-        drop = nn.Dropout(self.dropout, deterministic=not train)
+        drop = Dropout(self.dropout, deterministic=not train)
 
         a = nn.LayerNorm(name="attn_norm", **kw)(h_BxLxC)
         q, k, v = jnp.split(nn.Dense(3 * C, name="qkv", **kw)(a), 3, axis=-1)
@@ -126,7 +127,7 @@ class Transformer(nn.Module):
             self.param_dtype,
         )
         h = h + pos_LxC.astype(self.dtype)[None]
-        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        h = Dropout(self.dropout, deterministic=not train)(h)
 
         for i in range(self.depth):
             h = EncoderLayer(
