@@ -14,6 +14,8 @@ position in the global array, so the mask does not depend on how the batch is sh
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -37,9 +39,7 @@ def keep_mask(seed: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array
     Rows (the leading axis) get their own key, fmix32(seed + row * golden), so the index within a
     row only has to fit 32 bits.
     """
-    inner = 1
-    for n in shape[1:]:
-        inner *= n
+    inner = math.prod(shape[1:])
     if inner >= 2**32:
         raise ValueError(f"dropout: {shape} has more than 2^32 elements in a row")
     rows = lax.broadcasted_iota(jnp.uint32, shape, 0) if shape else jnp.uint32(0)
