@@ -5,7 +5,8 @@ For a denoiser at feature shape [genes, K], a batch and a compute dtype, three s
   the devices as the step's `data`), lowered and compiled apart, its first call apart, warm-up calls
   excluded, then the median / min / max of `repeats` steps, each blocked with `block_until_ready`;
   FLOPs a step from the compiled executable's cost analysis, achieved FLOP/s and, where the device's
-  peak is known, MFU.
+  peak is known, MFU. `--batch max` first finds the largest batch whose compiled step fits in device
+  memory (XLA's memory analysis of steps compiled on abstract inputs; `largest_train_batch`).
 - `forward`: one denoiser call (`model.apply`, train=False) at the batch, timed the same way: the
   cost of one unguided sampling step.
 - `sample`: `sampling.cohort.generate` for whole cohorts with the chosen samplers; compile + first
@@ -62,6 +63,14 @@ REFERENCE_WHAT = "PyTorch reference implementation, 2 CPU cores, float32, median
 # The CPU goals: our time at least this many times shorter than the reference's.
 GOAL_SPEEDUP = {"train": 1.2, "forward": 2.0}
 
+# --batch max: batches are multiples of BATCH_GRANULE per device, a train step may plan to use
+# FIT_FRACTION of the device's free memory (fragmentation, the runtime's own buffers), and the
+# search stops once the largest fitting batch is known to within 1/REFINE of itself.
+BATCH_GRANULE = 8
+FIT_FRACTION = 0.9
+REFINE = 8
+MAX_BATCH_PER_DEVICE = 1 << 16
+
 # Dense (no 2:4 sparsity) peak TFLOP/s per device: (device_kind substring, bfloat16, float32), first
 # match wins. float32 uses the TF32 tensor-core figure: at the default precision XLA runs float32
 # dots as TF32 on A100/H100 (jax-ml/jax#18934); pass --peak-tflops 66.9 for an H100 at "highest".
@@ -88,7 +97,8 @@ class BenchSettings:
     genes: int = 2048
     components: int = 8
     classes: int = 26
-    batch: int | None = None
+    batch: int | str | None = None  # "max": the largest train batch that fits (`largest_train_batch`)
+    memory_limit_gb: float | None = None  # per device, for --batch max; None: the device's own
     dtype: str | None = None  # None: the config's model.dtype (float32 for --model)
     weights_dtype: str = "float32"  # weight matrices in the forward and sample sections
     repeats: int = 5
@@ -296,19 +306,41 @@ def flops_per_device(compiled: Any) -> float | None:
     return float(flops) if flops is not None and flops >= 0 else None
 
 
-def compiled_memory_bytes(compiled: Any) -> int | None:
-    """XLA's estimate of one call's peak device memory (per device); None when unavailable."""
+def _memory_analysis(compiled: Any) -> Any:
     try:
-        stats = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001
+        return compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - not every backend implements it
         return None
-    if stats is None:
-        return None
-    peak = getattr(stats, "peak_memory_in_bytes", None)
-    if peak:
-        return int(peak)
+
+
+def _planned(stats: Any) -> int:
+    """Arguments + outputs + temporaries - donated (aliased) bytes: all a call holds at once."""
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
                + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def compiled_memory_bytes(compiled: Any) -> int | None:
+    """XLA's estimate of one call's peak device memory (per device); None when unavailable."""
+    stats = _memory_analysis(compiled)
+    if stats is None:
+        return None
+    return int(getattr(stats, "peak_memory_in_bytes", 0) or 0) or _planned(stats)
+
+
+def planned_bytes(compiled: Any) -> int | None:
+    """The bytes per device a compiled call plans to hold at once, for deciding what fits; None
+    when unavailable. Not `peak_memory_in_bytes`: XLA's CPU backend leaves temporaries out of it."""
+    stats = _memory_analysis(compiled)
+    return None if stats is None else _planned(stats)
+
+
+def free_device_bytes(mesh) -> int | None:
+    """The first device's memory limit less what is in use (GPU/TPU); None where unreported."""
+    device = mesh.devices.flat[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if not stats or "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
 
 
 def peak_device_memory_bytes() -> int | None:
@@ -353,37 +385,46 @@ def random_params(model: nn.Module, feature_shape: tuple[int, int], mesh, seed: 
     return put_replicated(host, mesh)
 
 
-def bench_train(spec: BenchModel, model: nn.Module, s: BenchSettings, batch: int, mesh,
-                peak: float | None) -> dict:
-    """The real train step: compile apart, warm-up excluded, median of `s.repeats` steps."""
+def _train_program(spec: BenchModel, model: nn.Module, s: BenchSettings, batch: int, mesh):
+    """The jitted train step at `batch` and the optimiser it was built with."""
     from genodiff_jax.diffusion import get_prediction, get_schedule
-    from genodiff_jax.sharding import put_replicated
-    from genodiff_jax.train.state import (
-        abstract_train_state,
-        create_train_state,
-        make_lr_schedule,
-        make_optimizer,
-    )
-    from genodiff_jax.train.step import jit_train_step, make_train_step, put_data
+    from genodiff_jax.train.state import abstract_train_state, make_lr_schedule, make_optimizer
+    from genodiff_jax.train.step import jit_train_step, make_train_step
 
     G, K = s.genes, s.components
-    rng = np.random.default_rng(s.seed)
-    rows = 4 * batch  # resident rows the batch is gathered from (the cost does not depend on it)
-    data = put_data(rng.standard_normal((rows, G, K), np.float32),
-                    rng.integers(0, s.classes, rows).astype(np.int32), mesh)
-    mask = np.ones((G, K), bool)
     tx = make_optimizer(spec.optim)
     step_fn = make_train_step(
-        model, get_schedule(spec.schedule, spec.num_steps), get_prediction(spec.prediction), mask,
-        tx=tx, lr_schedule=make_lr_schedule(spec.optim), batch_size=batch,
+        model, get_schedule(spec.schedule, spec.num_steps), get_prediction(spec.prediction),
+        np.ones((G, K), bool), tx=tx, lr_schedule=make_lr_schedule(spec.optim), batch_size=batch,
         p_uncond=spec.p_uncond, num_classes=s.classes, ema_decay=spec.ema_decay,
         grad_accum_steps=spec.optim.grad_accum_steps, mesh=mesh)
     shardings = jax.tree.map(lambda a: a.sharding, abstract_train_state(model, tx, (G, K), mesh))
+    return jit_train_step(step_fn, shardings, mesh), tx
+
+
+def _resident_rows(batch: int) -> int:
+    """Rows of random data the train step gathers its batch from (the cost does not depend on it)."""
+    return 4 * batch
+
+
+def bench_train(spec: BenchModel, model: nn.Module, s: BenchSettings, batch: int, mesh,
+                peak: float | None) -> dict:
+    """The real train step: compile apart, warm-up excluded, median of `s.repeats` steps."""
+    from genodiff_jax.sharding import put_replicated
+    from genodiff_jax.train.state import create_train_state
+    from genodiff_jax.train.step import put_data
+
+    G, K = s.genes, s.components
+    rng = np.random.default_rng(s.seed)
+    rows = _resident_rows(batch)
+    data = put_data(rng.standard_normal((rows, G, K), np.float32),
+                    rng.integers(0, s.classes, rows).astype(np.int32), mesh)
+    step, tx = _train_program(spec, model, s, batch, mesh)
     state = create_train_state(model, tx, jax.random.key(s.seed), (G, K), mesh)
     key = put_replicated(jax.random.key(s.seed + 1), mesh)
 
     t0 = time.perf_counter()
-    lowered = jit_train_step(step_fn, shardings, mesh).lower(state, data, key)
+    lowered = step.lower(state, data, key)
     lower_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     compiled = lowered.compile()
@@ -407,6 +448,101 @@ def bench_train(spec: BenchModel, model: nn.Module, s: BenchSettings, batch: int
            "peak_device_memory_bytes": peak_device_memory_bytes(), "last_loss": loss,
            "loss_finite": bool(np.isfinite(loss))}
     return out
+
+
+# -- the largest batch that fits ------------------------------------------------------------------
+
+def largest_fitting(fits: Callable[[int], bool], granule: int, start: int,
+                    cap: int) -> int | None:
+    """The largest multiple of `granule` up to `cap` for which `fits` holds (monotone), to within
+    1/REFINE of itself: doubling up (or halving down) from `start`, then bisection. None when not
+    even `granule` fits."""
+    lo, hi = None, None  # the largest batch known to fit, the smallest known not to
+    batch = start
+    while lo is None:
+        if fits(batch):
+            lo = batch
+        elif batch <= granule:
+            return None
+        else:
+            hi, batch = batch, max(granule, batch // 2 // granule * granule)
+    while hi is None and 2 * lo <= cap:
+        if fits(2 * lo):
+            lo *= 2
+        else:
+            hi = 2 * lo
+    while hi is not None and hi - lo > max(granule, lo // REFINE):
+        mid = (lo + hi) // 2 // granule * granule
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def memory_budget(s: BenchSettings, mesh) -> dict | None:
+    """What a train step may use per device for --batch max: FIT_FRACTION of --memory-limit-gb or
+    of the device's free memory; None when neither is known (CPUs report no limit)."""
+    if s.memory_limit_gb is not None:
+        free, source = int(s.memory_limit_gb * 2**30), "--memory-limit-gb"
+    else:
+        free, source = free_device_bytes(mesh), "device memory_stats"
+    if free is None:
+        return None
+    return {"free_bytes_per_device": free, "free_from": source, "fit_fraction": FIT_FRACTION,
+            "budget_bytes_per_device": int(FIT_FRACTION * free)}
+
+
+def largest_train_batch(spec: BenchModel, model: nn.Module, s: BenchSettings,
+                        mesh) -> tuple[int, dict]:
+    """--batch max: the largest batch (a multiple of BATCH_GRANULE per device) whose compiled train
+    step, with its resident data, plans to fit in `memory_budget`, searched from the recipe's batch.
+    Each probe is compiled on abstract inputs, so nothing is allocated. Returns the batch and a
+    record of the probes."""
+    from genodiff_jax.train.state import abstract_train_state
+    from genodiff_jax.train.step import data_shardings
+
+    G, K = s.genes, s.components
+    record = memory_budget(s, mesh)
+    if record is None:
+        raise InputError(None, f"--batch max: the {jax.default_backend()} devices report no "
+                         "memory limit; pass --memory-limit-gb")
+    budget, probes = record["budget_bytes_per_device"], []
+    shard = data_shardings(mesh)
+
+    def fits(batch: int) -> bool:
+        step, tx = _train_program(spec, model, s, batch, mesh)
+        rows = _resident_rows(batch)
+        data = {"features": jax.ShapeDtypeStruct((rows, G, K), jnp.float32,
+                                                 sharding=shard["features"]),
+                "labels": jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=shard["labels"]),
+                "n": jax.ShapeDtypeStruct((), jnp.int32, sharding=shard["n"])}
+        state = abstract_train_state(model, tx, (G, K), mesh)
+        needed = planned_bytes(step.lower(state, data, jax.random.key(0)).compile())
+        if needed is None:
+            raise InputError(None, f"--batch max: XLA gives no memory analysis on "
+                             f"{jax.default_backend()}; pass --batch N")
+        probes.append({"batch": batch, "bytes_per_device": needed, "fits": needed <= budget})
+        return needed <= budget
+
+    granule = BATCH_GRANULE * mesh.size
+    start = -(-spec.batch // granule) * granule  # the recipe's batch, rounded up to the granule
+    batch = largest_fitting(fits, granule, start, MAX_BATCH_PER_DEVICE * mesh.size)
+    if batch is None:
+        raise InputError(None, f"--batch max: {spec.name}'s train step at batch {granule} plans "
+                         f"{probes[-1]['bytes_per_device']} bytes a device, over the budget of "
+                         f"{budget}")
+    return batch, {**record, "granule": granule, "probes": probes}
+
+
+def parse_batch(text: str | int | None) -> int | str | None:
+    """--batch: a positive integer, or "max"."""
+    if text is None or text == "max" or isinstance(text, int):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(None, f"--batch must be an integer or max, got {text!r}") from None
 
 
 def bench_forward(model: nn.Module, params, s: BenchSettings, batch: int, mesh,
@@ -505,15 +641,16 @@ def reference_fields(name: str, genes: int, components: int, section: str, batch
 
 # -- the whole run ---------------------------------------------------------------------------------
 
-def _check(s: BenchSettings, spec: BenchModel, batch: int, mesh) -> None:
+def _check(s: BenchSettings, spec: BenchModel, batch: int | str, mesh) -> None:
     from genodiff_jax.sampling.samplers import SAMPLERS
 
     bad = [w for w in s.what if w not in SECTIONS]
     if bad or not s.what:
         raise InputError(None, f"--what: unknown section {', '.join(bad) or '(none)'}; "
                          f"known: {', '.join(SECTIONS)}")
+    sized = [] if batch == "max" else [("--batch", batch, 1)]
     for name, value, least in (("--genes", s.genes, 1), ("--components", s.components, 1),
-                               ("--classes", s.classes, 1), ("--batch", batch, 1),
+                               ("--classes", s.classes, 1), *sized,
                                ("--repeats", s.repeats, 1), ("--warmup", s.warmup, 0),
                                ("--n", s.n, 1)):
         if value < least:
@@ -522,7 +659,13 @@ def _check(s: BenchSettings, spec: BenchModel, batch: int, mesh) -> None:
         raise InputError(None, f"--sample-batch must be >= 1, got {s.sample_batch}")
     if s.peak_tflops is not None and not s.peak_tflops > 0:
         raise InputError(None, f"--peak-tflops must be > 0, got {s.peak_tflops}")
-    if batch % mesh.size:
+    if s.memory_limit_gb is not None and not s.memory_limit_gb > 0:
+        raise InputError(None, f"--memory-limit-gb must be > 0, got {s.memory_limit_gb}")
+    if batch == "max":
+        if memory_budget(s, mesh) is None:
+            raise InputError(None, f"--batch max: the {jax.default_backend()} devices report no "
+                             "memory limit; pass --memory-limit-gb")
+    elif batch % mesh.size:
         raise InputError(None, f"--batch {batch} must be a multiple of the {mesh.size} devices")
     if "sample" in s.what:
         unknown = [x for x in s.samplers if x not in SAMPLERS]
@@ -555,7 +698,7 @@ def run_bench(
     prepared = []
     for spec in specs:  # check everything before measuring anything
         spec = dataclasses.replace(spec, dtype=s.dtype or spec.dtype)
-        batch = spec.batch if s.batch is None else s.batch
+        batch = spec.batch if s.batch is None else parse_batch(s.batch)
         _check(s, spec, batch, mesh)
         model = _build(spec, s.classes)
         try:
@@ -566,6 +709,10 @@ def run_bench(
 
     results = []
     for spec, model, batch, num_params in prepared:
+        search = None
+        if batch == "max":
+            say(f"{spec.name}: the largest train batch that fits")
+            batch, search = largest_train_batch(spec, model, s, mesh)
         peak = (peak_tflops(machine["device_kind"], spec.dtype) if s.peak_tflops is None
                 else s.peak_tflops)
         paper = is_paper_size(model)
@@ -575,6 +722,8 @@ def run_bench(
                  "diffusion": {"schedule": spec.schedule, "T": spec.num_steps,
                                "prediction": spec.prediction},
                  "model_fields": model_fields(model)}
+        if search is not None:
+            entry["batch_search"] = search
         ref = dict(backend=machine["backend"], paper_size=paper, dtype=spec.dtype)
         if "train" in s.what:
             say(f"{spec.name}: train step, batch {batch}, {spec.dtype}")

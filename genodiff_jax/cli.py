@@ -267,8 +267,12 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genes", type=int, default=2048, help="gene axis G of the features [G, K]")
     p.add_argument("--components", type=int, default=8, help="components per gene K")
     p.add_argument("--classes", type=int, default=26, help="number of classes")
-    p.add_argument("--batch", type=int, default=None,
-                   help="rows per train step and forward call (default: the config's, else 32)")
+    p.add_argument("--batch", default=None,
+                   help="rows per train step and forward call (default: the config's, else 32); "
+                   "max: the largest train batch that fits in device memory")
+    p.add_argument("--memory-limit-gb", type=float, default=None,
+                   help="memory per device for --batch max (default: the device's free memory; "
+                   "CPUs report none)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
                    help="compute dtype (default: the config's, else float32; params stay float32)")
     p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
@@ -303,14 +307,22 @@ def _split(text: str) -> tuple[str, ...]:
 def _bench(args: argparse.Namespace) -> None:
     import shlex
 
-    from genodiff_jax.bench import BenchSettings, parse_model_kwargs, resolve_models, run_bench
+    from genodiff_jax.bench import (
+        BenchSettings,
+        parse_batch,
+        parse_model_kwargs,
+        resolve_models,
+        run_bench,
+    )
     from genodiff_jax.bench import write_json as write_bench_json
 
     specs = resolve_models(args.models or args.model, config=args.config,
                            model_kwargs=parse_model_kwargs(args.model_kwargs))
     settings = BenchSettings(
-        genes=args.genes, components=args.components, classes=args.classes, batch=args.batch,
-        dtype=args.dtype, weights_dtype=args.weights_dtype, repeats=args.repeats, warmup=args.warmup, what=_split(args.what),
+        genes=args.genes, components=args.components, classes=args.classes,
+        batch=parse_batch(args.batch), memory_limit_gb=args.memory_limit_gb, dtype=args.dtype,
+        weights_dtype=args.weights_dtype, repeats=args.repeats, warmup=args.warmup,
+        what=_split(args.what),
         samplers=_split(args.sampler), steps=args.steps, n=args.n, guidance=args.guidance,
         sample_batch=args.sample_batch, peak_tflops=args.peak_tflops,
         num_devices=args.num_devices, seed=args.seed)

@@ -6,6 +6,10 @@ import contextlib
 import io
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -173,8 +177,88 @@ def test_peak_flops_table():
     assert bench.peak_tflops("cpu", "float32") is None
 
 
+@pytest.mark.parametrize("threshold", [0, 7, 8, 9, 31, 32, 33, 100, 1000, 1024, 5000, 10**6])
+@pytest.mark.parametrize("start", [8, 32, 256])
+def test_largest_fitting_batch_search(threshold, start):
+    """Doubling / halving from `start`, then bisection: never above what fits, within 1/8 of the
+    largest fitting multiple of the granule, and a logarithmic number of probes."""
+    probes = []
+
+    def fits(batch):
+        probes.append(batch)
+        return batch <= threshold
+
+    found = bench.largest_fitting(fits, 8, start, cap=65536)
+    best = min(threshold // 8 * 8, 65536)
+    if best < 8:
+        assert found is None
+        return
+    assert found % 8 == 0 and found <= best and best - found <= max(8, found // bench.REFINE)
+    assert len(probes) == len(set(probes)) <= 2 * math.log2(65536 / 8) + 2
+    assert all(b % 8 == 0 and 8 <= b <= 65536 for b in probes)
+
+
+def test_batch_max_takes_the_largest_batch_that_fits_the_budget(capsys):
+    """On CPU the budget comes from --memory-limit-gb; XLA's memory analysis of each probe (the
+    train step compiled on abstract inputs) decides what fits."""
+    assert cli.main(["bench", "--model", "mlp_unet", "--model-kwargs", TINY_MLP, "--genes", "512",
+                     "--batch", "max", "--memory-limit-gb", "0.05", "--what", "train,forward",
+                     "--repeats", "1", "--warmup", "0", "--quiet"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["results"]
+    search = entry["batch_search"]
+    budget = search["budget_bytes_per_device"]
+    assert search["free_from"] == "--memory-limit-gb" and search["granule"] == 8
+    assert budget == int(bench.FIT_FRACTION * int(0.05 * 2**30))
+    probes = sorted((p["batch"], p["bytes_per_device"], p["fits"]) for p in search["probes"])
+    assert probes[0][0] == 32  # searched from the recipe's batch
+    assert all(fits == (needed <= budget) for _, needed, fits in probes)
+    # a bigger batch needs more memory, and the search saw both sides of the budget
+    assert [needed for _, needed, _ in probes] == sorted(needed for _, needed, _ in probes)
+    assert probes[0][2] and not probes[-1][2]
+    largest_fit = max(b for b, _, fits in probes if fits)
+    smallest_miss = min(b for b, _, fits in probes if not fits)
+    assert entry["batch"] == largest_fit and smallest_miss - largest_fit <= max(8, largest_fit // 8)
+    assert entry["train"]["loss_finite"]
+    assert entry["train"]["examples_per_s"] == pytest.approx(
+        entry["batch"] / entry["train"]["seconds_per_step"])
+    assert positive(entry["forward"]["seconds_per_call"])
+
+
+def test_the_gpu_script_runs_end_to_end_at_a_tiny_size(tmp_path):
+    """experiments/bench_gpu.sh with every size overridden: the commands a GPU session will run."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OUT": str(tmp_path), "DTYPES": "float32", "N": "6", "ANCESTRAL_STEPS": "2",
+           "DPM_STEPS": "2",
+           "MODEL_ARGS": f"--model mlp_unet --model-kwargs {TINY_MLP.replace(' ', '')} "
+                         "--genes 32 --classes 3",
+           "EXTRA_ARGS": "--memory-limit-gb 0.004 --quiet --repeats 1 --warmup 0"}
+    run = subprocess.run(["bash", str(root / "experiments/bench_gpu.sh")], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    written = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert sorted(written) == ["gpu_mlp_cnn_float32_ancestral2.json",
+                               "gpu_mlp_cnn_float32_b32.json", "gpu_mlp_cnn_float32_bmax.json",
+                               "gpu_mlp_cnn_float32_dpmpp2.json"]
+    [small] = written["gpu_mlp_cnn_float32_b32.json"]["results"]
+    [big] = written["gpu_mlp_cnn_float32_bmax.json"]["results"]
+    assert small["batch"] == 32 and big["batch"] > 32 and "batch_search" in big
+    for entry in (small, big):
+        assert entry["train"]["loss_finite"] and positive(entry["forward"]["seconds_per_call"])
+    for name, sampler in (("ancestral2", "ancestral"), ("dpmpp2", "dpmpp")):
+        [entry] = written[f"gpu_mlp_cnn_float32_{name}.json"]["results"]
+        assert entry["classes"] == 3 and list(entry["sample"]) == [sampler]
+        assert entry["sample"][sampler]["model_calls_per_step"] == 2  # guidance 0.1
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "unet9000"], "unknown model unet9000"),
+    (["--model", "mlp_unet", "--batch", "max"], "report no memory limit; pass --memory-limit-gb"),
+    (["--model", "mlp_unet", "--batch", "lots"], "--batch must be an integer or max"),
+    (["--model", "mlp_unet", "--batch", "max", "--memory-limit-gb", "0"],
+     "--memory-limit-gb must be > 0"),
+    (["--model", "mlp_unet", "--model-kwargs", TINY_MLP, "--genes", "16", "--batch", "max",
+      "--memory-limit-gb", "1e-6"], "at batch 8 plans"),
     (["--model", "mlp_unet", "--model-kwargs", "{widths: 3"], "not valid JSON"),
     (["--model", "mlp_unet", "--model-kwargs", "[1, 2]"], "must be a JSON object"),
     (["--model", "mlp_unet", "--model-kwargs", '{"wodths": [8]}'], "bad --model-kwargs"),
