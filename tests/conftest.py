@@ -16,6 +16,19 @@ LCT_PANEL = SHARED_DATA / "1kg_lct_chr2.panel"
 GENES_BED = SHARED_DATA / "genes_grch37.bed"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip unless JAX runs on a GPU (this file defaults JAX_PLATFORMS to cpu)."""
+    marked = [item for item in items if "gpu" in item.keywords]
+    if not marked:
+        return
+    import jax
+
+    if jax.default_backend() != "gpu":
+        skip = pytest.mark.skip(reason="needs a GPU: run with JAX_PLATFORMS=cuda where there is one")
+        for item in marked:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not LCT_VCF.is_file():
