@@ -480,15 +480,16 @@ def largest_fitting(fits: Callable[[int], bool], granule: int, start: int,
     return lo
 
 
-def memory_budget(s: BenchSettings, mesh) -> dict | None:
+def memory_budget(s: BenchSettings, mesh) -> dict:
     """What a train step may use per device for --batch max: FIT_FRACTION of --memory-limit-gb or
-    of the device's free memory; None when neither is known (CPUs report no limit)."""
+    of the device's free memory. InputError when neither is known (CPUs report no limit)."""
     if s.memory_limit_gb is not None:
         free, source = int(s.memory_limit_gb * 2**30), "--memory-limit-gb"
     else:
         free, source = free_device_bytes(mesh), "device memory_stats"
     if free is None:
-        return None
+        raise InputError(None, f"--batch max: the {jax.default_backend()} devices report no "
+                         "memory limit; pass --memory-limit-gb")
     return {"free_bytes_per_device": free, "free_from": source, "fit_fraction": FIT_FRACTION,
             "budget_bytes_per_device": int(FIT_FRACTION * free)}
 
@@ -504,9 +505,6 @@ def largest_train_batch(spec: BenchModel, model: nn.Module, s: BenchSettings,
 
     G, K = s.genes, s.components
     record = memory_budget(s, mesh)
-    if record is None:
-        raise InputError(None, f"--batch max: the {jax.default_backend()} devices report no "
-                         "memory limit; pass --memory-limit-gb")
     budget, probes = record["budget_bytes_per_device"], []
     shard = data_shardings(mesh)
 
@@ -662,9 +660,7 @@ def _check(s: BenchSettings, spec: BenchModel, batch: int | str, mesh) -> None:
     if s.memory_limit_gb is not None and not s.memory_limit_gb > 0:
         raise InputError(None, f"--memory-limit-gb must be > 0, got {s.memory_limit_gb}")
     if batch == "max":
-        if memory_budget(s, mesh) is None:
-            raise InputError(None, f"--batch max: the {jax.default_backend()} devices report no "
-                             "memory limit; pass --memory-limit-gb")
+        memory_budget(s, mesh)  # raises where the budget is unknown
     elif batch % mesh.size:
         raise InputError(None, f"--batch {batch} must be a multiple of the {mesh.size} devices")
     if "sample" in s.what:
