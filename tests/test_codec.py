@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.decomposition import PCA
 
 from genodiff_jax.data import codec as C
@@ -107,3 +108,24 @@ def test_fitting_on_row_indices_equals_fitting_on_the_copied_rows():
     by_index = C.GeneCodec.fit(x, assignment, rows=train)
     by_copy = C.GeneCodec.fit(x[train], assignment)
     np.testing.assert_allclose(by_index.encode(x), by_copy.encode(x), atol=1e-5)
+
+
+def test_restricting_a_codec_to_the_used_columns_equals_fitting_on_them():
+    """Fit on the full matrix, then renumber to the columns the genes read: the same codec as one
+    fitted on a copy of those columns (what `prepare` did before it stopped copying)."""
+    x, _ = _cohort(s=400)
+    read = [np.arange(10, 60), np.arange(100, 130), np.arange(120, 200), np.arange(300, 310)]
+    assignment = genes.GeneAssignment.from_lists(["a", "b", "c", "d"], read)
+    used = assignment.used_snps
+    restricted = C.GeneCodec.fit(x, assignment).restricted_to(used)
+    on_copy = C.GeneCodec.fit(x[:, used], genes.GeneAssignment.from_lists(
+        ["a", "b", "c", "d"], [np.searchsorted(used, r) for r in read]))
+    assert restricted.n_variants == on_copy.n_variants == len(used) == 160
+    for mine, theirs in zip(restricted.buckets, on_copy.buckets):
+        np.testing.assert_array_equal(mine.columns, theirs.columns)
+        np.testing.assert_array_equal(mine.loadings, theirs.loadings)
+    np.testing.assert_array_equal(restricted.encode(x[:, used]), on_copy.encode(x[:, used]))
+    np.testing.assert_array_equal(restricted.decode(on_copy.encode(x[:, used])),
+                                  on_copy.decode(on_copy.encode(x[:, used])))
+    with pytest.raises(ValueError, match="not in `used`"):
+        C.GeneCodec.fit(x, assignment).restricted_to(used[1:])

@@ -47,6 +47,28 @@ def test_prepare_writes_a_dataset_that_loads_back(small_cohort, tmp_path):
     np.testing.assert_array_equal(load_prepared(again).test.samples, data.test.samples)
 
 
+def test_snps_on_chromosomes_without_genes_are_dropped_from_codec_and_variant_table(
+        small_cohort, tmp_path):
+    """A BED with genes on chromosome 1 only: chromosome 2's 100 SNPs belong to no gene. The codec
+    and the variant table keep chromosome 1's 200, and the features on disk are that codec applied
+    to those columns."""
+    bed = tmp_path / "chr1.bed"
+    bed.write_text("".join(line + "\n" for line in small_cohort["bed"].read_text().splitlines()
+                           if line.split("\t")[0] == "1"))
+    out = tmp_path / "data"
+    assert _prepare("--vcf", small_cohort["vcf"], "--panel", small_cohort["panel"], "--genes",
+                    bed, "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped"]["no_gene"] == 100 and summary["n_variants_used"] == 200
+    data = load_prepared(out)
+    assert data.codec.n_variants == 200 and set(data.variants.chrom) == {"1"}
+    used = np.flatnonzero(small_cohort["variants"].chrom == "1")
+    np.testing.assert_array_equal(data.variants.pos, small_cohort["variants"].pos[used])
+    dosages = small_cohort["haps"].sum(-1)[:, used]
+    np.testing.assert_allclose(data.codec.encode(dosages[data.train.index]), data.train.features,
+                               atol=1e-6)
+
+
 def test_window_mode_and_plink_input(small_cohort, tmp_path):
     from genodiff_jax.data import io
 

@@ -17,7 +17,7 @@ from genodiff_jax.atomic import atomic_dir
 from genodiff_jax.data import io
 from genodiff_jax.data import tfds as tfds_io
 from genodiff_jax.data.codec import COMPONENT_RULES, GeneCodec
-from genodiff_jax.data.genes import GeneAssignment, assign_genes, window_genes
+from genodiff_jax.data.genes import assign_genes, window_genes
 from genodiff_jax.errors import InputError
 
 SUMMARY = "summary.json"
@@ -62,17 +62,6 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int,
     return np.sort(train), np.sort(test)
 
 
-def _restrict_to_used(genotypes: io.Genotypes,
-                      genes: GeneAssignment) -> tuple[np.ndarray, io.Variants, GeneAssignment]:
-    """Drop SNPs that belong to no gene and renumber the assignment's columns."""
-    used = genes.used_snps
-    if len(used) == genotypes.dosages.shape[1]:
-        return genotypes.dosages, genotypes.variants, genes
-    remapped = GeneAssignment(genes.names, genes.offsets, np.searchsorted(used, genes.snps),
-                              genes.n_unassigned)
-    return genotypes.dosages[:, used], genotypes.variants.take(used), remapped
-
-
 def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str | os.PathLike, *,
                     genes: str | os.PathLike | None = None, window: int | None = None,
                     label: str = "pop", test_fraction: float = 0.1, seed: int = 0,
@@ -88,13 +77,16 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
         assignment = assign_genes(genotypes.variants, io.read_bed(genes), genes)
     else:
         assignment = window_genes(genotypes.variants, window)
-    dosages, variants, assignment = _restrict_to_used(genotypes, assignment)
 
     class_names, y = np.unique(label_values, return_inverse=True)
     train, test = stratified_split(label_values, test_fraction, seed, panel)
-    codec = GeneCodec.fit(dosages, assignment, rows=train, rule=COMPONENT_RULES[components],
-                          progress=progress)
-    features = codec.encode(dosages, progress=progress)
+    # Fitted and encoded on the whole matrix; only the codec and the variant table drop the SNPs
+    # that belong to no gene, so the genotypes are never copied.
+    codec = GeneCodec.fit(genotypes.dosages, assignment, rows=train,
+                          rule=COMPONENT_RULES[components], progress=progress)
+    features = codec.encode(genotypes.dosages, progress=progress)
+    used = assignment.used_snps
+    codec, variants = codec.restricted_to(used), genotypes.variants.take(used)
 
     counts = genotypes.counts
     skipped = {"multiallelic": counts.n_multiallelic, "indel": counts.n_indel,
@@ -105,7 +97,7 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
         "n_train": int(len(train)),
         "n_test": int(len(test)),
         "n_records": counts.n_records,
-        "n_variants_used": int(dosages.shape[1]),
+        "n_variants_used": int(len(used)),
         "n_variants_skipped": int(sum(skipped.values())),
         "skipped": skipped,
         "n_missing_filled": counts.n_missing_filled,
