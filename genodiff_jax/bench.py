@@ -386,7 +386,8 @@ def random_params(model: nn.Module, feature_shape: tuple[int, int], mesh, seed: 
 
 
 def _train_program(spec: BenchModel, model: nn.Module, s: BenchSettings, batch: int, mesh):
-    """The jitted train step at `batch` and the optimiser it was built with."""
+    """The jitted train step at `batch`, the optimiser it was built with, and the abstract train
+    state (shapes, dtypes, shardings) it takes."""
     from genodiff_jax.diffusion import get_prediction, get_schedule
     from genodiff_jax.train.state import abstract_train_state, make_lr_schedule, make_optimizer
     from genodiff_jax.train.step import jit_train_step, make_train_step
@@ -398,8 +399,9 @@ def _train_program(spec: BenchModel, model: nn.Module, s: BenchSettings, batch: 
         np.ones((G, K), bool), tx=tx, lr_schedule=make_lr_schedule(spec.optim), batch_size=batch,
         p_uncond=spec.p_uncond, num_classes=s.classes, ema_decay=spec.ema_decay,
         grad_accum_steps=spec.optim.grad_accum_steps, mesh=mesh)
-    shardings = jax.tree.map(lambda a: a.sharding, abstract_train_state(model, tx, (G, K), mesh))
-    return jit_train_step(step_fn, shardings, mesh), tx
+    abstract = abstract_train_state(model, tx, (G, K), mesh)
+    shardings = jax.tree.map(lambda a: a.sharding, abstract)
+    return jit_train_step(step_fn, shardings, mesh), tx, abstract
 
 
 def _resident_rows(batch: int) -> int:
@@ -419,7 +421,7 @@ def bench_train(spec: BenchModel, model: nn.Module, s: BenchSettings, batch: int
     rows = _resident_rows(batch)
     data = put_data(rng.standard_normal((rows, G, K), np.float32),
                     rng.integers(0, s.classes, rows).astype(np.int32), mesh)
-    step, tx = _train_program(spec, model, s, batch, mesh)
+    step, tx, _ = _train_program(spec, model, s, batch, mesh)
     state = create_train_state(model, tx, jax.random.key(s.seed), (G, K), mesh)
     key = put_replicated(jax.random.key(s.seed + 1), mesh)
 
@@ -500,7 +502,6 @@ def largest_train_batch(spec: BenchModel, model: nn.Module, s: BenchSettings,
     step, with its resident data, plans to fit in `memory_budget`, searched from the recipe's batch.
     Each probe is compiled on abstract inputs, so nothing is allocated. Returns the batch and a
     record of the probes."""
-    from genodiff_jax.train.state import abstract_train_state
     from genodiff_jax.train.step import data_shardings
 
     G, K = s.genes, s.components
@@ -509,13 +510,12 @@ def largest_train_batch(spec: BenchModel, model: nn.Module, s: BenchSettings,
     shard = data_shardings(mesh)
 
     def fits(batch: int) -> bool:
-        step, tx = _train_program(spec, model, s, batch, mesh)
+        step, _, state = _train_program(spec, model, s, batch, mesh)
         rows = _resident_rows(batch)
         data = {"features": jax.ShapeDtypeStruct((rows, G, K), jnp.float32,
                                                  sharding=shard["features"]),
                 "labels": jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=shard["labels"]),
                 "n": jax.ShapeDtypeStruct((), jnp.int32, sharding=shard["n"])}
-        state = abstract_train_state(model, tx, (G, K), mesh)
         needed = planned_bytes(step.lower(state, data, jax.random.key(0)).compile())
         if needed is None:
             raise InputError(None, f"--batch max: XLA gives no memory analysis on "

@@ -179,14 +179,13 @@ class GeneCodec:
         be among them), renumbered 0..len(used)-1: fit and encode on the full matrix, then keep
         only the variants the genes use, without copying the genotypes."""
         used = np.asarray(used)
-        valid = [b.columns[b.columns >= 0] for b in self.buckets]
-        read = np.concatenate(valid) if valid else np.zeros(0, np.int64)
-        position = np.searchsorted(used, read)
-        if (position >= len(used)).any() or (used[np.minimum(position, len(used) - 1)] != read).any():
-            raise ValueError("restricted_to: a gene reads a column that is not in `used`")
-        buckets = [dataclasses.replace(b, columns=np.where(b.columns >= 0,
-                                                           np.searchsorted(used, b.columns), -1))
-                   for b in self.buckets]
+        buckets = []
+        for b in self.buckets:
+            valid = b.columns >= 0
+            if not np.isin(b.columns[valid], used).all():
+                raise ValueError("restricted_to: a gene reads a column that is not in `used`")
+            columns = np.where(valid, np.searchsorted(used, b.columns), -1)
+            buckets.append(dataclasses.replace(b, columns=columns))
         return dataclasses.replace(self, n_variants=len(used), buckets=buckets)
 
     # -- persistence ---------------------------------------------------------------------------
