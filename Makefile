@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(VENV)/bin/genodiff bench --config experiments/demo.py --genes 128 --classes 3 --what sample \
 	    --sampler ancestral,ddim,dpmpp --n 256 --steps 25 --repeats 3 \
 	    --json runs/bench/sampling_demo_cpu.json
-	PATH="$(abspath $(VENV))/bin:$$PATH" bash experiments/bench_cpu.sh
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash benchmarks/bench_cpu.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

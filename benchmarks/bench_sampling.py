@@ -1,5 +1,5 @@
 """Sampler throughput: `genodiff bench --what sample` with this script's defaults (kept so the
-commands in docs/benchmarks.md still run; the logic is in genodiff_jax/bench.py).
+commands in docs/benchmarks.md still run; the logic is in genodiff_jax/bench/).
 
     python benchmarks/bench_sampling.py [--config experiments/demo.py] [--genes 128] [--n 256]
         [--steps 25] [--repeats 3] [--guidance 0.1] [--samplers ancestral,ddim,dpmpp] [--json FILE]

@@ -7,8 +7,13 @@ Not a run by itself; it is what the other files start from:
 Keys
 - seed: the one seed (init, batches, noise, label dropout, evaluation draws).
 - model.name: a registered denoiser (mlp_unet, cnn_unet, mlp_cnn, transformer); model.kwargs: its
-  size fields; model.dtype: compute dtype, "float32" or "bfloat16" (params stay float32).
-- diffusion.schedule / num_steps (T) / prediction (eps, v, x0).
+  size fields; model.dtype: compute dtype, "float32" or "bfloat16" (params stay float32);
+  model.ops: the layer set, "fast" (CPU-tuned GroupNorm, dropout, Dense and attention) or "stock"
+  (plain flax layers; same parameters, so checkpoints move between the two).
+- diffusion.process: a registered diffusion process ("gaussian"); the other diffusion keys are its
+  fields. Gaussian: schedule (cosine, linear, sigmoid) with schedule_kwargs (its
+  hyper-parameters, e.g. {"s": 0.008} for cosine), num_steps (T), prediction (eps, v, x0),
+  time_input ("t": the network sees t / T; "logsnr": the schedule's log-SNR mapped to [0, 1]).
 - train.batch_size: rows per train step (global, split over devices); train.num_steps > 0 sets the
   length in steps, else train.num_epochs (rows drawn / training rows, rounded up to whole steps);
   train.grad_accum_steps: steps per optimiser update (optax.MultiSteps); train.p_uncond: label
@@ -19,6 +24,9 @@ Keys
   test split; the best checkpoint is the lowest reconstruction error.
 - checkpoint.every_steps / keep (latest steps kept) / async_save; log.every_steps, log.tensorboard.
 - mesh.num_devices: devices on the ("data",) axis, 0 for all.
+- sampling: what `genodiff sample` uses unless told otherwise: sampler, steps (0: all), guidance
+  (w) and options (the sampler's own keywords, e.g. eta for ddim; clip_x0="data" clips x0
+  predictions to the training range).
 - distributed.coordinator_address: "" (one process), "auto", or host:port with num_processes and
   process_id, for jax.distributed.
 """
@@ -55,11 +63,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.name = "mlp_cnn"
     c.model.kwargs = ml_collections.ConfigDict(MLP_CNN_PAPER)
     c.model.dtype = "float32"
+    c.model.ops = "fast"
 
     c.diffusion = ml_collections.ConfigDict()
+    c.diffusion.process = "gaussian"
     c.diffusion.schedule = "cosine"
+    c.diffusion.schedule_kwargs = ml_collections.ConfigDict()
     c.diffusion.num_steps = 500
     c.diffusion.prediction = "eps"
+    c.diffusion.time_input = "t"
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 32
@@ -92,6 +104,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log = ml_collections.ConfigDict()
     c.log.every_steps = 50
     c.log.tensorboard = True
+
+    c.sampling = ml_collections.ConfigDict()
+    c.sampling.sampler = "ancestral"
+    c.sampling.steps = 0
+    c.sampling.guidance = 0.1
+    c.sampling.options = ml_collections.ConfigDict({"clip_x0": "data"})
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.num_devices = 0

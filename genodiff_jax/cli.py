@@ -124,16 +124,21 @@ def _train(args: argparse.Namespace) -> None:
 
 def _sample_args(p: argparse.ArgumentParser) -> None:
     from genodiff_jax.sampling.calling import CALLERS
-    from genodiff_jax.sampling.samplers import SAMPLERS
 
     p.add_argument("--workdir", required=True, type=Path, help="a `genodiff train` work dir")
     p.add_argument("--n", type=int, default=None,
                    help="people to generate (not needed with explicit --labels counts)")
     p.add_argument("--out", required=True, type=Path, help="folder for synthetic.vcf.gz etc.")
-    p.add_argument("--sampler", default="ancestral", choices=sorted(SAMPLERS))
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: T)")
-    p.add_argument("--guidance", type=float, default=0.1, help="classifier-free guidance w")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    p.add_argument("--sampler", default=None,
+                   help="a sampler of the run's process (default: the run config's sampling."
+                   "sampler; Gaussian: ancestral, ddim, dpmpp)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the config's sampling.steps, 0 = all)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance w (default: the config's, 0.1)")
+    p.add_argument("--sampler-options", default=None, metavar="K=V,...",
+                   help="the sampler's own options, e.g. eta=0.5 (ddim) or clip_x0=none "
+                   "(Gaussian samplers; default clip_x0=data: the training range)")
     p.add_argument("--labels", default="uniform",
                    help="uniform | train (training frequencies) | case_rate=R | A=10,B=5")
     p.add_argument("--calling", default="round", choices=sorted(CALLERS),
@@ -144,11 +149,26 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
     p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
     p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
-    p.add_argument("--clip-x0", default="data",
-                   help="clip x0 predictions: 'data' (training range, default), 'none', or a bound")
     p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
                    help="weight matrices for sampling: bfloat16 runs the MLP's wide matmuls in bf16")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_options(text: str | None, flag: str = "--sampler-options") -> dict:
+    """"k=v,k2=v2" -> {"k": v, ...}; values are Python literals where they parse (numbers, True,
+    None), else strings."""
+    import ast
+
+    options = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(None, f"{flag}: expected key=value, got {item!r}")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value.strip()
+    return options
 
 
 @command("sample", "generate a synthetic cohort from a trained run, written as genotypes",
@@ -157,10 +177,11 @@ def _sample(args: argparse.Namespace) -> None:
     from genodiff_jax.sampling.pipeline import sample_cohort
 
     summary = sample_cohort(args.workdir, args.out, args.n, sampler=args.sampler, steps=args.steps,
-                            guidance=args.guidance, labels=args.labels, calling=args.calling,
-                            plink=args.plink, seed=args.seed, batch_size=args.batch_size,
-                            eta=args.eta, data_dir=args.data, checkpoint=args.checkpoint,
-                            ema=not args.raw_params, clip_x0=args.clip_x0,
+                            guidance=args.guidance,
+                            sampler_options=parse_options(args.sampler_options),
+                            labels=args.labels, calling=args.calling, plink=args.plink,
+                            seed=args.seed, batch_size=args.batch_size, data_dir=args.data,
+                            checkpoint=args.checkpoint, ema=not args.raw_params,
                             weights_dtype=args.weights_dtype, progress=not args.quiet)
     print(json.dumps(summary, default=str))
 
@@ -169,7 +190,8 @@ def _sample(args: argparse.Namespace) -> None:
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="the `genodiff prepare` folder")
-    p.add_argument("--synthetic", required=True, type=Path, help="the `genodiff sample` folder")
+    p.add_argument("--synthetic", required=True, type=Path,
+                   help="the `genodiff sample` folder (or synthetic.vcf.gz + synthetic.panel)")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     _evaluate_args_defaults(p)
 
@@ -179,17 +201,17 @@ def _eval_settings(args: argparse.Namespace):
 
     return EvalSettings(classifiers=tuple(args.classifiers.split(",")),
                         seeds=tuple(range(args.seeds)), classifier_epochs=args.epochs,
-                        max_nnaa=args.max_nnaa)
+                        max_nnaa=args.max_nnaa, sections=args.sections)
 
 
 @command("evaluate", "every metric: classifier transfer, augmentation, NNAA, pop-gen fidelity, "
          "privacy, each beside reference generators; report.json, report.html, plots",
          _evaluate_args)
 def _evaluate(args: argparse.Namespace) -> None:
-    from genodiff_jax.eval.report import SUMMARY_HEADER, evaluate, summary_rows
+    from genodiff_jax.eval.report import evaluate, summary_header, summary_rows
 
     report = evaluate(args.data, args.synthetic, args.out, _eval_settings(args))
-    _print_summary(SUMMARY_HEADER, summary_rows(report))
+    _print_summary(summary_header(report), summary_rows(report))
     print(f"wrote {args.out / 'report.html'}")
 
 
@@ -218,6 +240,20 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
     """`run` takes evaluate's tuning flags (not its folders, which `run` chooses)."""
+    from genodiff_jax.eval.sections import DEFAULT_SECTIONS, SECTIONS
+
+    def section_names(text: str) -> tuple[str, ...]:
+        names = tuple(x.strip() for x in text.split(",") if x.strip())
+        unknown = [name for name in names if name not in SECTIONS]
+        if unknown or not names or len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(
+                f"{'unknown section ' + unknown[0] if unknown else 'name each section once'}; "
+                f"known: {', '.join(sorted(SECTIONS))}")
+        return names
+
+    p.add_argument("--sections", type=section_names, default=",".join(DEFAULT_SECTIONS),
+                   help="comma-separated evaluation sections, run and tabled in this order "
+                   f"(default: %(default)s; known: {', '.join(sorted(SECTIONS))})")
     p.add_argument("--classifiers", default="mlp,cnn,transformer", help="comma-separated")
     p.add_argument("--seeds", type=int, default=3, help="classifier seeds")
     p.add_argument("--epochs", type=int, default=30, help="classifier training epochs")
@@ -230,7 +266,7 @@ def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> None:
     from genodiff_jax.data.prepare import format_summary, prepare_dataset
     from genodiff_jax.data.simulate import PRESETS, simulate_cohort
-    from genodiff_jax.eval.report import SUMMARY_HEADER, evaluate, summary_rows
+    from genodiff_jax.eval.report import evaluate, summary_header, summary_rows
     from genodiff_jax.sampling.pipeline import sample_cohort
     from genodiff_jax.train.loop import run_training
 
@@ -249,7 +285,7 @@ def _run(args: argparse.Namespace) -> None:
     print(f"sampled {sampled['n']} people with {args.sampler} ({sampled['steps']} steps) in "
           f"{sampled['sampling_seconds']} s -> {out / 'synthetic'}")
     report = evaluate(out / "data", out / "synthetic", out / "report", _eval_settings(args))
-    _print_summary(SUMMARY_HEADER, summary_rows(report))
+    _print_summary(summary_header(report), summary_rows(report))
     print(json.dumps({name: str(out / name)
                       for name in ("cohort", "data", "train", "synthetic", "report")}))
 
@@ -284,6 +320,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="untimed calls after the first (train and forward)")
     p.add_argument("--sampler", default="ancestral",
                    help="comma-separated samplers for the sample section")
+    p.add_argument("--sampler-options", default=None, metavar="K=V,...",
+                   help="options passed to every sampler of the sample section, e.g. eta=0.5 "
+                   "(ddim) or clip_x0=1.5 (default: each sampler's own)")
     p.add_argument("--steps", type=int, default=25, help="sampling steps")
     p.add_argument("--n", type=int, default=256, help="people per sampled cohort")
     p.add_argument("--guidance", type=float, default=0.1,
@@ -323,7 +362,8 @@ def _bench(args: argparse.Namespace) -> None:
         batch=parse_batch(args.batch), memory_limit_gb=args.memory_limit_gb, dtype=args.dtype,
         weights_dtype=args.weights_dtype, repeats=args.repeats, warmup=args.warmup,
         what=_split(args.what),
-        samplers=_split(args.sampler), steps=args.steps, n=args.n, guidance=args.guidance,
+        samplers=_split(args.sampler), sampler_options=parse_options(args.sampler_options),
+        steps=args.steps, n=args.n, guidance=args.guidance,
         sample_batch=args.sample_batch, peak_tflops=args.peak_tflops,
         num_devices=args.num_devices, seed=args.seed)
     log = None if args.quiet else (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))

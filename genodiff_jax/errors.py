@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 class InputError(Exception):
@@ -12,3 +13,9 @@ class InputError(Exception):
         self.path = None if path is None else os.fspath(path)
         self.problem = " ".join(str(problem).split())
         super().__init__(f"{self.path}: {self.problem}" if self.path else self.problem)
+
+
+def require_file(path: str | os.PathLike) -> None:
+    """InputError unless `path` is an existing file."""
+    if not Path(path).is_file():
+        raise InputError(path, "file not found")

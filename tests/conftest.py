@@ -52,7 +52,7 @@ def write_text_vcf(path: Path, samples: list[str], rows: list[tuple]) -> Path:
 @pytest.fixture()
 def small_cohort(tmp_path: Path) -> dict:
     """A random 3-population cohort (40 people, 300 SNPs on two chromosomes) as VCF + panel + BED."""
-    from genodiff_jax.data import io
+    from genodiff_jax.data import io, tables, writers
 
     rng = np.random.default_rng(7)
     n, s = 40, 300
@@ -64,10 +64,10 @@ def small_cohort(tmp_path: Path) -> dict:
     variants = io.Variants(chrom, pos.astype(np.int64), np.array([f"rs{i}" for i in range(s)]),
                            np.array(["A"] * s), np.array(["G"] * s))
     samples = [f"S{i:03d}" for i in range(n)]
-    io.write_vcf(tmp_path / "c.vcf.gz", variants, samples, haps, phased=True)
-    io.write_panel(tmp_path / "c.panel", samples, {"pop": pops, "super_pop": np.where(
+    writers.write_vcf(tmp_path / "c.vcf.gz", variants, samples, haps, phased=True)
+    tables.write_panel(tmp_path / "c.panel", samples, {"pop": pops, "super_pop": np.where(
         np.isin(pops, ["AAA", "BBB"]), "X", "Y")})
-    io.write_bed(tmp_path / "g.bed", ["1", "1", "1", "2"], [900, 6000, 12000, 500],
+    tables.write_bed(tmp_path / "g.bed", ["1", "1", "1", "2"], [900, 6000, 12000, 500],
                  [5000, 11000, 21500, 12000], ["G1", "G2", "G3", "G4"])
     return {"vcf": tmp_path / "c.vcf.gz", "panel": tmp_path / "c.panel", "bed": tmp_path / "g.bed",
             "haps": haps, "variants": variants, "samples": samples, "dir": tmp_path}

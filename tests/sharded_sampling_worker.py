@@ -18,7 +18,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genodiff_jax.diffusion import get_schedule  # noqa: E402
+from genodiff_jax.diffusion import GaussianProcess  # noqa: E402
 from genodiff_jax.models import build_model  # noqa: E402
 from genodiff_jax.sampling import generate  # noqa: E402
 from genodiff_jax.sharding import make_mesh  # noqa: E402
@@ -39,12 +39,11 @@ def main() -> None:
     mask = np.ones((G, K), bool)
     mask[-2:, 1] = False
     labels = np.arange(21, dtype=np.int32) % num_classes
-    schedule = get_schedule("cosine", 100)
+    process = GaussianProcess("cosine", 100, "eps")
     result = {}
     for sampler in ("ancestral",):  # stochastic: noise, guidance and the model all take part
-        common = dict(schedule=schedule, prediction="eps", sampler=sampler, steps=10,
-                      labels_N=labels, mask_GxK=mask, guidance=0.5, key=jax.random.key(7),
-                      num_classes=num_classes)
+        common = dict(process=process, sampler=sampler, steps=10, labels_N=labels, shape=(G, K),
+                      mask=mask, guidance=0.5, key=jax.random.key(7), num_classes=num_classes)
         sharded = generate(model.apply, params, batch_size=16, mesh=make_mesh(8), **common)
         single = generate(model.apply, params, batch_size=16, mesh=make_mesh(1), **common)
         other_batch = generate(model.apply, params, batch_size=8, mesh=make_mesh(8), **common)

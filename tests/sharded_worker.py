@@ -18,22 +18,12 @@ if __name__ == "__main__":
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genodiff_jax.diffusion import get_prediction, get_schedule  # noqa: E402
+from genodiff_jax.data.loader import put_data  # noqa: E402
+from genodiff_jax.diffusion import GaussianProcess  # noqa: E402
 from genodiff_jax.models import build_model  # noqa: E402
 from genodiff_jax.sampling.cohort import generate  # noqa: E402
 from genodiff_jax.sharding import make_mesh, put_replicated  # noqa: E402
-from genodiff_jax.train import (  # noqa: E402
-    OptimizerConfig,
-    abstract_train_state,
-    create_train_state,
-    jit_eval_fn,
-    jit_train_step,
-    make_eval_fn,
-    make_lr_schedule,
-    make_optimizer,
-    make_train_step,
-    put_data,
-)
+from genodiff_jax.train import OptimizerConfig, StepRecipe, build_program  # noqa: E402
 
 G, K, C, T, B, N_TRAIN, N_TEST, STEPS = 16, 4, 3, 50, 16, 20, 13, 3
 
@@ -52,25 +42,21 @@ def run(num_devices: int) -> dict:
     model = build_model("mlp_unet", num_classes=C, widths=(32, 16), bottleneck=16, num_groups=4,
                         dropout=0.1)
     opt = OptimizerConfig(learning_rate=1e-3, warmup_steps=1, total_steps=STEPS, clip_grad_norm=1.0)
-    tx = make_optimizer(opt)
-    schedule, prediction = get_schedule("cosine", T), get_prediction("eps")
-    step_fn = make_train_step(model, schedule, prediction, mask, tx=tx,
-                              lr_schedule=make_lr_schedule(opt), batch_size=B, p_uncond=0.2,
-                              num_classes=C, ema_decay=0.9, mesh=mesh)
-    shardings = jax.tree.map(lambda a: a.sharding, abstract_train_state(model, tx, (G, K), mesh))
-    state = create_train_state(model, tx, jax.random.key(0), (G, K), mesh)
+    process = GaussianProcess("cosine", T, "eps")
+    program = build_program(model, process, opt,
+                            StepRecipe(batch_size=B, p_uncond=0.2, ema_decay=0.9),
+                            row=(G, K), mask=mask, num_classes=C, mesh=mesh)
+    state = program.init_state(jax.random.key(0))
     train_data, test_data = put_data(x_train, y_train, mesh), put_data(x_test, y_test, mesh)
     key = put_replicated(jax.random.key(1), mesh)
-    step = jit_train_step(step_fn, shardings, mesh)
-    eval_fn = jit_eval_fn(make_eval_fn(model, schedule, prediction, mask, batch_size=8,
-                                       num_rows=test_data["features"].shape[0], mesh=mesh),
-                          shardings.params, mesh)
+    step = program.step
+    eval_fn = program.evaluation(batch_size=8, num_rows=test_data["x"].shape[0], params="params")
 
     placement = {
         "params_replicated": all(leaf.sharding.is_fully_replicated
                                  for leaf in jax.tree.leaves(state)),
-        "data_devices": len(train_data["features"].sharding.device_set),
-        "data_shard_rows": train_data["features"].addressable_shards[0].data.shape[0],
+        "data_devices": len(train_data["x"].sharding.device_set),
+        "data_shard_rows": train_data["x"].addressable_shards[0].data.shape[0],
     }
     losses, grad_norms = [], []
     for _ in range(STEPS):
@@ -85,10 +71,10 @@ def run(num_devices: int) -> dict:
     val = {k: float(v) for k, v in jax.device_get(eval_fn(state.ema_params, test_data, key)).items()}
     # Sampling from the trained (global, replicated) EMA params on the same mesh: per-row keys make
     # the cohort independent of the device and process count.
-    samples = generate(model.apply, state.ema_params, schedule=schedule, prediction=prediction,
-                       sampler="ddim", steps=5, labels_N=np.arange(8, dtype=np.int32) % C,
-                       mask_GxK=mask, guidance=0.5, key=jax.random.key(2), batch_size=8,
-                       mesh=mesh)
+    samples = generate(model.apply, state.ema_params, process=process, sampler="ddim", steps=5,
+                       labels_N=np.arange(8, dtype=np.int32) % C, shape=(G, K), mask=mask,
+                       guidance=0.5, key=jax.random.key(2), batch_size=8, mesh=mesh,
+                       num_classes=C)
     return {"losses": losses, "grad_norms": grad_norms, "val": val, "placement": placement,
             "samples": samples,
             "params": [np.asarray(p) for p in jax.tree.leaves(state.params)],

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from genodiff_jax import bench, cli
+from genodiff_jax.diffusion.gaussian import GaussianProcess
 from genodiff_jax.models import MODELS, build_model, count_params
 
 TINY_MLP = '{"widths": [16, 8], "bottleneck": 8, "num_groups": 4}'
 RUN = ["--model", "mlp_unet", "--model-kwargs", TINY_MLP, "--genes", "32", "--batch", "4",
        "--repeats", "2", "--warmup", "1", "--what", "train,forward,sample", "--sampler", "ddim",
-       "--steps", "2", "--n", "6", "--peak-tflops", "1.5", "--quiet"]
+       "--sampler-options", "eta=0.5", "--steps", "2", "--n", "6", "--peak-tflops", "1.5",
+       "--quiet"]
 MACHINE_KEYS = {"backend", "device_kind", "device_count", "local_device_count", "process_count",
                 "cpu_model", "cpu_count", "python", "jax", "jaxlib", "flax", "optax"}
 
@@ -83,6 +85,8 @@ def test_sampling_timings_are_well_formed(tiny_run):
         assert positive(r[key]), key
     assert r["samples_x_steps_per_s"] == pytest.approx(6 * 2 / r["seconds_per_run"])
     assert r["model_calls_per_step"] == 2 and r["batch_size"] == 6
+    assert r["sampler_options"] == {"eta": 0.5}
+    assert tiny_run["file"]["settings"]["sampler_options"] == {"eta": 0.5}
 
 
 def test_a_config_supplies_model_and_recipe(tmp_path, capsys):
@@ -92,6 +96,7 @@ def test_a_config_supplies_model_and_recipe(tmp_path, capsys):
     [entry] = json.loads(capsys.readouterr().out)["results"]
     assert entry["source"] == "experiments/paper_1kg.py:smoke" and entry["model"] == "mlp_cnn"
     assert entry["dtype"] == "bfloat16" and entry["diffusion"]["T"] == 50
+    assert entry["diffusion"]["process"] == "gaussian"
     assert "train" not in entry and positive(entry["forward"]["seconds_per_call"])
     assert entry["forward"]["mfu"] is None  # CPU, no --peak-tflops
 
@@ -113,8 +118,7 @@ def test_models_default_to_the_paper_sizes():
         assert spec.source == "paper sizes"
         model = build_model(spec.name, num_classes=26, **spec.kwargs)
         assert bench.is_paper_size(model), spec.name
-        assert (spec.schedule, spec.num_steps, spec.prediction, spec.batch) == ("cosine", 500,
-                                                                               "eps", 32)
+        assert spec.process == GaussianProcess("cosine", 500, "eps") and spec.batch == 32
     # mlp_cnn takes experiments/base.py's MLP_CNN_PAPER, which equals the module's defaults
     from experiments.base import MLP_CNN_PAPER
 
@@ -225,7 +229,7 @@ def test_batch_max_takes_the_largest_batch_that_fits_the_budget(capsys):
 
 
 def test_the_gpu_script_runs_end_to_end_at_a_tiny_size(tmp_path):
-    """experiments/bench_gpu.sh with every size overridden: the commands a GPU session will run."""
+    """benchmarks/bench_gpu.sh with every size overridden: the commands a GPU session will run."""
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "OUT": str(tmp_path), "DTYPES": "float32", "N": "6", "ANCESTRAL_STEPS": "2",
@@ -233,7 +237,7 @@ def test_the_gpu_script_runs_end_to_end_at_a_tiny_size(tmp_path):
            "MODEL_ARGS": f"--model mlp_unet --model-kwargs {TINY_MLP.replace(' ', '')} "
                          "--genes 32 --classes 3",
            "EXTRA_ARGS": "--memory-limit-gb 0.004 --quiet --repeats 1 --warmup 0"}
-    run = subprocess.run(["bash", str(root / "experiments/bench_gpu.sh")], cwd=root, env=env,
+    run = subprocess.run(["bash", str(root / "benchmarks/bench_gpu.sh")], cwd=root, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     written = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
@@ -251,6 +255,25 @@ def test_the_gpu_script_runs_end_to_end_at_a_tiny_size(tmp_path):
         assert entry["sample"][sampler]["model_calls_per_step"] == 2  # guidance 0.1
 
 
+def test_the_old_gpu_script_path_forwards_its_arguments(tmp_path):
+    """experiments/bench_gpu.sh (named by outside docs) runs benchmarks/bench_gpu.sh, from any
+    working directory; a stand-in `genodiff` records the commands instead of running them."""
+    root = Path(__file__).resolve().parents[1]
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "bin" / "genodiff"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+           "OUT": str(tmp_path / "out"), "DTYPES": "float32"}
+    run = subprocess.run(["bash", str(root / "experiments/bench_gpu.sh")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    calls = log.read_text().splitlines()
+    assert len(calls) == 4 and all(c.startswith("bench --model mlp_cnn") for c in calls)
+    assert calls[0].endswith(f"--json {tmp_path}/out/gpu_mlp_cnn_float32_b32.json")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "unet9000"], "unknown model unet9000"),
     (["--model", "mlp_unet", "--batch", "max"], "report no memory limit; pass --memory-limit-gb"),
@@ -266,7 +289,12 @@ def test_the_gpu_script_runs_end_to_end_at_a_tiny_size(tmp_path):
     (["--model", "cnn_unet", "--genes", "100"], "must be divisible by 128"),
     (["--model", "mlp_unet", "--what", "train,speed"], "unknown section speed"),
     (["--model", "mlp_unet", "--what", "sample", "--sampler", "euler"], "unknown sampler euler"),
-    (["--model", "mlp_unet", "--what", "sample", "--steps", "501"], "--steps must be in"),
+    (["--model", "mlp_unet", "--what", "sample", "--steps", "501"],
+     "--steps: sampling steps must be in [1, T = 500]"),
+    (["--model", "mlp_unet", "--what", "sample", "--sampler", "ddim", "--sampler-options",
+      "eta=0.5,bogus=1"], "--sampler-options: sampler 'ddim' takes no option bogus"),
+    (["--model", "mlp_unet", "--what", "sample", "--sampler-options", "eta"],
+     "--sampler-options: expected key=value"),
     (["--model", "mlp_unet", "--batch", "0"], "--batch must be >= 1"),
     (["--model", "mlp_unet", "--what", "sample", "--sample-batch", "0"], "--sample-batch must be"),
     (["--model", "mlp_unet", "--peak-tflops", "-1"], "--peak-tflops must be > 0"),

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genodiff_jax.data import genes, io
+from genodiff_jax.data import genes, io, tables
 from genodiff_jax.data.codec import GeneCodec
-from genodiff_jax.diffusion import get_schedule
+from genodiff_jax.diffusion import GaussianProcess, get_schedule
 from genodiff_jax.errors import InputError
 from genodiff_jax.sampling import (
     LABEL_STRATEGIES,
@@ -61,10 +61,12 @@ MASK = np.ones((G, K), bool)
 MASK[-1, 1] = False
 
 
+PROCESS = GaussianProcess("cosine", T_TRAIN, "eps")
+
+
 def _generate(apply_fn, labels, **kwargs):
-    args = dict(schedule=get_schedule("cosine", T_TRAIN), prediction="eps", sampler="ancestral",
-                steps=20, labels_N=labels, mask_GxK=MASK, guidance=0.0, key=jax.random.key(0),
-                mesh=make_mesh(1))
+    args = dict(process=PROCESS, sampler="ancestral", steps=20, labels_N=labels, shape=(G, K),
+                mask=MASK, guidance=0.0, key=jax.random.key(0), mesh=make_mesh(1))
     args.update(kwargs)
     return generate(apply_fn, PARAMS, **args)
 
@@ -107,9 +109,9 @@ def test_guidance_in_the_cohort() -> None:
     params = {"means": jnp.asarray([-2.0, 0.0, 3.0, 1.0], jnp.float32)}  # row 3 = null label
     labels = np.repeat(np.arange(3, dtype=np.int32), 100)
     w = 0.5
-    args = dict(schedule=get_schedule("cosine", T_TRAIN), prediction="eps", sampler="ddim",
-                steps=T_TRAIN, labels_N=labels, mask_GxK=MASK, key=jax.random.key(0),
-                mesh=make_mesh(1), num_classes=3, batch_size=128)
+    args = dict(process=PROCESS, sampler="ddim", steps=T_TRAIN, labels_N=labels, shape=(G, K),
+                mask=MASK, key=jax.random.key(0), mesh=make_mesh(1), num_classes=3,
+                batch_size=128)
     guided = generate(make_exact_apply(), params, guidance=w, **args)
     for y in range(3):
         expected = (1 + w) * CLASS_MEANS[y] - w * 1.0
@@ -267,7 +269,7 @@ def test_write_synthetic(tmp_path: Path, tiny_codec, calling: str) -> None:
     assert [r.CHROM for r in records] == list(variants.chrom)
     assert not any(r.gt_phases.any() for r in records)
 
-    panel = io.read_panel(out / "synthetic.panel")
+    panel = tables.read_panel(out / "synthetic.panel")
     assert list(panel.samples) == sample_ids(25)
     np.testing.assert_array_equal(panel.columns["super_pop"], np.array(["EUR", "AFR"])[labels])
 
@@ -291,12 +293,12 @@ def test_write_synthetic_checks_its_inputs(tmp_path: Path, tiny_codec) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_cnn_sampling_with_its_cpu_compiler_options_matches_without(monkeypatch) -> None:
-    """The CNN's inference XLA options (YNNPACK for dots and elementwise only) change speed, not
-    the samples; an option this XLA does not know is dropped instead of failing the compile."""
+def test_cnn_sampling_with_its_cpu_compiler_options_matches_without() -> None:
+    """The CNN's inference XLA options (YNNPACK for dots and elementwise only), passed to the
+    compiled sampler, change speed, not the samples; an option this XLA does not know is dropped
+    instead of failing the compile."""
     from genodiff_jax.models import build_model, inference_compiler_options
-    from genodiff_jax.models.cnn_unet import CNNUNet
-    from genodiff_jax.sampling import cohort
+    from genodiff_jax.models.ops import xla
 
     model = build_model("cnn_unet", num_classes=2, base_channels=8, channel_mult=(1, 2),
                         num_res_blocks=1, attention_ds=(2,), num_heads=2, head_channels=4,
@@ -305,18 +307,14 @@ def test_cnn_sampling_with_its_cpu_compiler_options_matches_without(monkeypatch)
     params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, G, K)), jnp.zeros(1),
                         jnp.zeros(1, jnp.int32))["params"]
     params = jax.tree.map(lambda p: p + 0.05, params)  # zero-initialised outputs would hide a change
-    args = dict(schedule=get_schedule("cosine", 50), prediction="eps", sampler="ddim", steps=5,
-                labels_N=np.array([0, 1, 1], np.int32), mask_GxK=np.ones((G, K), bool),
-                guidance=0.5, key=jax.random.key(3), mesh=make_mesh(1), batch_size=4)
-    assert inference_compiler_options(model) is not None
-    tuned = generate(model.apply, params, **args)
-    cohort._batch_sampler.cache_clear()
-    monkeypatch.setattr(CNNUNet, "INFERENCE_COMPILER_OPTIONS", {})
-    plain = generate(model.apply, params, **args)
+    args = dict(process=GaussianProcess("cosine", 50, "eps"), sampler="ddim", steps=5,
+                labels_N=np.array([0, 1, 1], np.int32), shape=(G, K), mask=np.ones((G, K), bool),
+                guidance=0.5, key=jax.random.key(3), mesh=make_mesh(1), batch_size=4,
+                num_classes=2)
+    options = inference_compiler_options(model)
+    assert options is not None
+    tuned = generate(model.apply, params, compiler_options=options, **args)
+    plain = generate(model.apply, params, compiler_options=None, **args)
     np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-5)
     assert np.abs(plain).max() > 0
-
-    monkeypatch.setattr(CNNUNet, "INFERENCE_COMPILER_OPTIONS",
-                        {jax.default_backend(): {"xla_cpu_no_such_option": "1"}})
-    assert inference_compiler_options(model) is None
-    cohort._batch_sampler.cache_clear()
+    assert xla.accepted({"xla_cpu_no_such_option": "1"}) is None

@@ -1,4 +1,5 @@
-"""The hashed dropout (models/dropout.py): the murmur3 finaliser, keep rate, scaling, independence."""
+"""The fast layer set's hashed dropout (models/ops/dropout.py): the murmur3 finaliser, keep rate,
+scaling, independence."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genodiff_jax.models.dropout import Dropout, fmix32, keep_mask
+from genodiff_jax.models.ops.dropout import Dropout, fmix32, keep_mask
 
 
 def fmix32_python(h: int) -> int:

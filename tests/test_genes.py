@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genodiff_jax.data import genes, io
+from genodiff_jax.data import genes, io, tables
 from genodiff_jax.errors import InputError
 
 
@@ -17,7 +17,7 @@ def _variants(chrom, pos):
 
 def test_in_gene_overlapping_and_intergenic_snps():
     # Genes (BED, 0-based): A covers positions 101-200, B 151-300 (overlaps A), C 1001-1100.
-    table = io.GeneTable(np.array(["1", "1", "1"]), np.array([100, 150, 1000]),
+    table = tables.GeneTable(np.array(["1", "1", "1"]), np.array([100, 150, 1000]),
                          np.array([200, 300, 1100]), np.array(["A", "B", "C"]))
     pos = [100, 101, 160, 250, 301, 640, 660, 1050, 5000]
     a = genes.assign_genes(_variants(["1"] * 9, pos), table)
@@ -29,7 +29,7 @@ def test_in_gene_overlapping_and_intergenic_snps():
 
 
 def test_snps_on_chromosomes_without_genes_are_counted_and_empty_genes_dropped():
-    table = io.GeneTable(np.array(["1", "1"]), np.array([0, 10_000]), np.array([50, 10_050]),
+    table = tables.GeneTable(np.array(["1", "1"]), np.array([0, 10_000]), np.array([50, 10_050]),
                          np.array(["A", "FAR"]))
     a = genes.assign_genes(_variants(["1", "1", "3"], [10, 20, 30]), table)
     assert list(a.names) == ["A"] and a.n_unassigned == 1
@@ -37,7 +37,7 @@ def test_snps_on_chromosomes_without_genes_are_counted_and_empty_genes_dropped()
 
 
 def test_bed_that_overlaps_no_variant_is_an_error():
-    table = io.GeneTable(np.array(["7"]), np.array([0]), np.array([50]), np.array(["A"]))
+    table = tables.GeneTable(np.array(["7"]), np.array([0]), np.array([50]), np.array(["A"]))
     with pytest.raises(InputError, match="genes.bed: no gene overlaps any variant"):
         genes.assign_genes(_variants(["1"], [10]), table, "genes.bed")
 

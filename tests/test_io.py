@@ -7,7 +7,7 @@ import pytest
 from conftest import write_text_vcf
 from cyvcf2 import VCF
 
-from genodiff_jax.data import io
+from genodiff_jax.data import io, tables, writers
 from genodiff_jax.errors import InputError
 
 
@@ -27,11 +27,11 @@ def test_phased_vcf_round_trip_reads_back_equal_with_cyvcf2(small_cohort):
 
 def test_unphased_vcf_and_plink_round_trips(small_cohort, tmp_path):
     g = io.read_vcf(small_cohort["vcf"], progress=False)
-    io.write_vcf(tmp_path / "u.vcf.gz", g.variants, g.samples, g.dosages, phased=False)
+    writers.write_vcf(tmp_path / "u.vcf.gz", g.variants, g.samples, g.dosages, phased=False)
     u = io.read_vcf(tmp_path / "u.vcf.gz", progress=False)
     np.testing.assert_array_equal(u.dosages, g.dosages)
     assert not any(r.genotype.array()[:, 2].any() for r in VCF(str(tmp_path / "u.vcf.gz")))
-    io.write_plink(tmp_path / "p", g.variants, g.samples, g.dosages)
+    writers.write_plink(tmp_path / "p", g.variants, g.samples, g.dosages)
     p = io.read_genotypes(tmp_path / "p.bed", progress=False)
     np.testing.assert_array_equal(p.dosages, g.dosages)
     for field in ("chrom", "pos", "id", "ref", "alt"):
@@ -63,18 +63,18 @@ def test_site_policies_are_applied_and_counted(tmp_path):
 
 
 def test_panel_and_bed_readers(tmp_path):
-    io.write_panel(tmp_path / "x.panel", ["s1", "s2"], {"pop": ["A", "B"], "trait": ["case", "control"]})
-    panel = io.read_panel(tmp_path / "x.panel")
+    tables.write_panel(tmp_path / "x.panel", ["s1", "s2"], {"pop": ["A", "B"], "trait": ["case", "control"]})
+    panel = tables.read_panel(tmp_path / "x.panel")
     assert list(panel.samples) == ["s1", "s2"] and list(panel.columns) == ["pop", "trait"]
     (tmp_path / "bad.panel").write_text("sample\tpop\ns1\tA\ns1\tB\n")
     with pytest.raises(InputError, match="duplicate sample ids: s1"):
-        io.read_panel(tmp_path / "bad.panel")
+        tables.read_panel(tmp_path / "bad.panel")
     (tmp_path / "g.bed").write_text("track name=x\nchr2\t10\t20\tG1\n2\t30\t40\n")
-    bed = io.read_bed(tmp_path / "g.bed")
+    bed = tables.read_bed(tmp_path / "g.bed")
     assert list(bed.chrom) == ["2", "2"] and list(bed.name) == ["G1", "2:30-40"]
     (tmp_path / "b.bed").write_text("2\t50\t40\tG1\n")
     with pytest.raises(InputError, match="line 1: bad interval"):
-        io.read_bed(tmp_path / "b.bed")
+        tables.read_bed(tmp_path / "b.bed")
 
 
 def test_unknown_format_is_an_input_error(tmp_path):

@@ -1,4 +1,5 @@
-"""Tests of the four denoisers: parameter counts against the paper, and behaviour at tiny sizes."""
+"""Tests of the denoisers: parameter counts against the paper, behaviour at each registered model's
+own tiny sizes (`TEST_SIZES`), and the "stock" layer set against the "fast" one."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genodiff_jax.models import MODELS, build_model, count_params, register_model
-from genodiff_jax.models.cnn_unet import CNNUNet
-from genodiff_jax.models.mlp_unet import MLPUNet
+from genodiff_jax.models import (
+    MODELS,
+    build_model,
+    cast_weights,
+    count_params,
+    inference_compiler_options,
+    register_model,
+)
+from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.models.ops.xla import CPU_DOT_AND_ELTWISE_ONLY
 
 NUM_CLASSES = 26
 K = 8
@@ -30,28 +38,6 @@ PAPER_PARAMS = {
     (2048, "transformer"): 34.1e6,
 }
 
-TINY_MLP = dict(widths=(64, 32), bottleneck=32, num_groups=8)
-TINY_CNN = dict(
-    base_channels=16,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    num_heads=2,
-    head_channels=8,
-    num_groups=8,
-)
-TINY = {
-    "mlp_unet": dict(TINY_MLP, dropout=0.1),
-    "cnn_unet": dict(TINY_CNN, dropout=0.1),
-    "mlp_cnn": dict(
-        mlp_widths=TINY_MLP["widths"],
-        mlp_bottleneck=TINY_MLP["bottleneck"],
-        mlp_dropout=0.1,
-        cnn_dropout=0.1,
-        **TINY_CNN,
-    ),
-    "transformer": dict(width=32, depth=2, num_heads=4, time_freq_dim=16, dropout=0.1),
-}
 G_TINY, B = 128, 2
 
 # Tiny CPU programs: LLVM's optimisations would cost more compile time than they save.
@@ -59,7 +45,8 @@ fast_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimizatio
 
 
 def tiny(name: str, **overrides) -> nn.Module:
-    return build_model(name, num_classes=NUM_CLASSES, **{**TINY[name], **overrides})
+    """The model `name` at the sizes it declares for tests."""
+    return build_model(name, num_classes=NUM_CLASSES, **{**MODELS[name].TEST_SIZES, **overrides})
 
 
 def inputs(G: int = G_TINY, seed: int = 0) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -101,12 +88,22 @@ def setup_tiny(name: str):
 # --- registry and parameter counts -----------------------------------------------------------
 
 
-def test_registry_has_the_four_denoisers():
-    assert set(MODELS) == {"mlp_unet", "cnn_unet", "mlp_cnn", "transformer"}
+def test_registry_has_the_papers_denoisers_and_rejects_unknown_or_taken_names():
+    assert {name for _, name in PAPER_PARAMS} <= set(MODELS)
     with pytest.raises(ValueError, match="unknown model"):
         build_model("resnet", num_classes=2)
     with pytest.raises(ValueError, match="already registered"):
-        register_model("mlp_unet")(MLPUNet)
+        register_model("mlp_unet")(MODELS["mlp_unet"])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_declares_test_sizes_and_the_common_fields(name: str):
+    cls = MODELS[name]
+    assert isinstance(cls.TEST_SIZES, dict) and cls.TEST_SIZES
+    fields = set(cls.__dataclass_fields__)
+    assert {"num_classes", "dtype", "param_dtype", "ops"} <= fields
+    assert set(cls.TEST_SIZES) <= fields
+    assert cls(num_classes=2).ops == "fast"
 
 
 @pytest.mark.parametrize(("G", "name"), sorted(PAPER_PARAMS))
@@ -254,8 +251,7 @@ def test_mlp_cnn_is_convex_mix_of_its_halves():
     assert np.all((w_grid > 0) & (w_grid < 1))
 
     # Each half run on its own, as a standalone module on its own slice of the params.
-    mlp = MLPUNet(NUM_CLASSES, **TINY["mlp_unet"])
-    cnn = CNNUNet(NUM_CLASSES, **TINY["cnn_unet"])
+    mlp, cnn = tiny("mlp_unet"), tiny("cnn_unet")
     out_mlp = fast_jit(mlp.apply)({"params": params["mlp"]}, x, t, y)
     out_cnn = fast_jit(cnn.apply)({"params": params["cnn"]}, x, t, y)
     assert np.max(np.abs(out_mlp - out_cnn)) > 1e-3  # otherwise the check below is vacuous
@@ -271,74 +267,7 @@ def test_mlp_unet_is_residual_on_flat_features():
     np.testing.assert_array_equal(apply({"params": zeroed}, x, t, y, train=False), x)
 
 
-@pytest.mark.parametrize("shape", [(4, 64), (3, 40, 64), (2, 6, 5, 32)])
-@pytest.mark.parametrize("film", [False, True])
-def test_group_norm_matches_flax_values_and_gradients(shape: tuple[int, ...], film: bool):
-    """The fused GroupNorm (custom backward) equals flax's GroupNorm + FiLM + SiLU, grads included."""
-    from genodiff_jax.models.norm import GroupNorm
-
-    B, C = shape[0], shape[-1]
-    keys = jax.random.split(jax.random.key(0), 6)
-    x = 3.0 + 2.0 * jax.random.normal(keys[0], shape)  # a mean far from 0 tests the variance
-    params = {"params": {"scale": jax.random.normal(keys[1], (C,)),
-                         "bias": jax.random.normal(keys[2], (C,))}}
-    fs = 0.3 * jax.random.normal(keys[3], (B, C)) if film else jnp.zeros((B, C))
-    fsh = jax.random.normal(keys[4], (B, C)) if film else jnp.zeros((B, C))
-    w = jax.random.normal(keys[5], shape)
-    bshape = (B,) + (1,) * (len(shape) - 2) + (C,)
-
-    def ours(p, x, fs, fsh):
-        out = GroupNorm(8).apply(p, x, film=(fs, fsh) if film else None, activation=nn.silu)
-        return jnp.sum(w * out)
-
-    def reference(p, x, fs, fsh):
-        h = nn.GroupNorm(8).apply(p, x) * (1 + fs.reshape(bshape)) + fsh.reshape(bshape)
-        return jnp.sum(w * nn.silu(h))
-
-    np.testing.assert_allclose(ours(params, x, fs, fsh), reference(params, x, fs, fsh), rtol=1e-5)
-    argnums = (0, 1, 2, 3) if film else (0, 1)  # without FiLM, ours does not see fs and fsh
-    got = jax.grad(ours, argnums=argnums)(params, x, fs, fsh)
-    want = jax.grad(reference, argnums=argnums)(params, x, fs, fsh)
-    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(r))))
-
-
-def test_group_norm_bf16_output_and_float32_statistics():
-    from genodiff_jax.models.norm import GroupNorm
-
-    x = 100.0 + jax.random.normal(jax.random.key(0), (2, 16, 32))
-    norm = GroupNorm(4, dtype=jnp.bfloat16)
-    params = norm.init(jax.random.key(1), x)
-    out = norm.apply(params, x.astype(jnp.bfloat16))
-    assert out.dtype == jnp.bfloat16
-    ref = nn.GroupNorm(4).apply(params, x.astype(jnp.bfloat16).astype(jnp.float32))
-    np.testing.assert_allclose(np.asarray(out, np.float32), ref, atol=0.05)
-
-
-def test_dense_equals_flax_dense_and_multiplies_in_the_weights_dtype():
-    """Same params and values as nn.Dense in float32; bf16 weights give a bf16 x bf16 -> f32 product."""
-    from genodiff_jax.models.dense import Dense, cast_weights
-
-    x = jax.random.normal(jax.random.key(0), (4, 96))
-    ours, theirs = Dense(40), nn.Dense(40)
-    params = ours.init(jax.random.key(1), x)
-    assert jax.tree.structure(params) == jax.tree.structure(theirs.init(jax.random.key(1), x))
-    np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-6)
-
-    half = cast_weights(params, jnp.bfloat16)
-    assert half["params"]["kernel"].dtype == jnp.bfloat16  # 2-D: cast
-    assert half["params"]["bias"].dtype == jnp.float32  # 1-D: kept
-    out = ours.apply(half, x)
-    assert out.dtype == jnp.float32
-    want = jnp.dot(x.astype(jnp.bfloat16).astype(jnp.float32),
-                   half["params"]["kernel"].astype(jnp.float32)) + params["params"]["bias"]
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
-    assert cast_weights(params, None) is params and cast_weights(params, jnp.float32) is params
-
-
 def test_bf16_weights_keep_the_mlp_unet_close():
-    from genodiff_jax.models.dense import cast_weights
-
     model = build_model("mlp_unet", num_classes=3, widths=(64, 32), bottleneck=16, num_groups=8)
     x = jax.random.normal(jax.random.key(0), (4, 16, 8))
     t, y = jnp.linspace(0.1, 0.9, 4), jnp.arange(4) % 3
@@ -350,17 +279,50 @@ def test_bf16_weights_keep_the_mlp_unet_close():
     assert 0 < rel < 0.02  # bf16 rounding of the weights, nothing more
 
 
-def test_cpu_attention_equals_the_fused_reference():
-    """The heads-first attention used on CPU equals jax.nn.dot_product_attention, grads included."""
-    from genodiff_jax.models.embeddings import multi_head_attention
+# --- the "stock" layer set against the "fast" one ----------------------------------------------
 
-    q, k, v = (jax.random.normal(key, (2, 13, 24)) for key in jax.random.split(jax.random.key(0), 3))
-    w = jax.random.normal(jax.random.key(1), (2, 13, 24))
 
-    def loss(impl):
-        return lambda q, k, v: jnp.sum(w * multi_head_attention(q, k, v, 3, impl))
+def shapes(tree) -> dict[str, tuple[tuple[int, ...], jnp.dtype]]:
+    return {jax.tree_util.keystr(path): (leaf.shape, leaf.dtype)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
-    np.testing.assert_allclose(loss(None)(q, k, v), loss("xla")(q, k, v), rtol=1e-5)
-    for got, want in zip(jax.grad(loss(None), (0, 1, 2))(q, k, v),
-                         jax.grad(loss("xla"), (0, 1, 2))(q, k, v)):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_stock_layers_give_the_same_params_and_outputs(name: str):
+    """ops="stock" (flax's layers) has the fast set's parameter tree, so a checkpoint loads into
+    either, and computes the same function up to float32 rounding. (Dropout masks differ by
+    construction, so train=False.)"""
+    _, params, apply = setup_tiny(name)
+    stock = tiny(name, ops="stock")
+    assert shapes(jax.eval_shape(stock.init, jax.random.key(0), *inputs())["params"]) == shapes(
+        params
+    )
+    x, t, y = inputs()
+    out_fast = apply({"params": params}, x, t, y, train=False)
+    out_stock = fast_jit(stock.apply)({"params": params}, x, t, y)
+    np.testing.assert_allclose(out_stock, out_fast, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_stock_models_have_no_custom_gradients(name: str):
+    """A stock model is plain flax: no custom_vjp anywhere in its training forward pass."""
+    _, params, _ = setup_tiny(name)
+    stock = tiny(name, ops="stock")
+    rngs = {"dropout": jax.random.key(0)}
+    jaxpr = jax.make_jaxpr(
+        lambda p: stock.apply({"params": p}, *inputs(), train=True, rngs=rngs)
+    )(params)
+    assert "custom_vjp" not in str(jaxpr)
+
+
+def test_inference_compiler_options_belong_to_the_fast_layer_set(monkeypatch):
+    assert jax.default_backend() == "cpu"  # conftest.py
+    assert inference_compiler_options(tiny("cnn_unet")) == CPU_DOT_AND_ELTWISE_ONLY
+    assert inference_compiler_options(tiny("mlp_cnn")) == CPU_DOT_AND_ELTWISE_ONLY
+    assert inference_compiler_options(tiny("mlp_unet")) is None
+    assert inference_compiler_options(tiny("cnn_unet", ops="stock")) is None
+    assert inference_compiler_options(nn.Dense(3)) is None  # not a registered denoiser
+    # An option this XLA does not know is dropped (with a warning), not a failed compile.
+    unknown = {"cpu": {"xla_cpu_no_such_option": "1"}}
+    monkeypatch.setitem(LAYER_SETS["fast"].compiler_options, "cnn_unet", unknown)
+    assert inference_compiler_options(tiny("cnn_unet")) is None

@@ -10,7 +10,8 @@ import pytest
 from conftest import write_text_vcf
 
 from genodiff_jax import cli
-from genodiff_jax.data.loader import load_prepared, to_device
+from genodiff_jax.data.loader import load_prepared, put_data
+from genodiff_jax.sharding import make_mesh
 
 
 def _prepare(*args) -> int:
@@ -37,8 +38,8 @@ def test_prepare_writes_a_dataset_that_loads_back(small_cohort, tmp_path):
     dosages = small_cohort["haps"].sum(-1)
     np.testing.assert_allclose(data.codec.encode(dosages[data.test.index]), data.test.features,
                                atol=1e-6)
-    on_device = to_device(data.train)
-    assert on_device["features"].shape == data.train.features.shape and int(on_device["n"]) == 30
+    on_device = put_data(data.train.features, data.train.labels, make_mesh())
+    assert on_device["x"].shape == data.train.features.shape and int(on_device["n"]) == 30
     np.testing.assert_array_equal(np.asarray(on_device["labels"]), data.train.labels)
     # The split is seeded: the same seed gives the same people.
     again = tmp_path / "again"
@@ -70,10 +71,10 @@ def test_snps_on_chromosomes_without_genes_are_dropped_from_codec_and_variant_ta
 
 
 def test_window_mode_and_plink_input(small_cohort, tmp_path):
-    from genodiff_jax.data import io
+    from genodiff_jax.data import io, writers
 
     g = io.read_vcf(small_cohort["vcf"], progress=False)
-    io.write_plink(tmp_path / "p", g.variants, g.samples, g.dosages)
+    writers.write_plink(tmp_path / "p", g.variants, g.samples, g.dosages)
     out = tmp_path / "w"
     assert _prepare("--vcf", tmp_path / "p.bed", "--panel", small_cohort["panel"], "--window", "25",
                     "--out", out, "--label", "super_pop") == 0
@@ -191,10 +192,10 @@ def test_real_region_gives_the_expected_dataset(lct_dataset):
 def test_logistic_regression_on_real_features_beats_chance(lct_dataset, shared_data):
     from sklearn.linear_model import LogisticRegression
 
-    from genodiff_jax.data import io
+    from genodiff_jax.data import tables
 
     data = load_prepared(lct_dataset)
-    panel = io.read_panel(shared_data / "1kg_lct_chr2.panel")
+    panel = tables.read_panel(shared_data / "1kg_lct_chr2.panel")
     super_of = dict(zip(panel.samples, panel.columns["super_pop"]))
     y_train = [super_of[s] for s in data.train.samples]
     y_test = [super_of[s] for s in data.test.samples]

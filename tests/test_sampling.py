@@ -244,7 +244,7 @@ def test_guidance_zero_is_the_conditional_model() -> None:
     t_B = jnp.full((5,), 100, jnp.int32)
     cond = toy_apply({"params": TOY_PARAMS}, x, t_B / T, y)
     for w in (0.0, jnp.float32(0.0)):  # a Python 0 (one call) and a traced 0 (the guided call)
-        out = make_denoise_fn(toy_apply, TOY_PARAMS, y, T_train=T, guidance=w,
+        out = make_denoise_fn(toy_apply, TOY_PARAMS, y, time_fn=lambda t: t / T, guidance=w,
                               null_label=NUM_CLASSES)(x, t_B)
         np.testing.assert_allclose(np.asarray(out), np.asarray(cond), rtol=1e-6)
 
@@ -260,7 +260,7 @@ def test_guided_output_is_the_formula_in_one_call() -> None:
         calls.append(x.shape[0])
         return toy_apply(variables, x, t, y, train)
 
-    out = make_denoise_fn(counting_apply, TOY_PARAMS, y, T_train=T, guidance=w,
+    out = make_denoise_fn(counting_apply, TOY_PARAMS, y, time_fn=lambda t: t / T, guidance=w,
                           null_label=NUM_CLASSES)(x, t_B)
     assert calls == [12]  # one model call on cond and null rows together
     cond = toy_apply({"params": TOY_PARAMS}, x, t_B / T, y)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from genodiff_jax.data import simulate
-from genodiff_jax.data.io import read_bed, read_panel, read_vcf
+from genodiff_jax.data.io import read_vcf
 from genodiff_jax.data.simulate import PRESETS, CohortFiles, SimulationParams, simulate_cohort
+from genodiff_jax.data.tables import read_bed, read_panel
 from genodiff_jax.errors import InputError
 
 TINY = PRESETS["tiny"]

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genodiff_jax.data.loader import PreparedDataset, Split
-from genodiff_jax.diffusion import get_prediction, get_schedule
+from genodiff_jax.data.loader import PreparedDataset, Split, put_data
+from genodiff_jax.diffusion import GaussianProcess
 from genodiff_jax.errors import InputError
 from genodiff_jax.models import build_model
 from genodiff_jax.sharding import make_mesh
@@ -21,17 +21,11 @@ from genodiff_jax.train import (
     CheckpointStore,
     NonFiniteLossError,
     OptimizerConfig,
-    abstract_train_state,
-    create_train_state,
-    jit_eval_fn,
-    jit_train_step,
+    StepRecipe,
+    build_program,
     load_config,
     load_trained,
-    make_eval_fn,
     make_lr_schedule,
-    make_optimizer,
-    make_train_step,
-    put_data,
     train,
 )
 from genodiff_jax.train.metrics import read_metrics
@@ -90,22 +84,22 @@ def tiny_config(**train_overrides):
 DEFAULT_OPT = OptimizerConfig(learning_rate=1e-3, warmup_steps=0, total_steps=10)
 
 
+def tiny_program(opt: OptimizerConfig):
+    model = build_model("mlp_unet", num_classes=NUM_CLASSES, **TINY_MODEL)
+    recipe = StepRecipe(batch_size=B, p_uncond=0.1, ema_decay=0.999,
+                        grad_accum_steps=opt.grad_accum_steps)
+    return build_program(model, GaussianProcess("cosine", T, "eps"), opt, recipe, row=(G, K),
+                         mask=tiny_mask(), num_classes=NUM_CLASSES, mesh=make_mesh(1))
+
+
 @functools.cache
 def _setup(opt: OptimizerConfig) -> dict:
-    mesh = make_mesh(1)
-    model = build_model("mlp_unet", num_classes=NUM_CLASSES, **TINY_MODEL)
-    tx = make_optimizer(opt)
-    step_fn = make_train_step(
-        model, get_schedule("cosine", T), get_prediction("eps"), tiny_mask(), tx=tx,
-        lr_schedule=make_lr_schedule(opt), batch_size=B, p_uncond=0.1, num_classes=NUM_CLASSES,
-        ema_decay=0.999, grad_accum_steps=opt.grad_accum_steps, mesh=mesh)
-    abstract = abstract_train_state(model, tx, (G, K), mesh)
-    shardings = jax.tree.map(lambda a: a.sharding, abstract)
-    state = create_train_state(model, tx, jax.random.key(0), (G, K), mesh)
+    program = tiny_program(opt)
     x, y = tiny_arrays(16, 0)
-    return dict(model=model, tx=tx, mesh=mesh, abstract=abstract, state=state,
-                step=jit_train_step(step_fn, shardings, mesh), data=put_data(x, y, mesh),
-                key=jax.random.key(1), shardings=shardings)
+    return dict(program=program, model=program.model, mesh=program.mesh,
+                abstract=program.abstract_state, state=program.init_state(jax.random.key(0)),
+                step=program.step, data=put_data(x, y, program.mesh), key=jax.random.key(1),
+                shardings=program.shardings)
 
 
 def tiny_setup(opt: OptimizerConfig = DEFAULT_OPT) -> dict:
@@ -189,13 +183,10 @@ def test_eval_counts_each_row_once_whatever_the_chunking():
     x16 = np.concatenate([x, np.full((6, G, K), 1e3, np.float32)])
     data = put_data(x16, np.concatenate([y, np.zeros(6, np.int32)]), s["mesh"])
     data["n"] = put_data(x, y, s["mesh"])["n"]
-    schedule, pred = get_schedule("cosine", T), get_prediction("eps")
     results = []
     for chunk in (4, 3, 16):
-        fn = make_eval_fn(s["model"], schedule, pred, tiny_mask(), batch_size=chunk, num_rows=16,
-                          mesh=s["mesh"])
-        results.append(jax.device_get(jit_eval_fn(fn, s["shardings"].params, s["mesh"])(
-            s["state"].params, data, jax.random.key(3))))
+        fn = s["program"].evaluation(batch_size=chunk, num_rows=16, params="params")
+        results.append(jax.device_get(fn(s["state"].params, data, jax.random.key(3))))
     for r in results[1:]:
         for k in ("val_loss", "val_recon"):
             assert r[k] == pytest.approx(results[0][k], rel=1e-5)
@@ -249,9 +240,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path: Path):
 
     # Same states on disk. The uninterrupted run saved step 4 asynchronously and then donated those
     # buffers to step 5: the save must still hold the step-4 values that the stopped run ended with.
-    model = build_model("mlp_unet", num_classes=NUM_CLASSES, **TINY_MODEL)
-    tx = make_optimizer(OptimizerConfig(warmup_steps=2, total_steps=8))
-    abstract = abstract_train_state(model, tx, (G, K), make_mesh(1))
+    abstract = tiny_program(OptimizerConfig(warmup_steps=2, total_steps=8)).abstract_state
     states = {}
     for run in ("whole", "split"):
         with CheckpointStore(tmp_path / run / "checkpoints", keep=2) as store:
@@ -347,8 +336,7 @@ def test_run_training_with_a_config_file(prepared_tiny_cohort: Path, tmp_path: P
 
     trained = load_trained(tmp_path)
     assert trained.step == result["best_step"]
-    G_, K_ = trained.feature_shape
-    x = jnp.zeros((2, G_, K_))
+    x = jnp.zeros((2, *trained.row.shape), trained.row.dtype)
     out = trained.model.apply({"params": trained.params}, x, jnp.full((2,), 0.5),
                               jnp.array([0, trained.num_classes]), train=False)
     assert out.shape == x.shape and bool(jnp.isfinite(out).all())

@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from genodiff_jax.data.io import GeneTable, Variants, normalise_chrom
+from genodiff_jax.data.io import Variants
+from genodiff_jax.data.tables import GeneTable, normalise_chrom
 from genodiff_jax.errors import InputError
 
 

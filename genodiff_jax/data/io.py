@@ -1,4 +1,5 @@
-"""Genotype files in and out: VCF/BCF (cyvcf2), PLINK .bed (bed-reader), panels and gene BEDs.
+"""Genotype files in: VCF/BCF (cyvcf2) and PLINK .bed (bed-reader). Writing: `data.writers`;
+panels and gene BEDs: `data.tables`.
 
 Everything is read into an int8 dosage matrix [N, S] (ALT allele count) with a variant table and sample
 ids. Reading works in chunks of variants so memory stays near N x S bytes. Site policies, each counted:
@@ -9,7 +10,6 @@ the per-variant mode (or an `InputError` under `strict`).
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import mmap
 import os
@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from genodiff_jax.atomic import atomic_dir, atomic_file
-from genodiff_jax.errors import InputError
+from genodiff_jax.errors import InputError, require_file
 
 MISSING = -1
 _NUCLEOTIDES = frozenset("ACGT")
@@ -188,18 +187,13 @@ def _is_snp(ref: str, alt: str) -> bool:
     return len(ref) == 1 and len(alt) == 1 and ref in _NUCLEOTIDES and alt in _NUCLEOTIDES
 
 
-def _require_file(path: Path) -> None:
-    if not path.is_file():
-        raise InputError(path, "file not found")
-
-
 def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int = 4096,
              progress: bool = True, drop_monomorphic: bool = True) -> Genotypes:
     """Read a VCF/BCF (plain or bgzipped) into dosages; see the module docstring for site policies."""
     from cyvcf2 import VCF
 
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     with _c_stderr_captured() as htslib:
         try:
             vcf = VCF(str(path), gts012=True, lazy=True, threads=min(2, os.cpu_count() or 1))
@@ -250,7 +244,7 @@ def read_plink(path: str | os.PathLike, *, strict: bool = False, chunk_size: int
     path = Path(path)
     bed_path = path if path.suffix == ".bed" else path.with_suffix(path.suffix + ".bed")
     for p in (bed_path, bed_path.with_suffix(".bim"), bed_path.with_suffix(".fam")):
-        _require_file(p)
+        require_file(p)
     try:
         bed = open_bed(bed_path, count_A1=True)
         samples = np.asarray(bed.iid, dtype=str)
@@ -290,205 +284,6 @@ def read_genotypes(path: str | os.PathLike, **kwargs) -> Genotypes:
         if name.endswith(suffix):
             return GENOTYPE_READERS[suffix](path, **kwargs)
     raise InputError(path, f"unknown genotype format (expected one of {', '.join(GENOTYPE_READERS)})")
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------------------------
-
-def _genotype_table(phased: bool) -> np.ndarray:
-    """Byte codes [4 or 3, 4]: 'a|b' or 'a/b' followed by a tab."""
-    texts = ["0|0\t", "0|1\t", "1|0\t", "1|1\t"] if phased else ["0/0\t", "0/1\t", "1/1\t"]
-    return np.frombuffer("".join(texts).encode(), np.uint8).reshape(len(texts), 4)
-
-
-class VcfWriter:
-    """Bgzipped VCF written under a temporary name and renamed when the `with` block ends cleanly."""
-
-    def __init__(self, path: str | os.PathLike, samples: Sequence[str],
-                 contigs: dict[str, int] | None = None, phased: bool = False,
-                 source: str = "genodiff-jax"):
-        self.path, self.samples, self.phased = Path(path), [str(s) for s in samples], phased
-        self.contigs, self.source = contigs or {}, source
-        self._table = _genotype_table(phased)
-        self._atomic = None
-        self._handle = None
-
-    def __enter__(self) -> VcfWriter:
-        from Bio import bgzf
-
-        self._atomic = atomic_file(self.path)
-        tmp = self._atomic.__enter__()
-        self._handle = bgzf.BgzfWriter(str(tmp), "wb")
-        header = ["##fileformat=VCFv4.2", f"##source={self.source}"]
-        header += [f"##contig=<ID={c}" + (f",length={n}>" if n else ">")
-                   for c, n in self.contigs.items()]
-        header.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
-        header.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO",
-                                 "FORMAT", *self.samples]))
-        self._handle.write(("\n".join(header) + "\n").encode())
-        return self
-
-    def write(self, variants: Variants, genotypes: np.ndarray) -> None:
-        """Dosages int8 [N, S] (unphased) or haplotype alleles [N, S, 2] (phased)."""
-        genotypes = np.asarray(genotypes)
-        n = len(self.samples)
-        if self.phased:
-            if genotypes.ndim != 3 or genotypes.shape[2] != 2:
-                raise ValueError("phased writing takes haplotypes [N, S, 2]")
-            codes = genotypes[..., 0].astype(np.int8) * 2 + genotypes[..., 1]
-        else:
-            if genotypes.ndim != 2:
-                raise ValueError("unphased writing takes dosages [N, S]")
-            codes = genotypes.astype(np.int8)
-        if codes.shape != (n, len(variants)):
-            raise ValueError(f"genotypes {codes.shape} do not match {n} samples x "
-                             f"{len(variants)} variants")
-        if codes.size and (codes.min() < 0 or codes.max() >= len(self._table)):
-            raise ValueError("genotype codes out of range")
-        rows = self._table[codes.T]  # [S, N, 4]
-        rows[:, -1, -1] = ord("\n")
-        rows = rows.reshape(len(variants), n * 4)
-        lines = [
-            f"{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t.\tGT\t".encode() + row.tobytes()
-            for c, p, i, r, a, row in zip(variants.chrom, variants.pos, variants.id, variants.ref,
-                                          variants.alt, rows)
-        ]
-        self._handle.write(b"".join(lines))
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._handle.close()
-        self._atomic.__exit__(exc_type, exc, tb)
-
-
-def write_vcf(path: str | os.PathLike, variants: Variants, samples: Sequence[str],
-              genotypes: np.ndarray, *, phased: bool, contigs: dict[str, int] | None = None,
-              chunk_size: int = 4096) -> None:
-    """Write a whole matrix (dosages [N, S] or haplotypes [N, S, 2]) as bgzipped VCF."""
-    if contigs is None:  # declare every chromosome written, in order of appearance (no lengths)
-        contigs = dict.fromkeys(map(str, variants.chrom), 0)
-    with VcfWriter(path, samples, contigs=contigs, phased=phased) as writer:
-        for start in range(0, len(variants), chunk_size):
-            stop = start + chunk_size
-            writer.write(variants.take(slice(start, stop)), genotypes[:, start:stop])
-
-
-def write_plink(prefix: str | os.PathLike, variants: Variants, samples: Sequence[str],
-                dosages: np.ndarray) -> None:
-    """Write PLINK .bed/.bim/.fam with allele 1 = ALT, so a reader counting allele 1 gets dosages."""
-    from bed_reader import to_bed
-
-    prefix = Path(prefix)
-    samples = [str(s) for s in samples]
-    with atomic_dir(prefix.parent / f".{prefix.name}.plink") as tmp:
-        to_bed(tmp / (prefix.name + ".bed"), np.asarray(dosages, np.int8),
-               properties={"fid": samples, "iid": samples, "sid": list(variants.id),
-                           "chromosome": list(variants.chrom), "bp_position": list(variants.pos),
-                           "allele_1": list(variants.alt), "allele_2": list(variants.ref)},
-               count_A1=True)
-        for suffix in (".bed", ".bim", ".fam"):
-            os.replace(tmp / (prefix.name + suffix), prefix.with_name(prefix.name + suffix))
-
-
-# ---------------------------------------------------------------------------------------------
-# Panels (sample labels) and gene BEDs
-# ---------------------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Panel:
-    """Per-sample labels: `sample` ids and named columns (pop, super_pop, traits ...)."""
-
-    samples: np.ndarray
-    columns: dict[str, np.ndarray]
-
-
-def read_panel(path: str | os.PathLike) -> Panel:
-    """A tab- or space-separated table with a header whose first column is the sample id."""
-    path = Path(path)
-    _require_file(path)
-    with open(path, newline="") as f:
-        lines = [line.split() for line in f if line.strip()]
-    if not lines:
-        raise InputError(path, "panel file is empty")
-    header, rows = lines[0], lines[1:]
-    if header[0].lower() not in ("sample", "sample_id", "iid", "id"):
-        raise InputError(path, f"panel header must start with a 'sample' column, found '{header[0]}'")
-    if not rows:
-        raise InputError(path, "panel has a header but no samples")
-    for lineno, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise InputError(path, f"line {lineno} has {len(row)} fields, header has {len(header)}")
-    table = np.array(rows, dtype=str)
-    samples = table[:, 0]
-    unique, counts = np.unique(samples, return_counts=True)
-    if (counts > 1).any():
-        raise InputError(path, f"duplicate sample ids: {', '.join(unique[counts > 1][:3])}")
-    return Panel(samples, {name: table[:, j] for j, name in enumerate(header[1:], start=1)})
-
-
-def write_panel(path: str | os.PathLike, samples: Sequence[str],
-                columns: dict[str, Sequence]) -> None:
-    """Write a panel: header `sample<TAB>col...`, one row per sample."""
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        writer.writerow(["sample", *columns])
-        for i, sample in enumerate(samples):
-            writer.writerow([sample, *(values[i] for values in columns.values())])
-
-
-@dataclasses.dataclass(frozen=True)
-class GeneTable:
-    """Gene bodies: chromosome, 0-based start, exclusive end, name."""
-
-    chrom: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    name: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.start)
-
-
-def read_bed(path: str | os.PathLike) -> GeneTable:
-    """A BED file of gene bodies (at least chrom, start, end, name); track/browser/# lines skipped."""
-    path = Path(path)
-    _require_file(path)
-    chrom, start, end, name = [], [], [], []
-    with open(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.split()
-            if len(fields) < 3:
-                raise InputError(path, f"line {lineno} has {len(fields)} fields, BED needs >= 3")
-            try:
-                s, e = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise InputError(path, f"line {lineno}: start/end are not integers") from None
-            if s < 0 or e <= s:
-                raise InputError(path, f"line {lineno}: bad interval {s}-{e}")
-            chrom.append(normalise_chrom(fields[0]))
-            start.append(s)
-            end.append(e)
-            name.append(fields[3] if len(fields) > 3 else f"{fields[0]}:{s}-{e}")
-    if not start:
-        raise InputError(path, "BED file has no intervals")
-    return GeneTable(np.array(chrom, dtype=str), np.array(start, np.int64), np.array(end, np.int64),
-                     np.array(name, dtype=str))
-
-
-def write_bed(path: str | os.PathLike, chrom: Sequence, start: Sequence, end: Sequence,
-              name: Sequence) -> None:
-    """Write a 4-column gene BED (0-based start, exclusive end)."""
-    with atomic_file(path) as tmp, open(tmp, "w") as f:
-        for c, s, e, n in zip(chrom, start, end, name):
-            f.write(f"{c}\t{int(s)}\t{int(e)}\t{n}\n")
-
-
-def normalise_chrom(name: str) -> str:
-    """'chr2' and '2' name the same chromosome."""
-    name = str(name)
-    return name[3:] if name.lower().startswith("chr") else name
 
 
 class _CapturedStderr:

@@ -73,29 +73,24 @@ def load_prepared(data_dir: str | os.PathLike) -> PreparedDataset:
     return PreparedDataset(path, summary, splits["train"], splits["test"], mask)
 
 
-def put_data(features: np.ndarray, labels: np.ndarray, mesh) -> dict:
-    """A split as global device arrays, rows padded (by repeating row 0) to a multiple of the mesh.
+def put_data(x: np.ndarray, labels: np.ndarray, mesh) -> dict:
+    """A split as the train step's `data`: {"x", "labels", "n"} global device arrays, rows split
+    over the mesh and padded (by repeating row 0) to a multiple of it. `x` keeps its dtype (float
+    features or integer tokens).
 
     Batches are drawn from the first `n` rows only, so the padding is never trained on.
     """
-    features = np.asarray(features, np.float32)
+    x = np.asarray(x)
     labels = np.asarray(labels, np.int32)
     n = len(labels)
-    if n == 0 or features.shape[0] != n:
-        raise ValueError(f"need as many feature rows as labels (> 0), got {features.shape[0]}, {n}")
+    if n == 0 or x.shape[0] != n:
+        raise ValueError(f"need as many rows as labels (> 0), got {x.shape[0]}, {n}")
     pad = -n % mesh.size
     if pad:
-        features = np.concatenate([features, np.repeat(features[:1], pad, axis=0)])
+        x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
         labels = np.concatenate([labels, np.repeat(labels[:1], pad)])
     from genodiff_jax.sharding import batch_sharding, put_global, replicated
 
     rows = batch_sharding(mesh)
-    return {"features": put_global(features, rows), "labels": put_global(labels, rows),
+    return {"x": put_global(x, rows), "labels": put_global(labels, rows),
             "n": put_global(np.int32(n), replicated(mesh))}
-
-
-def to_device(split: Split, mesh=None) -> dict:
-    """A whole split in device memory, sharded by rows over `mesh` (default: all devices)."""
-    from genodiff_jax.sharding import make_mesh
-
-    return put_data(split.features, split.labels, mesh or make_mesh())

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from genodiff_jax.atomic import atomic_dir
-from genodiff_jax.data import io
+from genodiff_jax.data import io, tables
 from genodiff_jax.data import tfds as tfds_io
 from genodiff_jax.data.codec import COMPONENT_RULES, GeneCodec
 from genodiff_jax.data.genes import assign_genes, window_genes
@@ -27,7 +27,7 @@ SAMPLES = "samples.tsv"
 GENES = "genes.tsv"
 
 
-def match_panel(genotypes: io.Genotypes, panel: io.Panel, panel_path: str | os.PathLike,
+def match_panel(genotypes: io.Genotypes, panel: tables.Panel, panel_path: str | os.PathLike,
                 label: str) -> np.ndarray:
     """The label of every genotyped sample, in genotype order; names missing samples if any."""
     if label not in panel.columns:
@@ -71,10 +71,10 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
     if (genes is None) == (window is None):
         raise InputError(None, "give exactly one of --genes BED or --window N")
     genotypes = io.read_genotypes(vcf, strict=strict, progress=progress)
-    panel_table = io.read_panel(panel)
+    panel_table = tables.read_panel(panel)
     label_values = match_panel(genotypes, panel_table, panel, label)
     if genes is not None:
-        assignment = assign_genes(genotypes.variants, io.read_bed(genes), genes)
+        assignment = assign_genes(genotypes.variants, tables.read_bed(genes), genes)
     else:
         assignment = window_genes(genotypes.variants, window)
 

@@ -23,7 +23,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from genodiff_jax.atomic import atomic_dir, atomic_file
-from genodiff_jax.data.io import Variants, VcfWriter, write_bed, write_panel
+from genodiff_jax.data.io import Variants
+from genodiff_jax.data.tables import write_bed, write_panel
+from genodiff_jax.data.writers import VcfWriter
 from genodiff_jax.errors import InputError
 
 SPECIES = "HomSap"

@@ -1,6 +1,10 @@
-"""The noise process: schedules, forward process, parameterisations and losses."""
+"""Diffusion processes found by name (`PROCESSES`): the Gaussian one with its schedules,
+parameterisations and losses."""
 
 from genodiff_jax.diffusion.forward import q_sample
+
+# Importing a process module registers it.
+from genodiff_jax.diffusion.gaussian import GaussianProcess  # noqa: E402
 from genodiff_jax.diffusion.losses import masked_mae, masked_mse
 from genodiff_jax.diffusion.predictions import (
     DEFAULT_PREDICTION,
@@ -14,6 +18,12 @@ from genodiff_jax.diffusion.predictions import (
     v_to_eps,
     v_to_x0,
     x0_to_eps,
+)
+from genodiff_jax.diffusion.process import (
+    PROCESSES,
+    Process,
+    build_process,
+    register_process,
 )
 from genodiff_jax.diffusion.schedules import (
     DEFAULT_SCHEDULE,
@@ -32,11 +42,15 @@ __all__ = [
     "DEFAULT_PREDICTION",
     "DEFAULT_SCHEDULE",
     "PREDICTIONS",
+    "PROCESSES",
     "SCHEDULES",
+    "GaussianProcess",
     "Posterior",
     "Prediction",
+    "Process",
     "Schedule",
     "betas_from_alpha_bar",
+    "build_process",
     "eps_to_x0",
     "even_timesteps",
     "expand_like",
@@ -46,6 +60,7 @@ __all__ = [
     "masked_mse",
     "q_sample",
     "register_prediction",
+    "register_process",
     "register_schedule",
     "respace",
     "schedule_from_betas",

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from genodiff_jax.registry import Registry
+
 DEFAULT_PREDICTION = "eps"
 
 
@@ -81,21 +83,16 @@ class Prediction:
     to_x0_eps: Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
-PREDICTIONS: dict[str, Prediction] = {}
+PREDICTIONS: Registry[Prediction] = Registry("prediction")
 
 
 def register_prediction(prediction: Prediction) -> Prediction:
     """Add a `Prediction` to the registry under its name."""
-    if prediction.name in PREDICTIONS:
-        raise ValueError(f"prediction {prediction.name!r} is already registered")
-    PREDICTIONS[prediction.name] = prediction
-    return prediction
+    return PREDICTIONS.register(prediction.name, prediction)
 
 
 def get_prediction(name: str) -> Prediction:
     """The registered prediction `name` ("eps", "v" or "x0")."""
-    if name not in PREDICTIONS:
-        raise ValueError(f"unknown prediction {name!r}; known: {sorted(PREDICTIONS)}")
     return PREDICTIONS[name]
 
 

@@ -18,23 +18,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genodiff_jax.registry import Registry
+
 BetaFn = Callable[..., np.ndarray]
 
-SCHEDULES: dict[str, BetaFn] = {}
+# `fn(num_steps, **hyper_parameters) -> betas [T] float64`, found by name.
+SCHEDULES: Registry[BetaFn] = Registry("schedule")
+register_schedule = SCHEDULES.register
 
 DEFAULT_SCHEDULE = "cosine"
-
-
-def register_schedule(name: str) -> Callable[[BetaFn], BetaFn]:
-    """Register `fn(num_steps, **kwargs) -> betas [T] float64` under `name`."""
-
-    def decorator(fn: BetaFn) -> BetaFn:
-        if name in SCHEDULES:
-            raise ValueError(f"schedule {name!r} is already registered")
-        SCHEDULES[name] = fn
-        return fn
-
-    return decorator
 
 
 class Posterior(NamedTuple):
@@ -140,12 +132,15 @@ def schedule_from_betas(betas: np.ndarray, timesteps: np.ndarray | None = None) 
 
 
 def get_schedule(name: str, num_steps: int, **kwargs) -> Schedule:
-    """Build the registered schedule `name` with T = num_steps."""
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; known: {sorted(SCHEDULES)}")
+    """Build the registered schedule `name` with T = num_steps and its hyper-parameters `kwargs`."""
+    betas_fn = SCHEDULES[name]
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    return schedule_from_betas(SCHEDULES[name](num_steps, **kwargs))
+    try:
+        betas = betas_fn(num_steps, **kwargs)
+    except TypeError as e:  # an unknown hyper-parameter
+        raise ValueError(f"schedule {name!r}: {e}") from e
+    return schedule_from_betas(betas)
 
 
 def betas_from_alpha_bar(

@@ -39,26 +39,18 @@ import numpy as np
 import optax
 
 from genodiff_jax.models.transformer import EncoderLayer, PositionwiseLinear
+from genodiff_jax.registry import Registry
 
-CLASSIFIERS: dict[str, type[nn.Module]] = {}
+CLASSIFIERS: Registry[type[nn.Module]] = Registry("classifier")
 
 
 def register_classifier(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: register a classifier module under `name`."""
-
-    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in CLASSIFIERS:
-            raise ValueError(f"classifier {name!r} is already registered")
-        CLASSIFIERS[name] = cls
-        return cls
-
-    return decorator
+    return CLASSIFIERS.register(name)
 
 
 def build_classifier(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     """Instantiate the classifier registered as `name` with its dataclass fields `kwargs`."""
-    if name not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {name!r}; known: {sorted(CLASSIFIERS)}")
     return CLASSIFIERS[name](num_classes=num_classes, **kwargs)
 
 

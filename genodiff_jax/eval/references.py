@@ -20,26 +20,20 @@ from collections.abc import Callable
 
 import numpy as np
 
+from genodiff_jax.registry import Registry
+
 RefFn = Callable[..., tuple[np.ndarray, np.ndarray]]
-REFERENCES: dict[str, RefFn] = {}
+REFERENCES: Registry[RefFn] = Registry("reference")
 _ROWS = 1024  # people drawn per block in independent_sites (bounds the int64 binomial draws)
 
 
 def register_reference(name: str) -> Callable[[RefFn], RefFn]:
     """Register `fn(train_calls, train_labels, labels, rng, **splits) -> (calls, labels)`."""
-
-    def decorator(fn: RefFn) -> RefFn:
-        if name in REFERENCES:
-            raise ValueError(f"reference {name!r} is already registered")
-        REFERENCES[name] = fn
-        return fn
-
-    return decorator
+    return REFERENCES.register(name)
 
 
 def get_reference(name: str) -> RefFn:
-    if name not in REFERENCES:
-        raise ValueError(f"unknown reference {name!r}; known: {sorted(REFERENCES)}")
+    """The reference registered as `name` (an unknown name raises a ValueError listing them)."""
     return REFERENCES[name]
 
 

@@ -1,7 +1,8 @@
-"""The four denoisers (DESIGN 1.3), found by name in `MODELS`."""
+"""The four denoisers (DESIGN 1.3), found by name in `MODELS`; their layers in `models.ops`."""
 
 # Importing the model modules registers them.
 from genodiff_jax.models import cnn_unet, mlp_cnn, mlp_unet, transformer  # noqa: F401
+from genodiff_jax.models.ops import cast_weights
 from genodiff_jax.models.registry import (
     MODELS,
     abstract_params,
@@ -11,5 +12,5 @@ from genodiff_jax.models.registry import (
     register_model,
 )
 
-__all__ = ["MODELS", "abstract_params", "build_model", "count_params",
+__all__ = ["MODELS", "abstract_params", "build_model", "cast_weights", "count_params",
            "inference_compiler_options", "register_model"]

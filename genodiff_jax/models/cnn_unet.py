@@ -21,10 +21,9 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
-from genodiff_jax.models.dropout import Dropout
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
-from genodiff_jax.models.norm import GroupNorm
-from genodiff_jax.models.registry import CPU_DOT_AND_ELTWISE_ONLY, register_model
+from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.models.registry import register_model
 
 
 def _downsample(h_BxLxC: jax.Array) -> jax.Array:
@@ -48,20 +47,24 @@ class ResBlock(nn.Module):
     up: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(self, x_BxLxC: jax.Array, emb_BxE: jax.Array, train: bool) -> jax.Array:
+        layers = LAYER_SETS[self.ops]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         resample = _downsample if self.down else _upsample if self.up else (lambda a: a)
-        h = GroupNorm(self.num_groups, name="in_norm", **kw)(x_BxLxC, activation=nn.silu)
+        h = layers.GroupNorm(self.num_groups, name="in_norm", **kw)(x_BxLxC, activation=nn.silu)
         # As in ADM, resample after the first activation and on the skip path alike.
         h, x_BxLxC = resample(h), resample(x_BxLxC)
         h = nn.Conv(self.features, (3,), name="in_conv", **kw)(h)
 
         scale_shift = nn.Dense(2 * self.features, name="emb", **kw)(nn.silu(emb_BxE))
         film = jnp.split(scale_shift, 2, axis=-1)  # (scale [B, F], shift [B, F])
-        h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, film=film, activation=nn.silu)
-        h = Dropout(self.dropout, deterministic=not train)(h)
+        h = layers.GroupNorm(self.num_groups, name="out_norm", **kw)(
+            h, film=film, activation=nn.silu
+        )
+        h = layers.Dropout(self.dropout, deterministic=not train)(h)
         zero = nn.initializers.zeros  # ADM: every residual branch starts as 0
         h = nn.Conv(self.features, (3,), kernel_init=zero, name="out_conv", **kw)(h)
 
@@ -79,15 +82,19 @@ class AttentionBlock(nn.Module):
     attention_impl: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(self, x_BxLxC: jax.Array) -> jax.Array:
+        layers = LAYER_SETS[self.ops]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         C = x_BxLxC.shape[-1]
-        h = GroupNorm(self.num_groups, name="norm", **kw)(x_BxLxC)
+        h = layers.GroupNorm(self.num_groups, name="norm", **kw)(x_BxLxC)
         inner = self.num_heads * self.head_channels
         q, k, v = jnp.split(nn.Dense(3 * inner, name="qkv", **kw)(h), 3, axis=-1)
-        h = multi_head_attention(q, k, v, self.num_heads, self.attention_impl)
+        h = multi_head_attention(
+            q, k, v, self.num_heads, self.attention_impl, attend=layers.attention
+        )
         return x_BxLxC + nn.Dense(C, kernel_init=nn.initializers.zeros, name="proj", **kw)(h)
 
 
@@ -95,7 +102,16 @@ class AttentionBlock(nn.Module):
 class CNNUNet(nn.Module):
     """1-D ADM U-Net denoiser: (x [B,G,K], t [B], y [B]) -> [B,G,K], plus the input."""
 
-    INFERENCE_COMPILER_OPTIONS: ClassVar[dict] = {"cpu": CPU_DOT_AND_ELTWISE_ONLY}
+    TEST_SIZES: ClassVar[dict] = dict(
+        base_channels=16,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_ds=(2,),
+        num_heads=2,
+        head_channels=8,
+        num_groups=8,
+        dropout=0.1,
+    )
 
     num_classes: int
     base_channels: int = 64
@@ -109,12 +125,14 @@ class CNNUNet(nn.Module):
     attention_impl: str | None = None  # jax.nn.dot_product_attention: None, "xla", "cudnn"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set (models/ops): "fast" or "stock"
 
     @nn.compact
     def __call__(
         self, x_BxGxK: jax.Array, t_B: jax.Array, y_B: jax.Array, train: bool = False
     ) -> jax.Array:
         B, G, K = x_BxGxK.shape
+        layers = LAYER_SETS[self.ops]
         factor = 2 ** (len(self.channel_mult) - 1)
         if G % factor:
             raise ValueError(
@@ -122,7 +140,7 @@ class CNNUNet(nn.Module):
                 f"(it is halved {len(self.channel_mult) - 1} times); pad the genes"
             )
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        res_kw = dict(num_groups=self.num_groups, dropout=self.dropout, **kw)
+        res_kw = dict(num_groups=self.num_groups, dropout=self.dropout, ops=self.ops, **kw)
 
         def attention(h: jax.Array, name: str) -> jax.Array:
             return AttentionBlock(
@@ -130,6 +148,7 @@ class CNNUNet(nn.Module):
                 self.head_channels,
                 self.num_groups,
                 self.attention_impl,
+                ops=self.ops,
                 name=name,
                 **kw,
             )(h)
@@ -176,6 +195,6 @@ class CNNUNet(nn.Module):
                     )
                     ds //= 2
 
-        h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
+        h = layers.GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
         out = nn.Conv(K, (3,), kernel_init=nn.initializers.zeros, name="out_conv", **kw)(h)
         return x_BxGxK + out.astype(x_BxGxK.dtype)

@@ -16,15 +16,26 @@ from flax.typing import Dtype
 
 from genodiff_jax.models.cnn_unet import CNNUNet
 from genodiff_jax.models.mlp_unet import MLPUNet
-from genodiff_jax.models.registry import CPU_DOT_AND_ELTWISE_ONLY, register_model
+from genodiff_jax.models.registry import register_model
 
 
 @register_model("mlp_cnn")
 class MLPCNN(nn.Module):
     """Time-dependent convex mix of an MLP U-Net ("mlp") and a CNN U-Net ("cnn")."""
 
-    # The CNN half dominates the call; the MLP half loses ~4 ms of the ~130 ms this saves.
-    INFERENCE_COMPILER_OPTIONS: ClassVar[dict] = {"cpu": CPU_DOT_AND_ELTWISE_ONLY}
+    TEST_SIZES: ClassVar[dict] = dict(
+        mlp_widths=(64, 32),
+        mlp_bottleneck=32,
+        mlp_dropout=0.1,
+        base_channels=16,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_ds=(2,),
+        num_heads=2,
+        head_channels=8,
+        cnn_dropout=0.1,
+        num_groups=8,
+    )
 
     num_classes: int
     # MLP U-Net
@@ -45,9 +56,10 @@ class MLPCNN(nn.Module):
     mix_hidden: int = 128
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set of both halves (models/ops): "fast" or "stock"
 
     def setup(self) -> None:
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, ops=self.ops)
         self.mlp = MLPUNet(
             self.num_classes,
             widths=self.mlp_widths,

@@ -9,15 +9,15 @@ and out) hold almost all parameters.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
-from genodiff_jax.models.dense import Dense
-from genodiff_jax.models.dropout import Dropout
 from genodiff_jax.models.embeddings import one_hot_labels
-from genodiff_jax.models.norm import GroupNorm
+from genodiff_jax.models.ops import LAYER_SETS
 from genodiff_jax.models.registry import register_model
 
 
@@ -29,25 +29,28 @@ class MLPBlock(nn.Module):
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(
         self, h_BxF: jax.Array, t_Bx1: jax.Array, y1h_BxC: jax.Array, train: bool
     ) -> tuple[jax.Array, jax.Array]:
         """Returns (block output, skip), both [B, features]."""
-        dense = lambda name, **kw: Dense(  # noqa: E731
+        layers = LAYER_SETS[self.ops]
+        dense = lambda name, **kw: layers.Dense(  # noqa: E731
             self.features, dtype=self.dtype, param_dtype=self.param_dtype, name=name, **kw
         )
         a = nn.silu(dense("in")(h_BxF))
         # The class multiplies: its table starts at 1 (bias) so an untrained label is neutral.
-        # Time stays float32: bf16 cannot tell apart adjacent steps near t = 1 (T = 500).
+        # Time stays float32: bf16 cannot tell apart adjacent steps near t = 1 (T = 500). So it
+        # is flax's Dense in every layer set: it multiplies in float32 even from bf16 weights.
         time_emb = nn.Dense(self.features, param_dtype=self.param_dtype, name="time")(t_Bx1)
         a = a * dense("class", bias_init=nn.initializers.ones)(y1h_BxC) + time_emb.astype(a.dtype)
         skip = nn.silu(dense("hidden")(a))
-        h = GroupNorm(self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")(
-            skip
-        )
-        h = Dropout(self.dropout, deterministic=not train)(h)
+        h = layers.GroupNorm(
+            self.num_groups, dtype=self.dtype, param_dtype=self.param_dtype, name="norm"
+        )(skip)
+        h = layers.Dropout(self.dropout, deterministic=not train)(h)
         h = nn.silu(dense("out")(h)) + a
         return h, skip
 
@@ -56,6 +59,8 @@ class MLPBlock(nn.Module):
 class MLPUNet(nn.Module):
     """MLP U-Net denoiser: (x [B,G,K], t [B], y [B]) -> [B,G,K], plus the input."""
 
+    TEST_SIZES: ClassVar[dict] = dict(widths=(64, 32), bottleneck=32, num_groups=8, dropout=0.1)
+
     num_classes: int
     widths: tuple[int, ...] = (1024, 512)
     bottleneck: int = 256
@@ -63,14 +68,16 @@ class MLPUNet(nn.Module):
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set (models/ops): "fast" or "stock"
 
     @nn.compact
     def __call__(
         self, x_BxGxK: jax.Array, t_B: jax.Array, y_B: jax.Array, train: bool = False
     ) -> jax.Array:
         B, G, K = x_BxGxK.shape
+        layers = LAYER_SETS[self.ops]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        block_kw = dict(num_groups=self.num_groups, dropout=self.dropout, **kw)
+        block_kw = dict(num_groups=self.num_groups, dropout=self.dropout, ops=self.ops, **kw)
         t_Bx1 = jnp.asarray(t_B, jnp.float32).reshape(B, 1)
         y1h_BxC = one_hot_labels(y_B, self.num_classes, self.dtype)
 
@@ -80,15 +87,15 @@ class MLPUNet(nn.Module):
             h, skip = MLPBlock(width, name=f"down_{i}", **block_kw)(h, t_Bx1, y1h_BxC, train)
             skips.append(skip)
 
-        h = Dense(self.bottleneck, name="mid_in", **kw)(h)
-        h = GroupNorm(self.num_groups, name="mid_norm", **kw)(h, activation=nn.silu)
-        h = nn.silu(Dense(self.bottleneck, name="mid_out", **kw)(h))
+        h = layers.Dense(self.bottleneck, name="mid_in", **kw)(h)
+        h = layers.GroupNorm(self.num_groups, name="mid_norm", **kw)(h, activation=nn.silu)
+        h = nn.silu(layers.Dense(self.bottleneck, name="mid_out", **kw)(h))
 
         for i, width in reversed(list(enumerate(self.widths))):
             h = jnp.concatenate([h, skips.pop()], axis=-1)
             h, _ = MLPBlock(width, name=f"up_{i}", **block_kw)(h, t_Bx1, y1h_BxC, train)
 
-        h = GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
-        out_BxD = Dense(G * K, name="out", **kw)(h)
+        h = layers.GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
+        out_BxD = layers.Dense(G * K, name="out", **kw)(h)
         # The residual in the input's dtype, so bf16 compute does not round x itself.
         return x_BxGxK + out_BxD.reshape(B, G, K).astype(x_BxGxK.dtype)

@@ -1,15 +1,14 @@
 """Denoisers by name: `MODELS`, `register_model`, `build_model`, `count_params`.
 
-Every registered model is a linen module with fields `num_classes`, `dtype` and
-`param_dtype` (plus its own sizes), called as
-`model.apply({"params": p}, x_BxGxK, t_B, y_B, train=..., rngs={"dropout": key})` and
-returning a prediction shaped like `x_BxGxK`.
+Every registered model is a linen module with fields `num_classes`, `dtype`, `param_dtype` and
+`ops` (the layer set, models/ops/, "fast" by default) plus its own sizes, and a ClassVar
+`TEST_SIZES` (the field values of a tiny version for tests). It is called as
+`model.apply({"params": p}, x_BxGxK, t_B, y_B, train=..., rngs={"dropout": key})` and returns a
+prediction shaped like `x_BxGxK`.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -17,61 +16,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-MODELS: dict[str, type[nn.Module]] = {}
+from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.registry import Registry
 
-log = logging.getLogger(__name__)
-
-# XLA's CPU backend hands dots, elementwise graphs and reductions to YNNPACK by default. For the
-# CNN denoisers' forward pass, leaving reductions to XLA's own emitters avoids materialising
-# full-size tensors of constants for YNNPACK's reduction fusions (the 2x2 average pools, the
-# GroupNorm sums): the CNN U-Net call at 2048 x 8, batch 32 drops from 0.63 to 0.48 s. Not for
-# training (its backward got slower) and not for the MLP or transformer (slower too).
-CPU_DOT_AND_ELTWISE_ONLY = {
-    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE",
-}
+MODELS: Registry[type[nn.Module]] = Registry("model")
 
 
 def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: register a denoiser module under `name`."""
-
-    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        MODELS[name] = cls
-        return cls
-
-    return decorator
+    """Class decorator: register a denoiser module under `name` (a name taken is a ValueError)."""
+    return MODELS.register(name)
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
     """Instantiate the model registered as `name` with its dataclass fields `kwargs`."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
     return MODELS[name](**kwargs)
 
 
-@functools.cache
-def _xla_accepts(options: tuple[tuple[str, str], ...]) -> bool:
-    """Whether this XLA knows the options (their names and values change between releases)."""
-    try:
-        jax.jit(lambda x: x + 1, compiler_options=dict(options)).lower(1.0).compile()
-        return True
-    except Exception as e:  # noqa: BLE001 - an unknown option is not an error, just no tuning
-        log.warning("XLA ignores compiler options %s: %s", dict(options), e)
-        return False
-
-
 def inference_compiler_options(model: nn.Module) -> dict[str, str] | None:
-    """The XLA options `model`'s inference (sampling) compiles with on the current backend.
+    """The XLA options `model`'s inference (sampling) should compile with on the current backend.
 
-    A model class may declare `INFERENCE_COMPILER_OPTIONS = {backend: {option: value}}`; options
-    this XLA does not know are dropped (with a warning) rather than failing the compile.
+    They belong to the model's layer set (`model.ops`), per registered model name; None for a
+    module that is not a registered denoiser, for a set or backend without options, and for
+    options this XLA does not know (dropped with a warning rather than failing the compile).
     """
-    table = getattr(type(model), "INFERENCE_COMPILER_OPTIONS", {})
-    options = table.get(jax.default_backend())
-    if not options or not _xla_accepts(tuple(sorted(options.items()))):
+    name = next((n for n, cls in MODELS.items() if cls is type(model)), None)
+    if name is None:
         return None
-    return dict(options)
+    return LAYER_SETS[model.ops].inference_compiler_options(name)
 
 
 def abstract_params(model: nn.Module, G: int, K: int, batch: int = 1):

@@ -10,13 +10,15 @@ parameters, so the count grows with the number of genes.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
-from genodiff_jax.models.dropout import Dropout
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
+from genodiff_jax.models.ops import LAYER_SETS
 from genodiff_jax.models.registry import register_model
 
 NUM_EXTRA_TOKENS = 3  # [cls], time, class
@@ -54,16 +56,20 @@ class EncoderLayer(nn.Module):
     attention_impl: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(self, h_BxLxC: jax.Array, train: bool) -> jax.Array:
+        layers = LAYER_SETS[self.ops]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         C = h_BxLxC.shape[-1]
-        drop = Dropout(self.dropout, deterministic=not train)
+        drop = layers.Dropout(self.dropout, deterministic=not train)
 
         a = nn.LayerNorm(name="attn_norm", **kw)(h_BxLxC)
         q, k, v = jnp.split(nn.Dense(3 * C, name="qkv", **kw)(a), 3, axis=-1)
-        a = multi_head_attention(q, k, v, self.num_heads, self.attention_impl)
+        a = multi_head_attention(
+            q, k, v, self.num_heads, self.attention_impl, attend=layers.attention
+        )
         h_BxLxC = h_BxLxC + drop(nn.Dense(C, name="attn_out", **kw)(a))
 
         m = nn.LayerNorm(name="mlp_norm", **kw)(h_BxLxC)
@@ -76,6 +82,8 @@ class EncoderLayer(nn.Module):
 class Transformer(nn.Module):
     """Gene-token transformer denoiser: (x [B,G,K], t [B], y [B]) -> [B,G,K], plus the input."""
 
+    TEST_SIZES: ClassVar[dict] = dict(width=32, depth=2, num_heads=4, time_freq_dim=16, dropout=0.1)
+
     num_classes: int
     genes_per_token: int = 16
     width: int = 384
@@ -87,12 +95,14 @@ class Transformer(nn.Module):
     attention_impl: str | None = None  # jax.nn.dot_product_attention: None, "xla", "cudnn"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: str = "fast"  # the layer set (models/ops): "fast" or "stock"
 
     @nn.compact
     def __call__(
         self, x_BxGxK: jax.Array, t_B: jax.Array, y_B: jax.Array, train: bool = False
     ) -> jax.Array:
         B, G, K = x_BxGxK.shape
+        layers = LAYER_SETS[self.ops]
         P = self.genes_per_token
         if G % P:
             raise ValueError(f"transformer: the gene axis ({G}) must be divisible by {P}")
@@ -127,7 +137,7 @@ class Transformer(nn.Module):
             self.param_dtype,
         )
         h = h + pos_LxC.astype(self.dtype)[None]
-        h = Dropout(self.dropout, deterministic=not train)(h)
+        h = layers.Dropout(self.dropout, deterministic=not train)(h)
 
         for i in range(self.depth):
             h = EncoderLayer(
@@ -135,6 +145,7 @@ class Transformer(nn.Module):
                 self.mlp_ratio,
                 self.dropout,
                 self.attention_impl,
+                ops=self.ops,
                 name=f"layer_{i}",
                 **kw,
             )(h, train)

@@ -24,32 +24,21 @@ from pathlib import Path
 import numpy as np
 
 from genodiff_jax.atomic import atomic_dir
-from genodiff_jax.data import io
+from genodiff_jax.data import io, tables, writers
 from genodiff_jax.data.codec import GeneCodec, to_calls
+from genodiff_jax.registry import Registry
 
 CallFn = Callable[[np.ndarray], np.ndarray]
 
-CALLERS: dict[str, CallFn] = {}
+# `fn(dosages [N, S]) -> calls int8 [N, S]`, found by name.
+CALLERS: Registry[CallFn] = Registry("calling method")
+register_caller = CALLERS.register
 
 _CHUNK_ELEMENTS = 1 << 24  # variants are called in column blocks of about this many dosages
 
 
-def register_caller(name: str) -> Callable[[CallFn], CallFn]:
-    """Register `fn(dosages [N, S]) -> calls int8 [N, S]` under `name`."""
-
-    def decorator(fn: CallFn) -> CallFn:
-        if name in CALLERS:
-            raise ValueError(f"calling method {name!r} is already registered")
-        CALLERS[name] = fn
-        return fn
-
-    return decorator
-
-
 def get_caller(name: str) -> CallFn:
     """The registered calling method `name` ("round" or "frequency")."""
-    if name not in CALLERS:
-        raise ValueError(f"unknown calling method {name!r}; known: {sorted(CALLERS)}")
     return CALLERS[name]
 
 
@@ -148,13 +137,13 @@ def write_synthetic(
     files = [SYNTHETIC_VCF, SYNTHETIC_PANEL, SYNTHETIC_FEATURES]
     with atomic_dir(out_dir) as tmp:
         tmp = Path(tmp)
-        io.write_vcf(tmp / SYNTHETIC_VCF, variants, samples, calls, phased=False)
-        io.write_panel(tmp / SYNTHETIC_PANEL, samples, {label_column: names[labels]})
+        writers.write_vcf(tmp / SYNTHETIC_VCF, variants, samples, calls, phased=False)
+        tables.write_panel(tmp / SYNTHETIC_PANEL, samples, {label_column: names[labels]})
         with open(tmp / SYNTHETIC_FEATURES, "wb") as fh:
             np.savez(fh, features=features, labels=labels, samples=np.asarray(samples),
                      class_names=names)
         if plink:
-            io.write_plink(tmp / SYNTHETIC_PLINK, variants, samples, calls)
+            writers.write_plink(tmp / SYNTHETIC_PLINK, variants, samples, calls)
             files += [SYNTHETIC_PLINK + suffix for suffix in (".bed", ".bim", ".fam")]
     return {"n_samples": len(labels), "n_variants": len(variants), "calling": calling,
             "files": files}

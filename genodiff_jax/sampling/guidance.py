@@ -35,13 +35,13 @@ def make_denoise_fn(
     params: Any,
     labels_B: jax.Array,
     *,
-    T_train: int,
+    time_fn: Callable[[jax.Array], jax.Array],
     guidance: float | jax.Array = 0.0,
     null_label: int | None = None,
 ) -> DenoiseFn:
-    """`denoise_fn(x_t, t_B) -> model output` for integer training steps t_B.
+    """`denoise_fn(x_t, t_B) -> model output` for process times t_B (training-grid steps).
 
-    The model sees t / T_train and the labels. With guidance the conditional and the null-label
+    The model sees `time_fn(t_B)` (the process's `model_time`) and the labels. With guidance the conditional and the null-label
     ("no label", class `null_label` = num_classes) outputs come from ONE model call on a batch of
     2B rows, interleaved (row 2b conditional, 2b + 1 unconditional) rather than concatenated: a
     batch split over devices then stays on its devices, with no reshuffle across the mesh.
@@ -53,7 +53,7 @@ def make_denoise_fn(
         raise ValueError("guidance needs null_label (the model's num_classes)")
 
     def denoise_fn(x_t: jax.Array, t_B: jax.Array) -> jax.Array:
-        t_cont_B = t_B.astype(jnp.float32) / T_train
+        t_cont_B = time_fn(t_B)
         if not guided:
             return apply_fn({"params": params}, x_t, t_cont_B, labels_B, train=False)
         B = x_t.shape[0]

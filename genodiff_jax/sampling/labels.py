@@ -21,24 +21,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from genodiff_jax.errors import InputError
+from genodiff_jax.registry import Registry
 
 # strategy(n, class_names, **options) -> counts per class [C] (int64, summing to n, or n = None
 # for strategies that fix N themselves).
 CountsFn = Callable[..., np.ndarray]
 
-LABEL_STRATEGIES: dict[str, CountsFn] = {}
-
-
-def register_labels(name: str) -> Callable[[CountsFn], CountsFn]:
-    """Register `fn(n, class_names, **options) -> counts [C]` under `name`."""
-
-    def decorator(fn: CountsFn) -> CountsFn:
-        if name in LABEL_STRATEGIES:
-            raise ValueError(f"label strategy {name!r} is already registered")
-        LABEL_STRATEGIES[name] = fn
-        return fn
-
-    return decorator
+LABEL_STRATEGIES: Registry[CountsFn] = Registry("label strategy")
+register_labels = LABEL_STRATEGIES.register
 
 
 def apportion(n: int, proportions: np.ndarray) -> np.ndarray:

@@ -36,7 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genodiff_jax.diffusion import Prediction, Schedule, even_timesteps, respace
+from genodiff_jax.diffusion.predictions import Prediction
+from genodiff_jax.diffusion.schedules import Schedule, even_timesteps, respace
+from genodiff_jax.registry import Registry
 
 DenoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -48,27 +50,14 @@ class Sampler(Protocol):
                  **options) -> jax.Array: ...
 
 
-SAMPLERS: dict[str, Sampler] = {}
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+register_sampler = SAMPLERS.register
 
 DEFAULT_SAMPLER = "ancestral"
 
 
-def register_sampler(name: str) -> Callable[[Sampler], Sampler]:
-    """Register a sampler function under `name`."""
-
-    def decorator(fn: Sampler) -> Sampler:
-        if name in SAMPLERS:
-            raise ValueError(f"sampler {name!r} is already registered")
-        SAMPLERS[name] = fn
-        return fn
-
-    return decorator
-
-
 def get_sampler(name: str) -> Sampler:
     """The registered sampler `name` ("ancestral", "ddim" or "dpmpp")."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; known: {sorted(SAMPLERS)}")
     return SAMPLERS[name]
 
 

@@ -2,8 +2,9 @@
 
 Layout under `W/checkpoints/`:
 - `latest/<step>/`: the whole `TrainState`; only the newest `keep` steps stay. Resume reads it.
-- `best/<step>/`: {"step", "params", "ema_params"} of the step with the lowest `val_recon` (DESIGN
-  1.2); orbax keeps the best one by the metric saved with it. Sampling reads it.
+- `best/<step>/`: {"step", "params", "ema_params"} of the step with the lowest validation metric
+  (the process's `selection_metric`: `val_recon` for the Gaussian process, DESIGN 1.2); orbax keeps
+  the best one by the metric saved with it. Sampling reads it.
 
 Everything restores into an abstract target (`jax.ShapeDtypeStruct`s that carry shardings), so arrays
 land directly in their final placement. Saves are asynchronous; call `wait_until_finished()` (or
@@ -25,11 +26,7 @@ PyTree = Any
 
 LATEST = "latest"
 BEST = "best"
-BEST_METRIC = "val_recon"
-
-
-def _best_metric(metrics: dict) -> float:
-    return float(metrics[BEST_METRIC])
+BEST_METRIC = "val_recon"  # the Gaussian process's; a store is told its run's metric
 
 
 def best_item(state: TrainState) -> dict:
@@ -40,8 +37,14 @@ def best_item(state: TrainState) -> dict:
 class CheckpointStore:
     """The two checkpoint managers of one run directory."""
 
-    def __init__(self, directory: str | os.PathLike, *, keep: int = 1, async_save: bool = True):
+    def __init__(self, directory: str | os.PathLike, *, keep: int = 1, async_save: bool = True,
+                 best_metric: str = BEST_METRIC):
         self.directory = Path(directory).absolute()
+        self.best_metric = best_metric
+
+        def metric(metrics: dict) -> float:
+            return float(metrics[best_metric])
+
         self.latest = ocp.CheckpointManager(
             self.directory / LATEST,
             options=ocp.CheckpointManagerOptions(
@@ -55,10 +58,10 @@ class CheckpointStore:
             options=ocp.CheckpointManagerOptions(
                 # best_fn makes orbax store the metrics with each step and rank steps by them;
                 # reverse=True sorts descending, so BestN's kept tail is the lowest errors.
-                best_fn=_best_metric,
+                best_fn=metric,
                 best_mode="min",
                 preservation_policy=ocp.checkpoint_managers.BestN(
-                    get_metric_fn=_best_metric, reverse=True, n=1,
+                    get_metric_fn=metric, reverse=True, n=1,
                     keep_checkpoints_without_metrics=False),
                 enable_async_checkpointing=async_save,
                 cleanup_tmp_directories=True,
@@ -70,7 +73,7 @@ class CheckpointStore:
         step = self.best.best_step()
         metrics = self.best.metrics(step) if step is not None else None
         if metrics is not None:
-            self._best = (step, _best_metric(metrics))
+            self._best = (step, metric(metrics))
 
     # -- latest ------------------------------------------------------------------------------------
 
@@ -92,18 +95,19 @@ class CheckpointStore:
     # -- best --------------------------------------------------------------------------------------
 
     def best_value(self) -> tuple[int, float] | None:
-        """(step, val_recon) of the best checkpoint so far, or None."""
+        """(step, metric) of the best checkpoint so far, or None."""
         return self._best
 
-    def save_best(self, state: TrainState, val_recon: float) -> bool:
-        """Save params + EMA params if `val_recon` beats the best so far; return whether it did."""
+    def save_best(self, state: TrainState, value: float) -> bool:
+        """Save params + EMA params if the metric `value` beats the best so far; return whether
+        it did."""
         step = int(jax.device_get(state.step))
-        if self._best is not None and (not val_recon < self._best[1] or self._best[0] == step):
+        if self._best is not None and (not value < self._best[1] or self._best[0] == step):
             return False
         saved = self.best.save(step, args=ocp.args.StandardSave(best_item(state)),
-                               metrics={BEST_METRIC: float(val_recon)}, force=True)
+                               metrics={self.best_metric: float(value)}, force=True)
         if saved:
-            self._best = (step, float(val_recon))
+            self._best = (step, float(value))
         return saved
 
     def restore_best(self, target: dict, step: int | None = None) -> dict:
@@ -130,32 +134,24 @@ class CheckpointStore:
         self.close()
 
 
-def abstract_like(tree: PyTree, shardings: PyTree | None = None) -> PyTree:
-    """ShapeDtypeStructs of `tree`'s leaves, with `shardings` (a matching tree) or their own."""
-    if shardings is None:
-        return jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=getattr(a, "sharding", None)),
-            tree)
-    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                        tree, shardings)
-
-
 def restore_params(
     directory: str | os.PathLike,
     abstract_params: PyTree,
     *,
     which: str = BEST,
     ema: bool = True,
+    best_metric: str = BEST_METRIC,
 ) -> tuple[PyTree, int]:
     """(params, step) for sampling: EMA (or raw) params from `best/` (or `latest/`) of a run.
 
     `abstract_params` is the params tree as ShapeDtypeStructs (with shardings, or None for the default
-    device), e.g. `models.abstract_params(model, G, K)`. Falls back to `latest/` when `best/` is empty.
+    device), e.g. `train.state.abstract_params(model, row)`. Falls back to `latest/` when `best/` is
+    empty. `best_metric` is the metric the run's best checkpoints were ranked by.
     """
     if which not in (BEST, LATEST):
         raise ValueError(f"which must be {BEST!r} or {LATEST!r}, got {which!r}")
     key = "ema_params" if ema else "params"
-    store = CheckpointStore(directory, async_save=False)
+    store = CheckpointStore(directory, async_save=False, best_metric=best_metric)
     try:
         if which == BEST and store.best.best_step() is not None:
             step_sds = jax.ShapeDtypeStruct((), "int32")

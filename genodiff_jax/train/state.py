@@ -82,18 +82,38 @@ def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
     return tx
 
 
-def init_state(
-    model: nn.Module, tx: optax.GradientTransformation, key: jax.Array, feature_shape: tuple[int, int]
-) -> TrainState:
-    """A fresh state (pure, traceable): params from `model.init`, EMA = params, optimiser state."""
-    G, K = feature_shape
-    x_1xGxK = jnp.zeros((1, G, K), jnp.float32)
+RowSpec = tuple[int, ...] | jax.ShapeDtypeStruct
+
+
+def row_spec(row: RowSpec) -> jax.ShapeDtypeStruct:
+    """One example's shape and dtype; a bare shape means float32 features."""
+    if isinstance(row, jax.ShapeDtypeStruct):
+        return row
+    return jax.ShapeDtypeStruct(tuple(row), jnp.float32)
+
+
+def init_params(model: nn.Module, key: jax.Array, row: RowSpec) -> PyTree:
+    """`model.init` on one zero example of `row` (shape and dtype of one example)."""
+    spec = row_spec(row)
+    x_1 = jnp.zeros((1, *spec.shape), spec.dtype)
     t_1 = jnp.zeros((1,), jnp.float32)
     y_1 = jnp.zeros((1,), jnp.int32)
     params_key, dropout_key = jax.random.split(key)
-    variables = model.init({"params": params_key, "dropout": dropout_key}, x_1xGxK, t_1, y_1,
-                           train=False)
-    params = variables["params"]
+    return model.init({"params": params_key, "dropout": dropout_key}, x_1, t_1, y_1,
+                      train=False)["params"]
+
+
+def abstract_params(model: nn.Module, row: RowSpec) -> PyTree:
+    """The params pytree as ShapeDtypeStructs (nothing allocated)."""
+    return jax.eval_shape(lambda k: init_params(model, k, row), jax.random.key(0))
+
+
+def init_state(
+    model: nn.Module, tx: optax.GradientTransformation, key: jax.Array, row: RowSpec
+) -> TrainState:
+    """A fresh state (pure, traceable): params from `init_params`, EMA = params, optimiser
+    state."""
+    params = init_params(model, key, row)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -111,11 +131,11 @@ def state_shardings(abstract_state: TrainState, mesh: Mesh) -> TrainState:
 def abstract_train_state(
     model: nn.Module,
     tx: optax.GradientTransformation,
-    feature_shape: tuple[int, int],
+    row: RowSpec,
     mesh: Mesh,
 ) -> TrainState:
     """The state's shapes, dtypes and shardings as `jax.ShapeDtypeStruct`s (a restore target)."""
-    abstract = jax.eval_shape(lambda k: init_state(model, tx, k, feature_shape), jax.random.key(0))
+    abstract = jax.eval_shape(lambda k: init_state(model, tx, k, row), jax.random.key(0))
     shardings = state_shardings(abstract, mesh)
     return jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
@@ -126,17 +146,17 @@ def create_train_state(
     model: nn.Module,
     tx: optax.GradientTransformation,
     key: jax.Array,
-    feature_shape: tuple[int, int],
+    row: RowSpec,
     mesh: Mesh,
 ) -> TrainState:
     """Initialise directly into the target shardings (eval_shape -> shardings -> jit(out_shardings)).
 
     Nothing is built on device 0 and copied out afterwards, which matters when params are large.
     """
-    abstract = jax.eval_shape(lambda k: init_state(model, tx, k, feature_shape), key)
+    abstract = jax.eval_shape(lambda k: init_state(model, tx, k, row), key)
     shardings = state_shardings(abstract, mesh)
     init = jax.jit(
-        lambda k: init_state(model, tx, k, feature_shape),
+        lambda k: init_state(model, tx, k, row),
         in_shardings=replicated(mesh),
         out_shardings=shardings,
     )

@@ -1,15 +1,17 @@
 """Dropout whose mask is a counter hash of (seed, element index), computed where it is used.
 
-`flax.linen.Dropout` draws one threefry word per element. XLA materialises those words and reads
-them again in the backward pass: on a 2-core CPU that was ~15 % of the CNN U-Net's train step at
-2048 x 8, batch 32 (3.1 -> 2.65 s, the same as no dropout at all). Here one threefry word per call
-(from the same "dropout" RNG stream, so seeds, `fold_in` and sharding behave as before) keys
+The "fast" layer set's Dropout. `flax.linen.Dropout` draws one threefry word per element, and XLA
+materialises those words and reads them again in the backward pass. Here one threefry word per
+call (from the same "dropout" RNG stream, so seeds, `fold_in` and sharding behave as before) keys
 murmur3's 32-bit finaliser over each element's index: about ten integer operations that XLA fuses
 into the multiply, in the forward and again in the backward pass, so no mask is stored.
 
 Same contract as `nn.Dropout`: keep each element with probability 1 - rate (to within 2^-32),
 scale kept values by 1 / (1 - rate), identity when `deterministic`. The index is the element's
-position in the global array, so the mask does not depend on how the batch is sharded.
+position in the global array, so the mask does not depend on how the batch is sharded. The masks
+differ from `nn.Dropout`'s (the "stock" set's) for the same key.
+
+Measured figures: docs/benchmarks.md, "Where the CPU fast paths come from".
 """
 
 from __future__ import annotations

@@ -1,0 +1,61 @@
+"""Speed as a measured, reproducible property: `genodiff bench`.
+
+For a denoiser at feature shape [genes, K], a batch and a compute dtype, three sections
+(`timers`):
+- `train`: the real train step (the `TrainProgram` a run with the same config trains with, random
+  features resident on the devices as the step's `data`); FLOPs a step from the compiled
+  executable's cost analysis, achieved FLOP/s and, where the device's peak is known (`machine`),
+  MFU. `--batch max` first finds the largest batch whose compiled step fits in device memory
+  (`batch_search`).
+- `forward`: one denoiser call (`model.apply`, train=False): the cost of one unguided sampling step.
+- `sample`: `sampling.cohort.generate` for whole cohorts with the chosen samplers and options;
+  samples x steps per second.
+
+Models come from `--model/--models` (the paper's sizes and recipe) or `--config` (`models`);
+parameters are random (speed does not depend on their values). Results are one JSON-ready dict with
+a `machine` block and the command line (`run`). Where a run matches one of the PyTorch reference's
+CPU figures (`reference`), its section gets `reference` and `speedup` (reference seconds / ours).
+
+    genodiff bench --models all --genes 2048 --batch 32 --what train,forward --json runs/b.json
+"""
+
+from genodiff_jax.bench.batch_search import (
+    BATCH_GRANULE,
+    FIT_FRACTION,
+    REFINE,
+    largest_fitting,
+    largest_train_batch,
+    memory_budget,
+)
+from genodiff_jax.bench.machine import (
+    PEAK_TFLOPS,
+    compiled_memory_bytes,
+    flops_per_device,
+    machine_info,
+    peak_tflops,
+    planned_bytes,
+)
+from genodiff_jax.bench.models import (
+    BASE_CONFIG,
+    BenchModel,
+    build_denoiser,
+    is_paper_size,
+    model_fields,
+    parse_model_kwargs,
+    resolve_models,
+    train_program,
+)
+from genodiff_jax.bench.reference import GOAL_SPEEDUP, REFERENCE_CPU, reference_fields
+from genodiff_jax.bench.run import run_bench, write_json
+from genodiff_jax.bench.settings import SECTIONS, BenchSettings, check_settings, parse_batch
+from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, random_params
+
+__all__ = [
+    "BASE_CONFIG", "BATCH_GRANULE", "FIT_FRACTION", "GOAL_SPEEDUP", "PEAK_TFLOPS", "REFERENCE_CPU",
+    "REFINE", "SECTIONS", "BenchModel", "BenchSettings", "bench_forward", "bench_sample",
+    "bench_train", "build_denoiser", "check_settings", "compiled_memory_bytes", "flops_per_device",
+    "is_paper_size", "largest_fitting", "largest_train_batch", "machine_info", "memory_budget",
+    "model_fields", "parse_batch", "parse_model_kwargs", "peak_tflops", "planned_bytes",
+    "random_params", "reference_fields", "resolve_models", "run_bench", "train_program",
+    "write_json",
+]

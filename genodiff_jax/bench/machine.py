@@ -1,0 +1,148 @@
+"""The machine a benchmark ran on, device peaks, and what XLA says a compiled call costs."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+# Dense (no 2:4 sparsity) peak TFLOP/s per device: (device_kind substring, bfloat16, float32), first
+# match wins. float32 uses the TF32 tensor-core figure: at the default precision XLA runs float32
+# dots as TF32 on A100/H100 (jax-ml/jax#18934); pass --peak-tflops 66.9 for an H100 at "highest".
+# Source: NVIDIA's H100 and A100 datasheets (which quote with-sparsity figures: halved here), as
+# tabulated at https://glennklockwood.com/garden/processors/h100 (H100 SXM5: BF16 989.4, TF32 494.7;
+# H200 has the H100's compute with more HBM) and https://glennklockwood.com/garden/processors/A100
+# (BF16 312, TF32 156), and H100 PCIe (BF16 1513 / TF32 756 with sparsity) at
+# https://archive-lib.hpctech.co.jp/gpuproduct/nvidia-h100.html. H100 NVL is left unknown.
+PEAK_TFLOPS: tuple[tuple[str, float | None, float | None], ...] = (
+    ("H100 PCIe", 756.5, 378.0),
+    ("H100 NVL", None, None),
+    ("H100", 989.4, 494.7),
+    ("H200", 989.4, 494.7),
+    ("A100", 312.0, 156.0),
+)
+
+
+# -- the machine -----------------------------------------------------------------------------------
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """Backend, devices, processes, CPU, and the versions that set the speed."""
+    device = jax.devices()[0]
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "backend": jax.default_backend(), "device_kind": device.device_kind,
+        "device_count": jax.device_count(), "local_device_count": jax.local_device_count(),
+        "process_count": jax.process_count(), "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(), "cpus_usable": affinity, "platform": platform.platform(),
+        "python": platform.python_version(), "jax": jax.__version__, "jaxlib": _version("jaxlib"),
+        "flax": _version("flax"), "optax": _version("optax"), "numpy": np.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS") or None,
+    }
+
+
+def peak_tflops(device_kind: str, dtype: str) -> float | None:
+    """Dense peak TFLOP/s of one device of this kind at this compute dtype; None when unknown."""
+    for key, bf16, fp32 in PEAK_TFLOPS:
+        if key.lower() in device_kind.lower():
+            return bf16 if dtype == "bfloat16" else fp32
+    return None
+
+
+# -- device memory ---------------------------------------------------------------------------------
+
+def free_device_bytes(mesh: Mesh) -> int | None:
+    """The first device's memory limit less what is in use (GPU/TPU); None where unreported."""
+    device = mesh.devices.flat[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if not stats or "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+
+
+def peak_device_memory_bytes() -> int | None:
+    """The largest `peak_bytes_in_use` over this process's devices (GPU/TPU); None on CPU. It is the
+    process's peak so far, so it covers every section and model measured before it."""
+    peaks = []
+    for device in jax.local_devices():
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    return max(peaks) if peaks else None
+
+
+# -- what a compiled call costs --------------------------------------------------------------------
+
+def flops_per_device(compiled: Any) -> float | None:
+    """FLOPs of one call per device, from `compiled.cost_analysis()` (a dict, or a list of dicts on
+    older JAX: the first is the partitioned program); None when the backend gives none."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        return None
+    if isinstance(analysis, list | tuple):
+        analysis = next((a for a in analysis if a), None)
+    if not analysis:
+        return None
+    flops = analysis.get("flops")
+    return float(flops) if flops is not None and flops >= 0 else None
+
+
+def _memory_analysis(compiled: Any) -> Any:
+    try:
+        return compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        return None
+
+
+def _planned(stats: Any) -> int:
+    """Arguments + outputs + temporaries - donated (aliased) bytes: all a call holds at once."""
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def compiled_memory_bytes(compiled: Any) -> int | None:
+    """XLA's estimate of one call's peak device memory (per device); None when unavailable."""
+    stats = _memory_analysis(compiled)
+    if stats is None:
+        return None
+    return int(getattr(stats, "peak_memory_in_bytes", 0) or 0) or _planned(stats)
+
+
+def planned_bytes(compiled: Any) -> int | None:
+    """The bytes per device a compiled call plans to hold at once, for deciding what fits; None
+    when unavailable. Not `peak_memory_in_bytes`: XLA's CPU backend leaves temporaries out of it."""
+    stats = _memory_analysis(compiled)
+    return None if stats is None else _planned(stats)
+
+
+def throughput(flops_device: float | None, seconds: float, num_devices: int,
+               peak: float | None, unit: str) -> dict:
+    """FLOPs a call (all devices and one), achieved TFLOP/s and MFU against `peak` a device."""
+    flops = None if flops_device is None else flops_device * num_devices
+    achieved = None if flops is None else flops / seconds / 1e12
+    mfu = None if achieved is None or not peak else achieved / (peak * num_devices)
+    return {f"flops_per_{unit}": flops, f"flops_per_{unit}_per_device": flops_device,
+            "achieved_tflops": achieved, "peak_tflops_per_device": peak, "mfu": mfu}

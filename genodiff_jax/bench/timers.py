@@ -1,0 +1,156 @@
+"""The three timed sections: the train step, one denoiser call, and whole sampled cohorts.
+
+Train and forward: lowered and compiled apart, the first call apart, `warmup` calls excluded, then
+`repeats` calls, each blocked with `block_until_ready`, under a transfer guard (everything lives
+on the devices already). Sample: `sampling.cohort.generate` end to end, compile + first run apart.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from genodiff_jax.bench.batch_search import resident_rows
+from genodiff_jax.bench.machine import (
+    compiled_memory_bytes,
+    flops_per_device,
+    peak_device_memory_bytes,
+    throughput,
+)
+from genodiff_jax.bench.models import BenchModel, train_program
+from genodiff_jax.bench.settings import BenchSettings
+from genodiff_jax.data.loader import put_data
+from genodiff_jax.models import abstract_params, inference_compiler_options
+from genodiff_jax.sampling.cohort import auto_batch_size, generate
+from genodiff_jax.sharding import batch_sharding, put_global, put_replicated, replicated
+
+
+def random_params(model: nn.Module, feature_shape: tuple[int, int], mesh: Mesh, seed: int):
+    """Random parameters (N(0, 0.02^2), drawn on the host from the abstract shapes), replicated.
+
+    Speed does not depend on the values, and this skips compiling `model.init`, which on CPU can
+    take longer than compiling the model itself.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = abstract_params(model, *feature_shape)
+    host = jax.tree.map(lambda a: (0.02 * rng.standard_normal(a.shape, np.float32)).astype(a.dtype),
+                        shapes)
+    return put_replicated(host, mesh)
+
+
+def _timed_calls(call, s: BenchSettings) -> tuple[float, list[float]]:
+    """(first call's seconds, the timed calls' seconds) after `s.warmup` untimed calls."""
+    times = []
+    for _ in range(1 + s.warmup + s.repeats):
+        t0 = time.perf_counter()
+        # Everything already lives on the devices: a hidden host transfer would be an error.
+        with jax.transfer_guard("disallow"):
+            out = call()
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - t0)
+    return times[0], times[1 + s.warmup:]
+
+
+def _lower_and_compile(fn, *args) -> tuple[dict, object]:
+    """({"lower_s", "compile_s"}, the compiled call)."""
+    t0 = time.perf_counter()
+    lowered = fn.lower(*args)
+    lower_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    compiled = lowered.compile()
+    return {"lower_s": lower_s, "compile_s": time.perf_counter() - t0}, compiled
+
+
+def _timings(compiled, first_call_s: float, times: list[float], unit: str, batch: int,
+             mesh: Mesh, peak: float | None) -> dict:
+    median = statistics.median(times)
+    return {"first_call_s": first_call_s, f"seconds_per_{unit}": median,
+            "seconds_min": min(times), "seconds_max": max(times), "times_s": times,
+            "examples_per_s": batch / median,
+            **throughput(flops_per_device(compiled), median, mesh.size, peak, unit),
+            "compiled_memory_bytes_per_device": compiled_memory_bytes(compiled),
+            "peak_device_memory_bytes": peak_device_memory_bytes()}
+
+
+def bench_train(spec: BenchModel, s: BenchSettings, batch: int, mesh: Mesh,
+                peak: float | None) -> dict:
+    """The real train step of `spec`'s program on random resident data, at `batch`."""
+    row = (s.genes, s.components)
+    program = train_program(spec, row=row, classes=s.classes, batch=batch, mesh=mesh)
+    rng = np.random.default_rng(s.seed)
+    rows = resident_rows(batch)
+    data = put_data(rng.standard_normal((rows, *row), np.float32),
+                    rng.integers(0, s.classes, rows).astype(np.int32), mesh)
+    key = put_replicated(jax.random.key(s.seed + 1), mesh)
+    last = {"state": program.init_state(jax.random.key(s.seed))}  # donated to each step
+    compile_times, compiled = _lower_and_compile(program.step, last["state"], data, key)
+
+    def step():
+        last["state"], last["metrics"] = compiled(last["state"], data, key)
+        return last["state"], last["metrics"]
+
+    first_call_s, times = _timed_calls(step, s)
+    loss = float(jax.device_get(last["metrics"]["loss"]))
+    return {**compile_times, **_timings(compiled, first_call_s, times, "step", batch, mesh, peak),
+            "last_loss": loss, "loss_finite": bool(np.isfinite(loss))}
+
+
+def bench_forward(model: nn.Module, params, s: BenchSettings, batch: int, mesh: Mesh,
+                  peak: float | None) -> dict:
+    """One denoiser call at `batch` (train=False, the model's inference XLA options): the cost of
+    one unguided sampling step."""
+    rows, repl = batch_sharding(mesh), replicated(mesh)
+    rng = np.random.default_rng(s.seed + 2)
+    x = put_global(rng.standard_normal((batch, s.genes, s.components), np.float32), rows)
+    t = put_global(rng.random(batch, np.float32), rows)
+    y = put_global(rng.integers(0, s.classes, batch).astype(np.int32), rows)
+    fn = jax.jit(lambda p, x, t, y: model.apply({"params": p}, x, t, y, train=False),
+                 in_shardings=(repl, rows, rows, rows), out_shardings=rows,
+                 compiler_options=inference_compiler_options(model))
+    compile_times, compiled = _lower_and_compile(fn, params, x, t, y)
+    first_call_s, times = _timed_calls(lambda: compiled(params, x, t, y), s)
+    return {**compile_times, **_timings(compiled, first_call_s, times, "call", batch, mesh, peak)}
+
+
+def bench_sample(spec: BenchModel, model: nn.Module, params, s: BenchSettings,
+                 mesh: Mesh) -> dict:
+    """Cohorts of `s.n` with each sampler (and `s.sampler_options`, checked by the process):
+    compile + first run apart, then the median of `s.repeats` runs."""
+    process = spec.process
+    shape = (s.genes, s.components)
+    labels_N = (np.arange(s.n) % s.classes).astype(np.int32)
+    mask = np.ones(shape, bool)
+    guided = s.guidance != 0.0
+    batch = s.sample_batch
+    if batch is None:
+        batch = auto_batch_size(model.apply, params, shape, num_samples=s.n, mesh=mesh,
+                                guided=guided, dtype=process.input_dtype)
+    xla_options = inference_compiler_options(model)
+
+    def run(sampler: str, options: dict, seed: int) -> float:
+        t0 = time.perf_counter()
+        generate(model.apply, params, process=process, sampler=sampler, steps=s.steps,
+                 labels_N=labels_N, shape=shape, mask=mask, guidance=s.guidance,
+                 key=jax.random.key(seed), sampler_options=options, batch_size=batch, mesh=mesh,
+                 num_classes=s.classes, compiler_options=xla_options)
+        return time.perf_counter() - t0  # generate returns host arrays: the work is done
+
+    out = {}
+    for sampler in s.samplers:
+        options = process.sampler_options(sampler, s.sampler_options)
+        first = run(sampler, options, s.seed)
+        times = [run(sampler, options, s.seed + 1 + i) for i in range(s.repeats)]
+        median = statistics.median(times)
+        out[sampler] = {
+            "compile_and_first_run_s": first, "seconds_per_run": median,
+            "seconds_min": min(times), "seconds_max": max(times), "times_s": times,
+            "samples_x_steps_per_s": s.n * s.steps / median, "samples_per_s": s.n / median,
+            "model_calls_per_step": 2 if guided else 1, "batch_size": int(batch),
+            "sampler_options": options, "peak_device_memory_bytes": peak_device_memory_bytes(),
+        }
+    return out

@@ -1,0 +1,106 @@
+"""Genotype files out: bgzipped VCF (phased or not) and PLINK .bed/.bim/.fam, written atomically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genodiff_jax.atomic import atomic_dir, atomic_file
+from genodiff_jax.data.io import Variants
+
+
+def _genotype_table(phased: bool) -> np.ndarray:
+    """Byte codes [4 or 3, 4]: 'a|b' or 'a/b' followed by a tab."""
+    texts = ["0|0\t", "0|1\t", "1|0\t", "1|1\t"] if phased else ["0/0\t", "0/1\t", "1/1\t"]
+    return np.frombuffer("".join(texts).encode(), np.uint8).reshape(len(texts), 4)
+
+
+class VcfWriter:
+    """Bgzipped VCF written under a temporary name and renamed when the `with` block ends cleanly."""
+
+    def __init__(self, path: str | os.PathLike, samples: Sequence[str],
+                 contigs: dict[str, int] | None = None, phased: bool = False,
+                 source: str = "genodiff-jax"):
+        self.path, self.samples, self.phased = Path(path), [str(s) for s in samples], phased
+        self.contigs, self.source = contigs or {}, source
+        self._table = _genotype_table(phased)
+        self._atomic = None
+        self._handle = None
+
+    def __enter__(self) -> VcfWriter:
+        from Bio import bgzf
+
+        self._atomic = atomic_file(self.path)
+        tmp = self._atomic.__enter__()
+        self._handle = bgzf.BgzfWriter(str(tmp), "wb")
+        header = ["##fileformat=VCFv4.2", f"##source={self.source}"]
+        header += [f"##contig=<ID={c}" + (f",length={n}>" if n else ">")
+                   for c, n in self.contigs.items()]
+        header.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
+        header.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO",
+                                 "FORMAT", *self.samples]))
+        self._handle.write(("\n".join(header) + "\n").encode())
+        return self
+
+    def write(self, variants: Variants, genotypes: np.ndarray) -> None:
+        """Dosages int8 [N, S] (unphased) or haplotype alleles [N, S, 2] (phased)."""
+        genotypes = np.asarray(genotypes)
+        n = len(self.samples)
+        if self.phased:
+            if genotypes.ndim != 3 or genotypes.shape[2] != 2:
+                raise ValueError("phased writing takes haplotypes [N, S, 2]")
+            codes = genotypes[..., 0].astype(np.int8) * 2 + genotypes[..., 1]
+        else:
+            if genotypes.ndim != 2:
+                raise ValueError("unphased writing takes dosages [N, S]")
+            codes = genotypes.astype(np.int8)
+        if codes.shape != (n, len(variants)):
+            raise ValueError(f"genotypes {codes.shape} do not match {n} samples x "
+                             f"{len(variants)} variants")
+        if codes.size and (codes.min() < 0 or codes.max() >= len(self._table)):
+            raise ValueError("genotype codes out of range")
+        rows = self._table[codes.T]  # [S, N, 4]
+        rows[:, -1, -1] = ord("\n")
+        rows = rows.reshape(len(variants), n * 4)
+        lines = [
+            f"{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t.\tGT\t".encode() + row.tobytes()
+            for c, p, i, r, a, row in zip(variants.chrom, variants.pos, variants.id, variants.ref,
+                                          variants.alt, rows)
+        ]
+        self._handle.write(b"".join(lines))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._handle.close()
+        self._atomic.__exit__(exc_type, exc, tb)
+
+
+def write_vcf(path: str | os.PathLike, variants: Variants, samples: Sequence[str],
+              genotypes: np.ndarray, *, phased: bool, contigs: dict[str, int] | None = None,
+              chunk_size: int = 4096) -> None:
+    """Write a whole matrix (dosages [N, S] or haplotypes [N, S, 2]) as bgzipped VCF."""
+    if contigs is None:  # declare every chromosome written, in order of appearance (no lengths)
+        contigs = dict.fromkeys(map(str, variants.chrom), 0)
+    with VcfWriter(path, samples, contigs=contigs, phased=phased) as writer:
+        for start in range(0, len(variants), chunk_size):
+            stop = start + chunk_size
+            writer.write(variants.take(slice(start, stop)), genotypes[:, start:stop])
+
+
+def write_plink(prefix: str | os.PathLike, variants: Variants, samples: Sequence[str],
+                dosages: np.ndarray) -> None:
+    """Write PLINK .bed/.bim/.fam with allele 1 = ALT, so a reader counting allele 1 gets dosages."""
+    from bed_reader import to_bed
+
+    prefix = Path(prefix)
+    samples = [str(s) for s in samples]
+    with atomic_dir(prefix.parent / f".{prefix.name}.plink") as tmp:
+        to_bed(tmp / (prefix.name + ".bed"), np.asarray(dosages, np.int8),
+               properties={"fid": samples, "iid": samples, "sid": list(variants.id),
+                           "chromosome": list(variants.chrom), "bp_position": list(variants.pos),
+                           "allele_1": list(variants.alt), "allele_2": list(variants.ref)},
+               count_A1=True)
+        for suffix in (".bed", ".bim", ".fam"):
+            os.replace(tmp / (prefix.name + suffix), prefix.with_name(prefix.name + suffix))

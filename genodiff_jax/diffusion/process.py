@@ -1,0 +1,95 @@
+"""A diffusion process is a plug-in: what the train step, the evaluation and the sampler call.
+
+Processes are found by name in `PROCESSES` (`config.diffusion.process`); each is a frozen dataclass
+whose fields are its config keys (`config.diffusion` minus `process`), so `build_process(name,
+**fields)` makes one and equal settings compare (and hash) equal.
+
+The train step never looks inside a process. Per batch it calls
+
+    t = process.time(key, shape)           # training times, one per row
+    noise = process.noise(key, x0.shape)   # what corrupts x0 (Gaussian eps, masking uniforms)
+    loss = process.loss(net, x0, t, noise, mask)
+
+where `net(x_t, t)` is the denoiser applied at `process.model_time(t)`, the quantity the network
+is conditioned on (every process defines one in [0, 1]). The evaluation calls `process.eval_terms`
+(batch means of the validation metrics; `selection_metric` names the one the best checkpoint
+minimises). The sampler calls `sampling_grid(steps)` on the host, `prior(key, shape)` for x_T and
+`sample(sampler, net, grid, keys, x_T, mask=..., options=...)` inside one compiled program.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol
+
+import jax
+
+from genodiff_jax.registry import Registry
+
+# net(x_t, t) -> the denoiser's output; t as the process draws it (not yet model_time).
+Net = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class Process(Protocol):
+    """The interface every diffusion process implements (see the module docstring)."""
+
+    selection_metric: ClassVar[str]
+    input_dtype: ClassVar[Any]
+    samplers: Registry
+
+    def time(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array: ...
+
+    def noise(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array: ...
+
+    def model_time(self, t: jax.Array) -> jax.Array: ...
+
+    def as_input(self, x: jax.Array, mask: jax.Array | None) -> jax.Array: ...
+
+    def loss(self, net: Net, x0: jax.Array, t: jax.Array, noise: jax.Array,
+             mask: jax.Array | None) -> jax.Array: ...
+
+    def eval_terms(self, net: Net, x0: jax.Array, t: jax.Array, noise: jax.Array,
+                   mask: jax.Array | None, weights: jax.Array) -> dict[str, jax.Array]: ...
+
+    def check_steps(self, steps: int | None) -> None: ...
+
+    def sampling_grid(self, steps: int | None) -> Any: ...
+
+    def prior(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array: ...
+
+    def sampler_options(self, sampler: str, options: Mapping[str, Any],
+                        train_x: Any = None) -> dict[str, Any]: ...
+
+    def sample(self, sampler: str, net: Net, grid: Any, keys_B: jax.Array, x_T: jax.Array, *,
+               mask: jax.Array | None, options: Mapping[str, Any]) -> jax.Array: ...
+
+
+PROCESSES: Registry[type] = Registry("diffusion process")
+register_process = PROCESSES.register
+
+
+def build_process(name: str, **fields: Any) -> Process:
+    """The process registered as `name` with its config fields."""
+    cls = PROCESSES[name]
+    try:
+        return cls(**fields)
+    except TypeError as e:  # an unknown or missing field
+        raise ValueError(f"diffusion process {name!r}: {e}") from e
+
+
+def sampler_option_names(sampler: Callable, common: tuple[str, ...] = ()) -> list[str]:
+    """The options a sampler function takes: its keyword-only parameters, less `common` (the ones
+    its process always passes)."""
+    params = inspect.signature(sampler).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in common]
+
+
+def check_sampler_options(samplers: Registry, sampler: str, options: Mapping[str, Any],
+                          common: tuple[str, ...] = ()) -> None:
+    """ValueError naming the sampler and its options when `options` holds one it does not take."""
+    known = sampler_option_names(samplers[sampler], common)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"sampler {sampler!r} takes no option {', '.join(unknown)}; "
+                         f"its options: {', '.join(known) or 'none'}")

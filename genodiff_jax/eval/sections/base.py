@@ -1,0 +1,74 @@
+"""The evaluation-section interface and the `SECTIONS` registry.
+
+A section is one family of metrics in the report, registered under the key its numbers get in
+report.json (`report[name]`):
+
+    SECTIONS.register("toy", Section(compute=fn, columns=[("mean AF", cell_fn)]))
+
+- `compute(ctx) -> dict`: the numbers, from an `EvalContext`;
+- `columns`: its summary-table columns, `(header, fn(result, generator_name) -> cell)`; `result`
+  is what `compute` returned, or its JSON form when a report is read back, so read it as plain
+  dicts and lists;
+- `plots(ctx, result, save) -> {title: file}`: optional pictures; `save(figure, file_name)` writes
+  a matplotlib figure into the report folder, closes it and returns the file name;
+- `tables(result) -> [(title, header, rows)]`: optional extra HTML tables.
+
+`EvalSettings.sections` names the sections a report runs, in order; the summary columns follow it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from genodiff_jax.registry import Registry
+
+if TYPE_CHECKING:  # report.py imports the sections, so these are for annotations only
+    from matplotlib.figure import Figure
+
+    from genodiff_jax.data.loader import PreparedDataset
+    from genodiff_jax.eval.report import EvalSettings, Generator
+
+REAL_IDEAL = "real_test"  # the reference that is real held-out data: the ideal generator
+# What a report runs unless told otherwise (`EvalSettings.sections`, `--sections`).
+DEFAULT_SECTIONS = ("transfer", "nnaa", "fidelity", "privacy")
+
+Column = tuple[str, Callable[[dict, str], Any]]
+Table = tuple[str, Sequence[str], list[list]]
+SaveFigure = Callable[["Figure", str], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalContext:
+    """What every section sees: the prepared dataset, the real genotype calls [N, S] (rows in
+    genotype-file order, as the splits' `index`), the generators to score and the settings."""
+
+    data: PreparedDataset
+    calls: np.ndarray
+    generators: dict[str, Generator]
+    settings: EvalSettings
+
+    # Properties, not cached copies: a section takes the split it needs and lets it go.
+    @property
+    def train_calls(self) -> np.ndarray:
+        return self.calls[self.data.train.index]
+
+    @property
+    def test_calls(self) -> np.ndarray:
+        return self.calls[self.data.test.index]
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One report section: its numbers, its summary columns, its plots and extra tables."""
+
+    compute: Callable[[EvalContext], dict]
+    columns: Sequence[Column] = ()
+    plots: Callable[[EvalContext, dict, SaveFigure], dict[str, str]] | None = None
+    tables: Callable[[dict], list[Table]] | None = None
+
+
+SECTIONS: Registry[Section] = Registry("evaluation section")

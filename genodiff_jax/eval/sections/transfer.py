@@ -1,0 +1,84 @@
+"""Section `transfer`: classifiers trained on each generator's cohort and tested on real held-out
+people (recovery rates, DESIGN 1.4), and augmentation of a share of the real training split with the
+model's cohort. report["transfer"] = {"recovery": {generator: {classifier: ...}},
+"augmentation": {...}}; see `eval/transfer.py` for the numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genodiff_jax.eval.sections.base import (
+    REAL_IDEAL,
+    SECTIONS,
+    EvalContext,
+    SaveFigure,
+    Section,
+    Table,
+)
+
+
+def compute(ctx: EvalContext) -> dict:
+    """Recovery rates of every generator but the ideal; augmentation with the model's cohort."""
+    from genodiff_jax.eval.transfer import augmentation, recovery_rates
+
+    data, settings = ctx.data, ctx.settings
+    train = (data.train.features, data.train.labels)
+    test = (data.test.features, data.test.labels)
+    fit = {"epochs": settings.classifier_epochs}
+    recovery = {}
+    for name, gen in ctx.generators.items():
+        if name == REAL_IDEAL:  # trained on the test split itself: not a transfer experiment
+            continue
+        recovery[name] = recovery_rates(train, test, (gen.features, gen.labels),
+                                        classifiers=settings.classifiers, seeds=settings.seeds,
+                                        num_classes=data.num_classes, mask=data.mask,
+                                        fit_kwargs=fit)
+    model = ctx.generators["model"]
+    augment = augmentation(train, test, (model.features, model.labels),
+                           fractions=settings.fractions,
+                           classifier=settings.augmentation_classifier, seeds=settings.seeds,
+                           num_classes=data.num_classes, mask=data.mask, fit_kwargs=fit)
+    return {"recovery": recovery, "augmentation": augment}
+
+
+def recovery_mlp(result: dict, generator: str):
+    """The MLP classifier's mean recovery rate; the ideal has none (it *is* the test split)."""
+    rec = result["recovery"].get(generator, {})
+    return rec.get("mlp", {}).get("recovery_mean", "-") if rec else "(ideal) 1"
+
+
+COLUMNS = [("recovery (MLP)", recovery_mlp)]
+
+
+def plots(ctx: EvalContext, result: dict, save: SaveFigure) -> dict[str, str]:
+    """Augmentation bars: real only vs real + synthetic, per share of the real training split."""
+    import matplotlib.pyplot as plt
+
+    aug = result["augmentation"]
+    x = np.arange(len(aug["fractions"]))
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.bar(x - 0.2, aug["real_only"]["mean"], 0.4, yerr=aug["real_only"]["std"], label="real only")
+    ax.bar(x + 0.2, aug["real_plus_synthetic"]["mean"], 0.4, yerr=aug["real_plus_synthetic"]["std"],
+           label="real + synthetic")
+    ax.set_xticks(x, [f"{int(round(f * 100))} %" for f in aug["fractions"]])
+    ax.set_xlabel("share of the real training split")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8)
+    return {"Augmentation": save(fig, "augmentation.png")}
+
+
+def tables(result: dict) -> list[Table]:
+    """Recovery per generator and classifier; augmentation per real share."""
+    recovery = [[gen, clf, v["a_real_mean"], v["a_syn_mean"], v["recovery_mean"], v["recovery_std"]]
+                for gen, per in result["recovery"].items() for clf, v in per.items()]
+    aug = result["augmentation"]
+    augmentation = [[f"{f:.0%}", a, b]
+                    for f, a, b in zip(aug["fractions"], aug["real_only"]["mean"],
+                                       aug["real_plus_synthetic"]["mean"])]
+    return [("Classifier transfer",
+             ["generator", "classifier", "a_real", "a_syn", "recovery", "spread"], recovery),
+            (f"Augmentation ({aug['classifier']})", ["real share", "real only", "real + synthetic"],
+             augmentation)]
+
+
+SECTIONS.register("transfer", Section(compute, COLUMNS, plots=plots, tables=tables))

@@ -1,0 +1,43 @@
+"""The layers the denoisers are built from, in sets chosen by name (`ops=` on every model).
+
+- "fast" (the default): layers shaped for XLA's CPU backend and for bf16 sampling weights: the
+  fused GroupNorm with a hand-written backward (norm.py), the hashed dropout (dropout.py), the
+  Dense that multiplies in its weights' dtype (dense.py), heads-first attention on CPU
+  (attention.py), and per-model XLA options for inference (xla.py).
+- "stock": flax's `GroupNorm` (with the same FiLM/activation call, stock.py), `nn.Dense`,
+  `nn.Dropout` and `jax.nn.dot_product_attention`; no custom gradients, no compiler options.
+
+Both give the same parameter trees. A fork adds a set with
+`LAYER_SETS.register(name, LayerSet(...))` and builds a model with `ops=name`.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+from genodiff_jax.models.ops import attention, dense, dropout, norm, stock, xla
+from genodiff_jax.models.ops.dense import cast_weights
+from genodiff_jax.models.ops.layer_set import LAYER_SETS, LayerSet
+
+FAST = LAYER_SETS.register(
+    "fast",
+    LayerSet(
+        GroupNorm=norm.GroupNorm,
+        Dense=dense.Dense,
+        Dropout=dropout.Dropout,
+        attention=attention.attention,
+        compiler_options=xla.FAST_INFERENCE_OPTIONS,
+    ),
+)
+STOCK = LAYER_SETS.register(
+    "stock",
+    LayerSet(
+        GroupNorm=stock.GroupNorm,
+        Dense=nn.Dense,
+        Dropout=nn.Dropout,
+        attention=jax.nn.dot_product_attention,
+    ),
+)
+
+__all__ = ["FAST", "LAYER_SETS", "STOCK", "LayerSet", "cast_weights"]

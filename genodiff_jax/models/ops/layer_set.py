@@ -1,0 +1,51 @@
+"""A layer set: the GroupNorm, Dense, Dropout and attention a denoiser is built from, by name.
+
+A denoiser has a field `ops` (a name in `LAYER_SETS`) and asks `LAYER_SETS[self.ops]` for these
+layers, so the model file states the architecture and the layer set how its pieces are computed.
+Every set must give the same parameters (names, shapes, initialisers) so that checkpoints move
+between sets; values may differ by rounding, and dropout masks by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import flax.linen as nn
+import jax
+
+from genodiff_jax.models.ops import xla
+from genodiff_jax.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSet:
+    """The layers behind one `ops` name.
+
+    GroupNorm: `GroupNorm(num_groups, dtype=, param_dtype=)(x, film=None, activation=None)` with
+        params `scale`, `bias` [C]; statistics over every axis but the first.
+    Dense: `flax.linen.Dense`'s fields and params.
+    Dropout: `flax.linen.Dropout(rate, deterministic=)`, drawing from the "dropout" RNG stream.
+    attention: `jax.nn.dot_product_attention`'s `(q, k, v, implementation=None)` on
+        [B, L, heads, H].
+    compiler_options: model name -> backend -> XLA options for that model's inference programs.
+    """
+
+    GroupNorm: type[nn.Module]
+    Dense: type[nn.Module]
+    Dropout: type[nn.Module]
+    attention: Callable[..., jax.Array]
+    compiler_options: Mapping[str, Mapping[str, Mapping[str, str]]] = dataclasses.field(
+        default_factory=dict
+    )
+
+    def inference_compiler_options(
+        self, model_name: str, backend: str | None = None
+    ) -> dict[str, str] | None:
+        """The XLA options `model_name`'s inference compiles with on `backend` (default: the
+        current one); None for none, or if this XLA does not know them (with a warning)."""
+        by_backend = self.compiler_options.get(model_name, {})
+        return xla.accepted(by_backend.get(backend or jax.default_backend()))
+
+
+LAYER_SETS: Registry[LayerSet] = Registry("layer set")

@@ -1,0 +1,81 @@
+"""A finished (or running) training work dir, read back for sampling: config, run record, model,
+process and the best (or latest) parameters.
+
+Work dir layout: `config.json` (the config), `run.json` (data dir, example shape, classes, length),
+`metrics.jsonl`, `tensorboard/`, `checkpoints/latest/`, `checkpoints/best/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from genodiff_jax.diffusion.process import Process
+from genodiff_jax.errors import InputError
+from genodiff_jax.train.checkpoint import restore_params
+from genodiff_jax.train.config import model_from_config, process_from_config
+from genodiff_jax.train.state import abstract_params
+
+CONFIG_FILE = "config.json"
+RUN_FILE = "run.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def run_row(run: dict) -> jax.ShapeDtypeStruct:
+    """One example's shape and dtype, as a run recorded them (older runs: float32 features)."""
+    shape = run.get("row_shape", run.get("feature_shape"))
+    return jax.ShapeDtypeStruct(tuple(shape), jnp.dtype(run.get("row_dtype", "float32")))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """What a sampler needs from a work dir: the model, its process, its parameters, the run."""
+
+    model: nn.Module
+    process: Process
+    params: Any
+    step: int
+    config: ml_collections.ConfigDict
+    run: dict
+
+    @property
+    def row(self) -> jax.ShapeDtypeStruct:
+        return run_row(self.run)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.run["num_classes"])
+
+
+def read_run(workdir: str | os.PathLike) -> tuple[ml_collections.ConfigDict, dict]:
+    """(config, run record) of a training work dir."""
+    workdir = Path(workdir)
+    for name in (CONFIG_FILE, RUN_FILE):
+        if not (workdir / name).is_file():
+            raise InputError(workdir, f"not a training work dir (no {name}); run `genodiff train`")
+    config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
+    return config, json.loads((workdir / RUN_FILE).read_text())
+
+
+def load_trained(workdir: str | os.PathLike, *, which: str = "best",
+                 ema: bool = True) -> TrainedModel:
+    """The model of a run and its best (or latest) EMA (or raw) parameters."""
+    workdir = Path(workdir)
+    config, run = read_run(workdir)
+    model = model_from_config(config, int(run["num_classes"]))
+    process = process_from_config(config)
+    try:
+        params, step = restore_params(workdir / CHECKPOINT_DIR,
+                                      abstract_params(model, run_row(run)), which=which, ema=ema,
+                                      best_metric=process.selection_metric)
+    except FileNotFoundError as e:
+        raise InputError(workdir, str(e)) from e
+    return TrainedModel(model, process, params, step, config, run)
