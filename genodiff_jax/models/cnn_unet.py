@@ -19,10 +19,9 @@ from typing import ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.typing import Dtype
 
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
-from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.models.ops import Layered
 from genodiff_jax.models.registry import register_model
 
 
@@ -37,7 +36,7 @@ def _upsample(h_BxLxC: jax.Array) -> jax.Array:
     return jnp.repeat(h_BxLxC, 2, axis=1)
 
 
-class ResBlock(nn.Module):
+class ResBlock(Layered):
     """ADM residual block with scale-shift norm and optional residual down/up-sampling."""
 
     features: int
@@ -45,13 +44,10 @@ class ResBlock(nn.Module):
     dropout: float = 0.0
     down: bool = False
     up: bool = False
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(self, x_BxLxC: jax.Array, emb_BxE: jax.Array, train: bool) -> jax.Array:
-        layers = LAYER_SETS[self.ops]
+        layers = self.layers
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         resample = _downsample if self.down else _upsample if self.up else (lambda a: a)
         h = layers.GroupNorm(self.num_groups, name="in_norm", **kw)(x_BxLxC, activation=nn.silu)
@@ -73,20 +69,17 @@ class ResBlock(nn.Module):
         return x_BxLxC + h
 
 
-class AttentionBlock(nn.Module):
+class AttentionBlock(Layered):
     """Self-attention over the length axis with a GroupNorm and a zero-initialised output."""
 
     num_heads: int
     head_channels: int
     num_groups: int = 32
     attention_impl: str | None = None
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(self, x_BxLxC: jax.Array) -> jax.Array:
-        layers = LAYER_SETS[self.ops]
+        layers = self.layers
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         C = x_BxLxC.shape[-1]
         h = layers.GroupNorm(self.num_groups, name="norm", **kw)(x_BxLxC)
@@ -99,7 +92,7 @@ class AttentionBlock(nn.Module):
 
 
 @register_model("cnn_unet")
-class CNNUNet(nn.Module):
+class CNNUNet(Layered):
     """1-D ADM U-Net denoiser: (x [B,G,K], t [B], y [B]) -> [B,G,K], plus the input."""
 
     TEST_SIZES: ClassVar[dict] = dict(
@@ -123,16 +116,13 @@ class CNNUNet(nn.Module):
     num_groups: int = 32
     dropout: float = 0.1
     attention_impl: str | None = None  # jax.nn.dot_product_attention: None, "xla", "cudnn"
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set (models/ops): "fast" or "stock"
 
     @nn.compact
     def __call__(
         self, x_BxGxK: jax.Array, t_B: jax.Array, y_B: jax.Array, train: bool = False
     ) -> jax.Array:
         B, G, K = x_BxGxK.shape
-        layers = LAYER_SETS[self.ops]
+        layers = self.layers
         factor = 2 ** (len(self.channel_mult) - 1)
         if G % factor:
             raise ValueError(

@@ -12,15 +12,15 @@ from typing import ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.typing import Dtype
 
 from genodiff_jax.models.cnn_unet import CNNUNet
 from genodiff_jax.models.mlp_unet import MLPUNet
+from genodiff_jax.models.ops import Layered
 from genodiff_jax.models.registry import register_model
 
 
 @register_model("mlp_cnn")
-class MLPCNN(nn.Module):
+class MLPCNN(Layered):
     """Time-dependent convex mix of an MLP U-Net ("mlp") and a CNN U-Net ("cnn")."""
 
     TEST_SIZES: ClassVar[dict] = dict(
@@ -54,9 +54,6 @@ class MLPCNN(nn.Module):
     # both, and the mix
     num_groups: int = 32
     mix_hidden: int = 128
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set of both halves (models/ops): "fast" or "stock"
 
     def setup(self) -> None:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, ops=self.ops)

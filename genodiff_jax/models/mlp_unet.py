@@ -14,29 +14,25 @@ from typing import ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.typing import Dtype
 
 from genodiff_jax.models.embeddings import one_hot_labels
-from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.models.ops import Layered
 from genodiff_jax.models.registry import register_model
 
 
-class MLPBlock(nn.Module):
+class MLPBlock(Layered):
     """Linear-SiLU (a) -> conditioning -> Linear-SiLU (skip) -> GN -> Linear-SiLU, + a."""
 
     features: int
     num_groups: int = 32
     dropout: float = 0.0
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(
         self, h_BxF: jax.Array, t_Bx1: jax.Array, y1h_BxC: jax.Array, train: bool
     ) -> tuple[jax.Array, jax.Array]:
         """Returns (block output, skip), both [B, features]."""
-        layers = LAYER_SETS[self.ops]
+        layers = self.layers
         dense = lambda name, **kw: layers.Dense(  # noqa: E731
             self.features, dtype=self.dtype, param_dtype=self.param_dtype, name=name, **kw
         )
@@ -56,7 +52,7 @@ class MLPBlock(nn.Module):
 
 
 @register_model("mlp_unet")
-class MLPUNet(nn.Module):
+class MLPUNet(Layered):
     """MLP U-Net denoiser: (x [B,G,K], t [B], y [B]) -> [B,G,K], plus the input."""
 
     TEST_SIZES: ClassVar[dict] = dict(widths=(64, 32), bottleneck=32, num_groups=8, dropout=0.1)
@@ -66,16 +62,13 @@ class MLPUNet(nn.Module):
     bottleneck: int = 256
     num_groups: int = 32
     dropout: float = 0.0
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set (models/ops): "fast" or "stock"
 
     @nn.compact
     def __call__(
         self, x_BxGxK: jax.Array, t_B: jax.Array, y_B: jax.Array, train: bool = False
     ) -> jax.Array:
         B, G, K = x_BxGxK.shape
-        layers = LAYER_SETS[self.ops]
+        layers = self.layers
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         block_kw = dict(num_groups=self.num_groups, dropout=self.dropout, ops=self.ops, **kw)
         t_Bx1 = jnp.asarray(t_B, jnp.float32).reshape(B, 1)

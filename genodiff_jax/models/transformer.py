@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype
 
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
-from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.models.ops import Layered
 from genodiff_jax.models.registry import register_model
 
 NUM_EXTRA_TOKENS = 3  # [cls], time, class
@@ -47,20 +47,17 @@ class PositionwiseLinear(nn.Module):
         return jnp.einsum("bnd,ndf->bnf", x, kernel) + bias
 
 
-class EncoderLayer(nn.Module):
+class EncoderLayer(Layered):
     """Pre-LN transformer encoder layer with fused attention and a GELU FFN."""
 
     num_heads: int
     mlp_ratio: int = 4
     dropout: float = 0.0
     attention_impl: str | None = None
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set (models/ops)
 
     @nn.compact
     def __call__(self, h_BxLxC: jax.Array, train: bool) -> jax.Array:
-        layers = LAYER_SETS[self.ops]
+        layers = self.layers
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         C = h_BxLxC.shape[-1]
         drop = layers.Dropout(self.dropout, deterministic=not train)
@@ -79,7 +76,7 @@ class EncoderLayer(nn.Module):
 
 
 @register_model("transformer")
-class Transformer(nn.Module):
+class Transformer(Layered):
     """Gene-token transformer denoiser: (x [B,G,K], t [B], y [B]) -> [B,G,K], plus the input."""
 
     TEST_SIZES: ClassVar[dict] = dict(width=32, depth=2, num_heads=4, time_freq_dim=16, dropout=0.1)
@@ -93,16 +90,13 @@ class Transformer(nn.Module):
     dropout: float = 0.0
     time_freq_dim: int = 128
     attention_impl: str | None = None  # jax.nn.dot_product_attention: None, "xla", "cudnn"
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-    ops: str = "fast"  # the layer set (models/ops): "fast" or "stock"
 
     @nn.compact
     def __call__(
         self, x_BxGxK: jax.Array, t_B: jax.Array, y_B: jax.Array, train: bool = False
     ) -> jax.Array:
         B, G, K = x_BxGxK.shape
-        layers = LAYER_SETS[self.ops]
+        layers = self.layers
         P = self.genes_per_token
         if G % P:
             raise ValueError(f"transformer: the gene axis ({G}) must be divisible by {P}")

@@ -18,7 +18,7 @@ import jax
 
 from genodiff_jax.models.ops import attention, dense, dropout, norm, stock, xla
 from genodiff_jax.models.ops.dense import cast_weights
-from genodiff_jax.models.ops.layer_set import LAYER_SETS, LayerSet
+from genodiff_jax.models.ops.layer_set import LAYER_SETS, Layered, LayerSet
 
 FAST = LAYER_SETS.register(
     "fast",
@@ -40,4 +40,4 @@ STOCK = LAYER_SETS.register(
     ),
 )
 
-__all__ = ["FAST", "LAYER_SETS", "STOCK", "LayerSet", "cast_weights"]
+__all__ = ["FAST", "LAYER_SETS", "STOCK", "LayerSet", "Layered", "cast_weights"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from genodiff_jax.models.ops import xla
 from genodiff_jax.registry import Registry
@@ -49,3 +51,16 @@ class LayerSet:
 
 
 LAYER_SETS: Registry[LayerSet] = Registry("layer set")
+
+
+class Layered(nn.Module):
+    """A module built from a layer set: `dtype` (compute), `param_dtype` and `ops` (the layer set's
+    name), keyword-only so that each model's own fields come first; `self.layers` is the set."""
+
+    dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
+    param_dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
+    ops: str = dataclasses.field(default="fast", kw_only=True)
+
+    @property
+    def layers(self) -> LayerSet:
+        return LAYER_SETS[self.ops]
