@@ -85,6 +85,9 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="missing calls are an error, not filled")
     p.add_argument("--components", default="paper", choices=["paper", "all"],
                    help="components per gene: the paper's 8/4/1 rule, or all (lossless)")
+    p.add_argument("--tokens", default="auto", choices=["auto", "haplotypes", "genotypes"],
+                   help="genotype tokens stored for the masked-diffusion family: haplotypes "
+                   "(needs every call phased), genotypes (dosages), or auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -95,7 +98,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
     summary = prepare_dataset(args.vcf, args.panel, args.out, genes=args.genes, window=args.window,
                               label=args.label, test_fraction=args.test_fraction, seed=args.seed,
-                              strict=args.strict, components=args.components,
+                              strict=args.strict, components=args.components, tokens=args.tokens,
                               progress=not args.quiet)
     print(format_summary(summary))
     print(f"wrote {args.out}")
@@ -186,6 +189,35 @@ def _sample(args: argparse.Namespace) -> None:
     print(json.dumps(summary, default=str))
 
 
+# -- impute --------------------------------------------------------------------------------------
+
+def _impute_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", required=True, type=Path,
+                   help="a `genodiff train` work dir of the masked-diffusion family (haplotypes)")
+    p.add_argument("--vcf", required=True, type=Path,
+                   help="phased genotypes with no-calls (./.) or missing sites to fill")
+    p.add_argument("--out", required=True, type=Path, help="folder for imputed.vcf.gz, dosages.npz")
+    p.add_argument("--panel", type=Path, default=None,
+                   help="the people's classes (the run's label column); default: unconditional")
+    p.add_argument("--mask-sites", type=Path, default=None,
+                   help="a file of chrom:pos sites to hide and impute (e.g. for a benchmark)")
+    p.add_argument("--draws", type=int, default=1, help="fillings averaged into dosages.npz")
+    p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("impute", "fill missing genotypes with a masked-diffusion run (inpainting)", _impute_args)
+def _impute(args: argparse.Namespace) -> None:
+    from genodiff_jax.sampling.impute import impute_vcf
+
+    summary = impute_vcf(args.workdir, args.vcf, args.out, panel=args.panel,
+                         mask_sites=args.mask_sites, draws=args.draws, steps=args.steps,
+                         seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+    print(json.dumps(summary))
+
+
 # -- evaluate --------------------------------------------------------------------------------------
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
@@ -201,7 +233,8 @@ def _eval_settings(args: argparse.Namespace):
 
     return EvalSettings(classifiers=tuple(args.classifiers.split(",")),
                         seeds=tuple(range(args.seeds)), classifier_epochs=args.epochs,
-                        max_nnaa=args.max_nnaa, sections=args.sections)
+                        max_nnaa=args.max_nnaa, sections=args.sections,
+                        mosaic_segments=args.mosaic_segments)
 
 
 @command("evaluate", "every metric: classifier transfer, augmentation, NNAA, pop-gen fidelity, "
@@ -258,6 +291,18 @@ def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3, help="classifier seeds")
     p.add_argument("--epochs", type=int, default=30, help="classifier training epochs")
     p.add_argument("--max-nnaa", type=int, default=2000, help="people per set in NNAA")
+    def segment_lengths(text: str) -> tuple[int, ...]:
+        try:
+            lengths = tuple(int(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            lengths = (0,)
+        if any(n < 1 for n in lengths):
+            raise argparse.ArgumentTypeError(f"need comma-separated lengths >= 1, got {text!r}")
+        return lengths
+
+    p.add_argument("--mosaic-segments", default="20,100,500", type=segment_lengths,
+                   help="mean segment lengths (SNPs) of the mosaic references, one mosaic_N "
+                   "generator each (default: %(default)s)")
 
 
 @command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train, sample, "
@@ -300,8 +345,13 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-kwargs", default=None,
                    help='JSON model fields, e.g. \'{"widths": [64, 32]}\', or one object per '
                    'model name: \'{"mlp_unet": {...}, "cnn_unet": {...}}\'')
-    p.add_argument("--genes", type=int, default=2048, help="gene axis G of the features [G, K]")
-    p.add_argument("--components", type=int, default=8, help="components per gene K")
+    p.add_argument("--genes", type=int, default=None,
+                   help="gene axis G of the features [G, K] (features family; default 2048)")
+    p.add_argument("--components", type=int, default=None,
+                   help="components per gene K (features family; default 8)")
+    p.add_argument("--window", type=int, default=None,
+                   help="SNPs L of the tokens [H, L] (masked family; default: the config's "
+                   "diffusion.window), rounded up to the model's length multiple")
     p.add_argument("--classes", type=int, default=26, help="number of classes")
     p.add_argument("--batch", default=None,
                    help="rows per train step and forward call (default: the config's, else 32); "
@@ -325,8 +375,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    "(ddim) or clip_x0=1.5 (default: each sampler's own)")
     p.add_argument("--steps", type=int, default=25, help="sampling steps")
     p.add_argument("--n", type=int, default=256, help="people per sampled cohort")
-    p.add_argument("--guidance", type=float, default=0.1,
-                   help="classifier-free guidance w (0: one model call a step)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance w (0: one model call a step; default: the "
+                   "config's sampling.guidance, 0.1 for --model)")
     p.add_argument("--sample-batch", type=int, default=None,
                    help="sampling batch (default: from free device memory, as `genodiff sample`)")
     p.add_argument("--peak-tflops", type=float, default=None,
@@ -358,7 +409,7 @@ def _bench(args: argparse.Namespace) -> None:
     specs = resolve_models(args.models or args.model, config=args.config,
                            model_kwargs=parse_model_kwargs(args.model_kwargs))
     settings = BenchSettings(
-        genes=args.genes, components=args.components, classes=args.classes,
+        genes=args.genes, components=args.components, window=args.window, classes=args.classes,
         batch=parse_batch(args.batch), memory_limit_gb=args.memory_limit_gb, dtype=args.dtype,
         weights_dtype=args.weights_dtype, repeats=args.repeats, warmup=args.warmup,
         what=_split(args.what),

@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from genodiff_jax import bench, cli
 from genodiff_jax.diffusion.gaussian import GaussianProcess
+from genodiff_jax.errors import InputError
 from genodiff_jax.models import MODELS, build_model, count_params
 
 TINY_MLP = '{"widths": [16, 8], "bottleneck": 8, "num_groups": 4}'
@@ -22,6 +24,12 @@ RUN = ["--model", "mlp_unet", "--model-kwargs", TINY_MLP, "--genes", "32", "--ba
        "--repeats", "2", "--warmup", "1", "--what", "train,forward,sample", "--sampler", "ddim",
        "--sampler-options", "eta=0.5", "--steps", "2", "--n", "6", "--peak-tflops", "1.5",
        "--quiet"]
+# The masked smoke config with one U-Net level: its train step compiles in half the time.
+MASKED = ["--config", "experiments/masked.py:smoke"]
+TINY_SNP = '{"channels": [16]}'
+MASKED_RUN = [*MASKED, "--model-kwargs", TINY_SNP, "--window", "256", "--batch", "8", "--n", "16",
+              "--steps", "4", "--repeats", "1", "--warmup", "0", "--what", "train,forward,sample",
+              "--quiet"]
 MACHINE_KEYS = {"backend", "device_kind", "device_count", "local_device_count", "process_count",
                 "cpu_model", "cpu_count", "python", "jax", "jaxlib", "flax", "optax"}
 
@@ -84,9 +92,77 @@ def test_sampling_timings_are_well_formed(tiny_run):
                 "samples_per_s"):
         assert positive(r[key]), key
     assert r["samples_x_steps_per_s"] == pytest.approx(6 * 2 / r["seconds_per_run"])
-    assert r["model_calls_per_step"] == 2 and r["batch_size"] == 6
+    assert r["model_calls_per_step"] == 2 and r["batch_size"] == 6 and r["guidance"] == 0.1
+    assert "tokens_x_steps_per_s" not in r  # features: no token units
     assert r["sampler_options"] == {"eta": 0.5}
     assert tiny_run["file"]["settings"]["sampler_options"] == {"eta": 0.5}
+
+
+@pytest.fixture(scope="module")
+def masked_run() -> dict:
+    """One CLI run of every section on the masked family (snp_unet on tokens [2, 256])."""
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert cli.main(["bench", *MASKED_RUN]) == 0
+    return json.loads(stdout.getvalue())
+
+
+def test_the_masked_family_in_the_same_json(masked_run):
+    [entry] = masked_run["results"]
+    assert entry["model"] == "snp_unet" and entry["source"] == "experiments/masked.py:smoke"
+    assert entry["diffusion"]["process"] == "masked" and entry["diffusion"]["tokens"] == \
+        "haplotypes"
+    assert entry["token_shape"] == [2, 256] and entry["tokens_per_example"] == 512
+    assert "feature_shape" not in entry and entry["batch"] == 8 and positive(entry["params"])
+    assert entry["model_fields"]["channels"] == [16]
+    assert masked_run["settings"]["window"] == 256 and masked_run["settings"]["genes"] is None
+    for section, unit in (("train", "step"), ("forward", "call")):
+        r = entry[section]
+        for key in ("compile_s", "first_call_s", f"seconds_per_{unit}", "examples_per_s",
+                    "tokens_per_s", f"flops_per_{unit}", "achieved_tflops"):
+            assert positive(r[key]), (section, key, r[key])
+        assert r["examples_per_s"] == pytest.approx(8 / r[f"seconds_per_{unit}"])
+        assert r["tokens_per_s"] == pytest.approx(512 * r["examples_per_s"])
+        assert r["mfu"] is None and "reference" not in r
+    assert entry["train"]["loss_finite"] and positive(entry["train"]["last_loss"])
+
+
+def test_the_masked_family_samples_from_all_mask(masked_run):
+    [(sampler, r)] = masked_run["results"][0]["sample"].items()
+    assert sampler == "ancestral"
+    for key in ("compile_and_first_run_s", "seconds_per_run", "samples_x_steps_per_s",
+                "tokens_x_steps_per_s", "tokens_per_s"):
+        assert positive(r[key]), key
+    assert r["samples_x_steps_per_s"] == pytest.approx(16 * 4 / r["seconds_per_run"])
+    assert r["tokens_x_steps_per_s"] == pytest.approx(512 * r["samples_x_steps_per_s"])
+    assert r["tokens_per_s"] == pytest.approx(16 * 512 / r["seconds_per_run"])
+    # the config's sampling.guidance (0) unless --guidance: one model call a step
+    assert r["guidance"] == 0.0 and r["model_calls_per_step"] == 1 and r["batch_size"] == 16
+
+
+def test_a_token_window_is_rounded_up_to_the_model_multiple():
+    [spec] = bench.resolve_models(config="experiments/masked.py:smoke")
+    model = bench.build_denoiser(spec, 3)
+    assert model.length_multiple() == 4
+    ex = bench.build_example(spec, model, bench.BenchSettings(window=250))
+    assert ex.fields == {"token_shape": [2, 252], "tokens_per_example": 504, "window_asked": 250}
+    assert ex.row["tokens"].shape == (2, 252) and ex.row["tokens"].dtype == np.int8
+    assert ex.row["pos"].shape == ex.row["af"].shape == (252,) and ex.mask is None
+    start = ex.start(3)
+    assert (start["tokens"] == spec.process.mask_id).all() and start["pos"].shape == (3, 252)
+    data = ex.data(np.random.default_rng(0), 5)
+    assert data["tokens"].dtype == np.int8 and set(np.unique(data["tokens"])) <= {0, 1}
+    assert (np.diff(data["pos"][0]) > 0).all() and data["pos"][0, 0] == 0
+    default = bench.build_example(spec, model, bench.BenchSettings())
+    assert default.fields["token_shape"] == [2, 256]  # the config's diffusion.window
+
+
+def test_shape_flags_apply_per_family_in_a_mixed_run():
+    """Each model takes its own family's shape flags; one that no model takes is an error."""
+    both = bench.resolve_models("mlp_unet,snp_unet")
+    bench.check_shape_flags(both, bench.BenchSettings(genes=64, window=128))
+    with pytest.raises(InputError, match="--genes does not apply to snp_unet"):
+        bench.check_shape_flags(both[1:], bench.BenchSettings(genes=64))
 
 
 def test_a_config_supplies_model_and_recipe(tmp_path, capsys):
@@ -111,9 +187,13 @@ def test_bf16_weights_are_recorded(capsys):
 
 
 def test_models_default_to_the_paper_sizes():
+    """Feature models take the paper's recipe and sizes; a token model its family's recipe."""
     specs = bench.resolve_models("all")
     assert [s.name for s in specs] == sorted(MODELS) == ["cnn_unet", "mlp_cnn", "mlp_unet",
-                                                          "transformer"]
+                                                          "snp_unet", "transformer"]
+    masked = specs.pop(3)
+    assert masked.source == "experiments/masked.py sizes" and masked.process.representation == \
+        "tokens" and masked.batch == 16 and masked.kwargs["patch"] == 16
     for spec in specs:
         assert spec.source == "paper sizes"
         model = build_model(spec.name, num_classes=26, **spec.kwargs)
@@ -300,6 +380,14 @@ def test_the_old_gpu_script_path_forwards_its_arguments(tmp_path):
     (["--model", "mlp_unet", "--peak-tflops", "-1"], "--peak-tflops must be > 0"),
     (["--model", "mlp_unet", "--num-devices", "64"], "are visible"),
     (["--config", "experiments/nope.py"], "no such config file"),
+    (["--config", "experiments/masked.py:smoke", "--genes", "64"],
+     "--genes does not apply to snp_unet (tokens; shape flags: --window)"),
+    (["--config", "experiments/masked.py:smoke", "--components", "4", "--what", "sample"],
+     "--components does not apply to snp_unet"),
+    (["--model", "mlp_unet", "--window", "256"], "--window does not apply to mlp_unet (features"),
+    (["--config", "experiments/masked.py:smoke", "--window", "0"], "--window must be >= 1"),
+    (["--config", "experiments/masked.py:smoke", "--model-kwargs", TINY_SNP, "--window", "64",
+      "--batch", "max", "--memory-limit-gb", "1e-6"], "snp_unet's train step at batch 8 plans"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capfd, args, message):
     out = tmp_path / "b.json"

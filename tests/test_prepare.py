@@ -80,6 +80,40 @@ def test_window_mode_and_plink_input(small_cohort, tmp_path):
                     "--out", out, "--label", "super_pop") == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_genes"] == 12 and summary["n_classes"] == 2
+    # PLINK has no phase: its tokens are dosages.
+    data = load_prepared(out)
+    assert data.token_kind == "genotypes"
+    np.testing.assert_array_equal(data.tokens("test"), g.dosages[data.test.index])
+
+
+def test_tokens_are_haplotypes_of_a_phased_vcf_or_dosages_on_request(small_cohort, tmp_path):
+    common = ["--vcf", small_cohort["vcf"], "--panel", small_cohort["panel"], "--genes",
+              small_cohort["bed"]]
+    assert _prepare(*common, "--out", tmp_path / "h") == 0
+    data = load_prepared(tmp_path / "h")
+    haps = small_cohort["haps"].transpose(0, 2, 1)  # [N, 2, S]
+    assert data.token_kind == "haplotypes"
+    for split in ("train", "test"):
+        tokens = data.tokens(split)
+        assert tokens.dtype == np.int8 and tokens.shape == (len(getattr(data, split)), 2, 300)
+        np.testing.assert_array_equal(tokens, haps[getattr(data, split).index])
+    assert _prepare(*common, "--out", tmp_path / "g", "--tokens", "genotypes") == 0
+    genotypes = load_prepared(tmp_path / "g")
+    assert genotypes.token_kind == "genotypes"
+    np.testing.assert_array_equal(genotypes.tokens("train"), haps.sum(1)[genotypes.train.index])
+
+
+def test_haplotype_tokens_need_phased_calls(good, capfd):
+    rows = _good_rows()
+    rows[3] = rows[3][:5] + (["0/1", "1|1", "0|0", "0|1"],)
+    path = write_text_vcf(good["dir"] / "unphased.vcf", ["a", "b", "c", "d"], rows)
+    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"], "--out",
+                  good["out"], "--tokens", "haplotypes")
+    _assert_clean_failure(capfd, rc, good["out"], "unphased.vcf", "needs every call phased")
+    # auto falls back to dosages
+    assert _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"], "--out",
+                    good["out"], "--test-fraction", "0.5") == 0
+    assert load_prepared(good["out"]).token_kind == "genotypes"
 
 
 def _assert_clean_failure(capfd, rc, out, must_name, problem):

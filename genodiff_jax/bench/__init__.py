@@ -1,15 +1,16 @@
 """Speed as a measured, reproducible property: `genodiff bench`.
 
-For a denoiser at feature shape [genes, K], a batch and a compute dtype, three sections
-(`timers`):
+For a denoiser at one example's shape (features [genes, K], or tokens [H, window] with their
+pos/af context: `examples`, by the process's representation), a batch and a compute dtype, three
+sections (`timers`):
 - `train`: the real train step (the `TrainProgram` a run with the same config trains with, random
-  features resident on the devices as the step's `data`); FLOPs a step from the compiled
+  examples resident on the devices as the step's `data`); FLOPs a step from the compiled
   executable's cost analysis, achieved FLOP/s and, where the device's peak is known (`machine`),
   MFU. `--batch max` first finds the largest batch whose compiled step fits in device memory
   (`batch_search`).
 - `forward`: one denoiser call (`model.apply`, train=False): the cost of one unguided sampling step.
 - `sample`: `sampling.cohort.generate` for whole cohorts with the chosen samplers and options;
-  samples x steps per second.
+  samples x steps per second (tokens: from an all-MASK start; also tokens x steps per second).
 
 Models come from `--model/--models` (the paper's sizes and recipe) or `--config` (`models`);
 parameters are random (speed does not depend on their values). Results are one JSON-ready dict with
@@ -17,6 +18,7 @@ a `machine` block and the command line (`run`). Where a run matches one of the P
 CPU figures (`reference`), its section gets `reference` and `speedup` (reference seconds / ours).
 
     genodiff bench --models all --genes 2048 --batch 32 --what train,forward --json runs/b.json
+    genodiff bench --config experiments/masked.py --window 7680 --what train,forward,sample
 """
 
 from genodiff_jax.bench.batch_search import (
@@ -26,6 +28,15 @@ from genodiff_jax.bench.batch_search import (
     largest_fitting,
     largest_train_batch,
     memory_budget,
+)
+from genodiff_jax.bench.examples import (
+    EXAMPLES,
+    FEATURE_SHAPE,
+    Example,
+    Family,
+    build_example,
+    check_shape_flags,
+    param_count,
 )
 from genodiff_jax.bench.machine import (
     PEAK_TFLOPS,
@@ -37,6 +48,7 @@ from genodiff_jax.bench.machine import (
 )
 from genodiff_jax.bench.models import (
     BASE_CONFIG,
+    RECIPES,
     BenchModel,
     build_denoiser,
     is_paper_size,
@@ -51,11 +63,12 @@ from genodiff_jax.bench.settings import SECTIONS, BenchSettings, check_settings,
 from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, random_params
 
 __all__ = [
-    "BASE_CONFIG", "BATCH_GRANULE", "FIT_FRACTION", "GOAL_SPEEDUP", "PEAK_TFLOPS", "REFERENCE_CPU",
-    "REFINE", "SECTIONS", "BenchModel", "BenchSettings", "bench_forward", "bench_sample",
-    "bench_train", "build_denoiser", "check_settings", "compiled_memory_bytes", "flops_per_device",
-    "is_paper_size", "largest_fitting", "largest_train_batch", "machine_info", "memory_budget",
-    "model_fields", "parse_batch", "parse_model_kwargs", "peak_tflops", "planned_bytes",
-    "random_params", "reference_fields", "resolve_models", "run_bench", "train_program",
-    "write_json",
+    "BASE_CONFIG", "BATCH_GRANULE", "EXAMPLES", "FEATURE_SHAPE", "FIT_FRACTION", "GOAL_SPEEDUP",
+    "PEAK_TFLOPS", "RECIPES", "REFERENCE_CPU", "REFINE", "SECTIONS", "BenchModel", "BenchSettings",
+    "Example", "Family", "bench_forward", "bench_sample", "bench_train", "build_denoiser",
+    "build_example", "check_settings", "check_shape_flags", "compiled_memory_bytes",
+    "flops_per_device", "is_paper_size", "largest_fitting", "largest_train_batch",
+    "machine_info", "memory_budget", "model_fields", "param_count", "parse_batch",
+    "parse_model_kwargs", "peak_tflops", "planned_bytes", "random_params", "reference_fields",
+    "resolve_models", "run_bench", "train_program", "write_json",
 ]

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from genodiff_jax.bench.examples import Example
 from genodiff_jax.bench.machine import free_device_bytes, planned_bytes
 from genodiff_jax.bench.models import BenchModel, train_program
 from genodiff_jax.errors import InputError
@@ -74,15 +75,18 @@ def memory_budget(memory_limit_gb: float | None, mesh: Mesh) -> dict:
             "budget_bytes_per_device": int(FIT_FRACTION * free)}
 
 
-def _abstract_data(rows: int, row: tuple[int, int], mesh: Mesh) -> dict:
-    """The train step's `data` ({"x", "labels", "n"}) as sharded ShapeDtypeStructs."""
+def _abstract_data(rows: int, row, mesh: Mesh) -> dict:
+    """The train step's `data` ({"x", "labels", "n"}) as sharded ShapeDtypeStructs; `row` is one
+    example's ShapeDtypeStruct or dict of them."""
     shard = data_shardings(mesh)
-    return {"x": jax.ShapeDtypeStruct((rows, *row), jnp.float32, sharding=shard["x"]),
+    x = jax.tree.map(lambda s: jax.ShapeDtypeStruct((rows, *s.shape), s.dtype, sharding=shard["x"]),
+                     row)
+    return {"x": x,
             "labels": jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=shard["labels"]),
             "n": jax.ShapeDtypeStruct((), jnp.int32, sharding=shard["n"])}
 
 
-def largest_train_batch(spec: BenchModel, *, row: tuple[int, int], classes: int,
+def largest_train_batch(spec: BenchModel, example: Example, *, classes: int,
                         memory_limit_gb: float | None, mesh: Mesh) -> tuple[int, dict]:
     """The largest batch (a multiple of BATCH_GRANULE per device) whose compiled train step, with
     its resident data, plans to fit in `memory_budget`, searched from the recipe's batch. Returns
@@ -91,8 +95,9 @@ def largest_train_batch(spec: BenchModel, *, row: tuple[int, int], classes: int,
     budget, probes = record["budget_bytes_per_device"], []
 
     def fits(batch: int) -> bool:
-        program = train_program(spec, row=row, classes=classes, batch=batch, mesh=mesh)
-        data = _abstract_data(resident_rows(batch), row, mesh)
+        program = train_program(spec, row=example.row, mask=example.mask, classes=classes,
+                                batch=batch, mesh=mesh)
+        data = _abstract_data(resident_rows(batch), example.row, mesh)
         lowered = program.step.lower(program.abstract_state, data, jax.random.key(0))
         needed = planned_bytes(lowered.compile())
         if needed is None:

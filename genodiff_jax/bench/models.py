@@ -1,6 +1,7 @@
 """What `genodiff bench` measures: `--model/--models/--config` (+ `--model-kwargs`) as BenchModels.
 
-A BenchModel is a config (the paper's recipe from experiments/base.py, or the file `--config`
+A BenchModel is a config (the recipe of the model's family for a registered name: the paper's,
+experiments/base.py, for features and experiments/masked.py for tokens; or the file `--config`
 names) whose model section names the denoiser to measure. The denoiser, the diffusion process and
 the train program are built from that config by `genodiff_jax.train.config`, as a training run
 builds them, so the step timed here is the step a run trains with.
@@ -33,6 +34,8 @@ from genodiff_jax.train.program import TrainProgram
 
 # The paper's recipe (diffusion, optimiser, batch) and MLP_CNN_PAPER, for models named with --model.
 BASE_CONFIG = "experiments/base.py"
+# The recipe of a model named with --model, by the representation it takes (its REPRESENTATION).
+RECIPES = {"features": BASE_CONFIG, "tokens": "experiments/masked.py"}
 # The length of the lr schedule the optimiser is built with: it does not change the cost of a step.
 LR_SCHEDULE_STEPS = 10_000
 
@@ -132,9 +135,10 @@ def resolve_models(
     config: str | None = None,
     model_kwargs: Mapping | None = None,
 ) -> list[BenchModel]:
-    """The models to measure: registered names ("all" for every one) at the paper's sizes (the
-    registry's defaults; MLP_CNN_PAPER from experiments/base.py for mlp_cnn) with the base recipe,
-    or the model of a config file `path.py[:arg]`; `model_kwargs` overrides fields either way."""
+    """The models to measure: registered names ("all" for every one) with their family's recipe
+    (`RECIPES`) at its sizes (the recipe's model fields for the model it names, e.g. MLP_CNN_PAPER
+    for mlp_cnn; else the registry's defaults, the paper's), or the model of a config file
+    `path.py[:arg]`; `model_kwargs` overrides fields either way."""
     overrides = dict(model_kwargs or {})
     if config is not None:
         if models:
@@ -144,13 +148,18 @@ def resolve_models(
         return [_spec(c, name, {**plain(c.model.kwargs), **_kwargs_for(name, overrides)}, config)]
     if not models:
         raise InputError(None, "name a model (--model, --models) or a config (--config)")
-    base = load_config(BASE_CONFIG)
+    recipes = {}
     specs = []
     for name in _model_names(models):
-        paper = plain(base.model.kwargs) if name == base.model.name else {}
+        path = RECIPES[getattr(MODELS[name], "REPRESENTATION", "features")]
+        if path not in recipes:
+            recipes[path] = load_config(path)
+        recipe = recipes[path]
+        sizes = plain(recipe.model.kwargs) if name == recipe.model.name else {}
         mine = _kwargs_for(name, overrides)
-        source = "paper sizes" + (" with --model-kwargs" if mine else "")
-        specs.append(_spec(base, name, {**paper, **mine}, source))
+        source = ("paper sizes" if path == BASE_CONFIG else f"{path} sizes") + (
+            " with --model-kwargs" if mine else "")
+        specs.append(_spec(recipe, name, {**sizes, **mine}, source))
     return specs
 
 
@@ -162,11 +171,11 @@ def build_denoiser(spec: BenchModel, classes: int) -> nn.Module:
         raise InputError(None, f"{spec.name}: bad --model-kwargs ({e})") from e
 
 
-def train_program(spec: BenchModel, *, row: tuple[int, int], classes: int, batch: int,
-                  mesh: Mesh) -> TrainProgram:
-    """The spec's train program at `batch`, every feature slot real (as `program_from_config`
-    builds a run's)."""
-    return program_from_config(spec.config, row=row, mask=np.ones(row, bool), num_classes=classes,
+def train_program(spec: BenchModel, *, row: Any, mask: np.ndarray | None, classes: int,
+                  batch: int, mesh: Mesh) -> TrainProgram:
+    """The spec's train program at `batch` for examples of `row` with real slots `mask` (as
+    `program_from_config` builds a run's)."""
+    return program_from_config(spec.config, row=row, mask=mask, num_classes=classes,
                                total_steps=LR_SCHEDULE_STEPS, mesh=mesh, batch_size=batch)
 
 

@@ -10,6 +10,7 @@ from jax.sharding import Mesh
 
 from genodiff_jax.atomic import atomic_file
 from genodiff_jax.bench.batch_search import largest_train_batch
+from genodiff_jax.bench.examples import build_example, check_shape_flags, param_count
 from genodiff_jax.bench.machine import machine_info, peak_tflops
 from genodiff_jax.bench.models import (
     BenchModel,
@@ -18,29 +19,29 @@ from genodiff_jax.bench.models import (
     is_paper_size,
     model_fields,
 )
-from genodiff_jax.bench.reference import reference_fields
 from genodiff_jax.bench.settings import BenchSettings, check_settings, parse_batch
 from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, random_params
 from genodiff_jax.errors import InputError
-from genodiff_jax.models import cast_weights, count_params
+from genodiff_jax.models import cast_weights
 from genodiff_jax.sharding import make_mesh
 
 
 def _prepare(specs: Sequence[BenchModel], s: BenchSettings, mesh: Mesh) -> list[tuple]:
-    """(spec in the compute dtype, model, batch or "max", parameter count) for every model;
-    InputError for the first bad flag or size, before anything is measured."""
+    """(spec in the compute dtype, model, its Example, batch or "max", parameter count) for every
+    model; InputError for the first bad flag or size, before anything is measured."""
+    check_shape_flags(specs, s)
     prepared = []
-    G, K = s.genes, s.components
     for spec in specs:
         spec = spec.with_dtype(s.dtype) if s.dtype else spec
         batch = spec.batch if s.batch is None else parse_batch(s.batch)
         check_settings(s, spec, batch, mesh)
         model = build_denoiser(spec, s.classes)
+        example = build_example(spec, model, s)
         try:
-            num_params = count_params(model, G, K)
+            num_params = param_count(model, example)
         except (ValueError, TypeError, ZeroDivisionError) as e:
-            raise InputError(None, f"{spec.name} at features [{G}, {K}]: {e}") from e
-        prepared.append((spec, model, batch, num_params))
+            raise InputError(None, f"{spec.name} at {example.label}: {e}") from e
+        prepared.append((spec, model, example, batch, num_params))
     return prepared
 
 
@@ -59,42 +60,43 @@ def run_bench(
     except ValueError as e:
         raise InputError(None, str(e)) from e
     machine = machine_info()
-    G, K = s.genes, s.components
     results = []
-    for spec, model, batch, num_params in _prepare(specs, s, mesh):
+    for spec, model, example, batch, num_params in _prepare(specs, s, mesh):
         search = None
         if batch == "max":
             say(f"{spec.name}: the largest train batch that fits")
-            batch, search = largest_train_batch(spec, row=(G, K), classes=s.classes,
+            batch, search = largest_train_batch(spec, example, classes=s.classes,
                                                 memory_limit_gb=s.memory_limit_gb, mesh=mesh)
         peak = (peak_tflops(machine["device_kind"], spec.dtype) if s.peak_tflops is None
                 else s.peak_tflops)
         paper = is_paper_size(model)
         entry = {"model": spec.name, "source": spec.source, "paper_size": paper,
-                 "params": num_params, "dtype": spec.dtype, "feature_shape": [G, K],
+                 "params": num_params, "dtype": spec.dtype, **example.fields,
                  "classes": s.classes, "batch": batch, "num_devices": mesh.size,
                  "diffusion": diffusion_fields(spec.process), "model_fields": model_fields(model)}
         if search is not None:
             entry["batch_search"] = search
         ref = dict(backend=machine["backend"], paper_size=paper, dtype=spec.dtype)
         if "train" in s.what:
-            say(f"{spec.name}: train step, batch {batch}, {spec.dtype}")
-            train = entry["train"] = bench_train(spec, s, batch, mesh, peak)
-            train.update(reference_fields(spec.name, G, K, "train", batch,
-                                          train["seconds_per_step"], **ref))
+            say(f"{spec.name}: train step, batch {batch}, {example.label}, {spec.dtype}")
+            train = entry["train"] = bench_train(spec, example, s, batch, mesh, peak)
+            train.update(example.reference(spec.name, "train", batch,
+                                           train["seconds_per_step"], **ref))
         if "forward" in s.what or "sample" in s.what:
-            params = cast_weights(random_params(model, (G, K), mesh, s.seed), s.weights_dtype)
+            params = cast_weights(random_params(model, example.row, mesh, s.seed),
+                                  s.weights_dtype)
             entry["weights_dtype"] = s.weights_dtype
             if "forward" in s.what:
                 say(f"{spec.name}: forward, batch {batch}, {spec.dtype}")
-                forward = entry["forward"] = bench_forward(model, params, s, batch, mesh, peak)
-                forward.update(reference_fields(spec.name, G, K, "forward", batch,
-                                                forward["seconds_per_call"], **ref,
-                                                weights_dtype=s.weights_dtype))
+                forward = entry["forward"] = bench_forward(model, params, example, s, batch,
+                                                           mesh, peak)
+                forward.update(example.reference(spec.name, "forward", batch,
+                                                 forward["seconds_per_call"], **ref,
+                                                 weights_dtype=s.weights_dtype))
             if "sample" in s.what:
                 say(f"{spec.name}: sampling {s.n} x {s.steps} steps with "
                     f"{', '.join(s.samplers)}")
-                entry["sample"] = bench_sample(spec, model, params, s, mesh)
+                entry["sample"] = bench_sample(spec, model, params, example, s, mesh)
             del params
         results.append(entry)
     return {"command": command, "machine": machine, "settings": s.as_json(), "results": results}

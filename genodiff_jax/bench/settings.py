@@ -17,10 +17,15 @@ SECTIONS = ("train", "forward", "sample")
 
 @dataclasses.dataclass(frozen=True)
 class BenchSettings:
-    """What to measure and at which size; `batch` None: the config's train.batch_size (or 32)."""
+    """What to measure and at which size; `batch` None: the config's train.batch_size (or 32).
 
-    genes: int = 2048
-    components: int = 8
+    Shapes: `genes`/`components` for the features family (None: 2048 x 8), `window` for the tokens
+    family (None: the config's diffusion.window); a shape field no measured model takes is an
+    error."""
+
+    genes: int | None = None
+    components: int | None = None
+    window: int | None = None
     classes: int = 26
     batch: int | str | None = None  # "max": the largest train batch that fits
     memory_limit_gb: float | None = None  # per device, for --batch max; None: the device's own
@@ -33,7 +38,7 @@ class BenchSettings:
     sampler_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # every sampler's
     steps: int = 25
     n: int = 256
-    guidance: float = 0.1
+    guidance: float | None = None  # None: the config's sampling.guidance
     sample_batch: int | None = None  # None: chosen from free device memory, as `genodiff sample`
     peak_tflops: float | None = None  # per device; None: from PEAK_TFLOPS by device kind
     num_devices: int = 0  # 0: all
@@ -57,10 +62,10 @@ def parse_batch(text: str | int | None) -> int | str | None:
 def _check_sizes(s: BenchSettings, batch: int | str) -> None:
     sized = [] if batch == "max" else [("--batch", batch, 1)]
     for flag, value, least in (("--genes", s.genes, 1), ("--components", s.components, 1),
-                               ("--classes", s.classes, 1), *sized,
+                               ("--window", s.window, 1), ("--classes", s.classes, 1), *sized,
                                ("--repeats", s.repeats, 1), ("--warmup", s.warmup, 0),
                                ("--n", s.n, 1)):
-        if value < least:
+        if value is not None and value < least:
             raise InputError(None, f"{flag} must be >= {least}, got {value}")
     if s.sample_batch is not None and s.sample_batch < 1:
         raise InputError(None, f"--sample-batch must be >= 1, got {s.sample_batch}")

@@ -3,6 +3,7 @@
 Train and forward: lowered and compiled apart, the first call apart, `warmup` calls excluded, then
 `repeats` calls, each blocked with `block_until_ready`, under a transfer guard (everything lives
 on the devices already). Sample: `sampling.cohort.generate` end to end, compile + first run apart.
+What an example is (its spec, random data, sampling start, extra units) comes from its `Example`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from genodiff_jax.bench.batch_search import resident_rows
+from genodiff_jax.bench.examples import Example
 from genodiff_jax.bench.machine import (
     compiled_memory_bytes,
     flops_per_device,
@@ -25,19 +27,22 @@ from genodiff_jax.bench.machine import (
 from genodiff_jax.bench.models import BenchModel, train_program
 from genodiff_jax.bench.settings import BenchSettings
 from genodiff_jax.data.loader import put_data
-from genodiff_jax.models import abstract_params, inference_compiler_options
+from genodiff_jax.models import inference_compiler_options
 from genodiff_jax.sampling.cohort import auto_batch_size, generate
 from genodiff_jax.sharding import batch_sharding, put_global, put_replicated, replicated
+from genodiff_jax.train.config import sampling_defaults
+from genodiff_jax.train.state import abstract_params
 
 
-def random_params(model: nn.Module, feature_shape: tuple[int, int], mesh: Mesh, seed: int):
-    """Random parameters (N(0, 0.02^2), drawn on the host from the abstract shapes), replicated.
+def random_params(model: nn.Module, row, mesh: Mesh, seed: int):
+    """Random parameters (N(0, 0.02^2), drawn on the host from the abstract shapes), replicated;
+    `row`: one example's spec (a bare (G, K): float32 features).
 
     Speed does not depend on the values, and this skips compiling `model.init`, which on CPU can
     take longer than compiling the model itself.
     """
     rng = np.random.default_rng(seed)
-    shapes = abstract_params(model, *feature_shape)
+    shapes = abstract_params(model, row)
     host = jax.tree.map(lambda a: (0.02 * rng.standard_normal(a.shape, np.float32)).astype(a.dtype),
                         shapes)
     return put_replicated(host, mesh)
@@ -67,25 +72,25 @@ def _lower_and_compile(fn, *args) -> tuple[dict, object]:
 
 
 def _timings(compiled, first_call_s: float, times: list[float], unit: str, batch: int,
-             mesh: Mesh, peak: float | None) -> dict:
+             mesh: Mesh, peak: float | None, example: Example) -> dict:
     median = statistics.median(times)
     return {"first_call_s": first_call_s, f"seconds_per_{unit}": median,
             "seconds_min": min(times), "seconds_max": max(times), "times_s": times,
-            "examples_per_s": batch / median,
+            "examples_per_s": batch / median, **example.rates(batch / median),
             **throughput(flops_per_device(compiled), median, mesh.size, peak, unit),
             "compiled_memory_bytes_per_device": compiled_memory_bytes(compiled),
             "peak_device_memory_bytes": peak_device_memory_bytes()}
 
 
-def bench_train(spec: BenchModel, s: BenchSettings, batch: int, mesh: Mesh,
+def bench_train(spec: BenchModel, example: Example, s: BenchSettings, batch: int, mesh: Mesh,
                 peak: float | None) -> dict:
     """The real train step of `spec`'s program on random resident data, at `batch`."""
-    row = (s.genes, s.components)
-    program = train_program(spec, row=row, classes=s.classes, batch=batch, mesh=mesh)
+    program = train_program(spec, row=example.row, mask=example.mask, classes=s.classes,
+                            batch=batch, mesh=mesh)
     rng = np.random.default_rng(s.seed)
     rows = resident_rows(batch)
-    data = put_data(rng.standard_normal((rows, *row), np.float32),
-                    rng.integers(0, s.classes, rows).astype(np.int32), mesh)
+    data = put_data(example.data(rng, rows), rng.integers(0, s.classes, rows).astype(np.int32),
+                    mesh)
     key = put_replicated(jax.random.key(s.seed + 1), mesh)
     last = {"state": program.init_state(jax.random.key(s.seed))}  # donated to each step
     compile_times, compiled = _lower_and_compile(program.step, last["state"], data, key)
@@ -96,17 +101,18 @@ def bench_train(spec: BenchModel, s: BenchSettings, batch: int, mesh: Mesh,
 
     first_call_s, times = _timed_calls(step, s)
     loss = float(jax.device_get(last["metrics"]["loss"]))
-    return {**compile_times, **_timings(compiled, first_call_s, times, "step", batch, mesh, peak),
+    return {**compile_times,
+            **_timings(compiled, first_call_s, times, "step", batch, mesh, peak, example),
             "last_loss": loss, "loss_finite": bool(np.isfinite(loss))}
 
 
-def bench_forward(model: nn.Module, params, s: BenchSettings, batch: int, mesh: Mesh,
-                  peak: float | None) -> dict:
+def bench_forward(model: nn.Module, params, example: Example, s: BenchSettings, batch: int,
+                  mesh: Mesh, peak: float | None) -> dict:
     """One denoiser call at `batch` (train=False, the model's inference XLA options): the cost of
     one unguided sampling step."""
     rows, repl = batch_sharding(mesh), replicated(mesh)
     rng = np.random.default_rng(s.seed + 2)
-    x = put_global(rng.standard_normal((batch, s.genes, s.components), np.float32), rows)
+    x = jax.tree.map(lambda a: put_global(a, rows), example.model_input(rng, batch))
     t = put_global(rng.random(batch, np.float32), rows)
     y = put_global(rng.integers(0, s.classes, batch).astype(np.int32), rows)
     fn = jax.jit(lambda p, x, t, y: model.apply({"params": p}, x, t, y, train=False),
@@ -114,30 +120,32 @@ def bench_forward(model: nn.Module, params, s: BenchSettings, batch: int, mesh: 
                  compiler_options=inference_compiler_options(model))
     compile_times, compiled = _lower_and_compile(fn, params, x, t, y)
     first_call_s, times = _timed_calls(lambda: compiled(params, x, t, y), s)
-    return {**compile_times, **_timings(compiled, first_call_s, times, "call", batch, mesh, peak)}
+    return {**compile_times,
+            **_timings(compiled, first_call_s, times, "call", batch, mesh, peak, example)}
 
 
-def bench_sample(spec: BenchModel, model: nn.Module, params, s: BenchSettings,
+def bench_sample(spec: BenchModel, model: nn.Module, params, example: Example, s: BenchSettings,
                  mesh: Mesh) -> dict:
-    """Cohorts of `s.n` with each sampler (and `s.sampler_options`, checked by the process):
-    compile + first run apart, then the median of `s.repeats` runs."""
+    """Cohorts of `s.n` with each sampler (and `s.sampler_options`, checked by the process), from
+    the example's start (None: the prior): compile + first run apart, then the median of
+    `s.repeats` runs. Guidance None: the config's sampling.guidance."""
     process = spec.process
-    shape = (s.genes, s.components)
     labels_N = (np.arange(s.n) % s.classes).astype(np.int32)
-    mask = np.ones(shape, bool)
-    guided = s.guidance != 0.0
+    w = float(sampling_defaults(spec.config)["guidance"] if s.guidance is None else s.guidance)
+    guided = w != 0.0
+    start = example.start(s.n)
     batch = s.sample_batch
     if batch is None:
-        batch = auto_batch_size(model.apply, params, shape, num_samples=s.n, mesh=mesh,
-                                guided=guided, dtype=process.input_dtype)
+        batch = auto_batch_size(model.apply, params, example.row, num_samples=s.n, mesh=mesh,
+                                guided=guided)
     xla_options = inference_compiler_options(model)
 
     def run(sampler: str, options: dict, seed: int) -> float:
         t0 = time.perf_counter()
         generate(model.apply, params, process=process, sampler=sampler, steps=s.steps,
-                 labels_N=labels_N, shape=shape, mask=mask, guidance=s.guidance,
-                 key=jax.random.key(seed), sampler_options=options, batch_size=batch, mesh=mesh,
-                 num_classes=s.classes, compiler_options=xla_options)
+                 labels_N=labels_N, shape=example.row, mask=example.mask, start=start,
+                 guidance=w, key=jax.random.key(seed), sampler_options=options,
+                 batch_size=batch, mesh=mesh, num_classes=s.classes, compiler_options=xla_options)
         return time.perf_counter() - t0  # generate returns host arrays: the work is done
 
     out = {}
@@ -150,7 +158,9 @@ def bench_sample(spec: BenchModel, model: nn.Module, params, s: BenchSettings,
             "compile_and_first_run_s": first, "seconds_per_run": median,
             "seconds_min": min(times), "seconds_max": max(times), "times_s": times,
             "samples_x_steps_per_s": s.n * s.steps / median, "samples_per_s": s.n / median,
-            "model_calls_per_step": 2 if guided else 1, "batch_size": int(batch),
+            **example.rates(s.n * s.steps / median, "_x_steps_per_s"),
+            **example.rates(s.n / median),
+            "guidance": w, "model_calls_per_step": 2 if guided else 1, "batch_size": int(batch),
             "sampler_options": options, "peak_device_memory_bytes": peak_device_memory_bytes(),
         }
     return out

@@ -2,6 +2,8 @@
 panels and gene BEDs: `data.tables`.
 
 Everything is read into an int8 dosage matrix [N, S] (ALT allele count) with a variant table and sample
+ids; a VCF read with `haplotypes=True` also keeps each call's two alleles (phase codes 2 a + b, from
+which `Genotypes.haplotypes` gives int8 [N, 2, S]).
 ids. Reading works in chunks of variants so memory stays near N x S bytes. Site policies, each counted:
 multi-allelic records and indels/MNPs are skipped, monomorphic sites dropped, missing calls filled with
 the per-variant mode (or an `InputError` under `strict`).
@@ -77,26 +79,43 @@ class SiteCounts:
 @dataclasses.dataclass
 class Genotypes:
     """Dosages int8 [N, S] in {0, 1, 2} (Fortran-ordered: each variant's calls are contiguous),
-    the kept variants, the sample ids and the site counts."""
+    the kept variants, the sample ids and the site counts; with phase codes (int8 [N, S],
+    2 a + b for alleles a|b) when read with `haplotypes=True`, and whether every call was phased."""
 
     dosages: np.ndarray
     variants: Variants
     samples: np.ndarray
     counts: SiteCounts
+    phase_codes: np.ndarray | None = None
+    phased: bool = False
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.dosages.shape
+
+    def haplotypes(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The two alleles of each call, int8 [n, 2, S] for the people `rows`."""
+        if self.phase_codes is None:
+            raise ValueError("read with haplotypes=True to keep both alleles")
+        codes = self.phase_codes[rows]
+        haps = np.stack([codes >> 1, codes & 1], axis=1).astype(np.int8)
+        return np.where((codes < 0)[:, None], MISSING, haps).astype(np.int8)
 
 
 class _ChunkCleaner:
     """Collects raw variants (`missing_code` for no call), fills, drops monomorphic sites, counts."""
 
     def __init__(self, path: Path, n_samples: int, chunk_size: int, strict: bool,
-                 missing_code: int = MISSING, drop_monomorphic: bool = True):
+                 missing_code: int = MISSING, drop_monomorphic: bool = True,
+                 phase_codes: bool = False, keep_missing: bool = False):
         self.path, self.strict, self.chunk_size = path, strict, chunk_size
         self.drop_monomorphic = drop_monomorphic
         self.missing_code = missing_code
+        # Phase codes 2 a + b (0..3) instead of dosages (0..2): what a missing call is filled with
+        # and what makes a site monomorphic are decided on the codes' dosages.
+        self.values = (0, 1, 2, 3) if phase_codes else (0, 1, 2)
+        self.phase_codes = phase_codes
+        self.keep_missing = keep_missing  # leave no-calls as MISSING (imputation reads them)
         self.buffer = np.empty((chunk_size, n_samples), np.int8)  # variant-major: rows write fast
         self.fields: list[list] = [[], [], [], [], []]
         self.kept_dosages: list[np.ndarray] = []
@@ -128,18 +147,21 @@ class _ChunkCleaner:
     def _clean(self, block: np.ndarray, variants: Variants) -> None:
         missing = block == self.missing_code
         n_missing = int(missing.sum())
-        if n_missing:
+        if n_missing and self.keep_missing:
+            block = np.where(missing, MISSING, block).astype(np.int8)
+        elif n_missing:
             if self.strict:
                 j = int(np.argmax(missing.any(axis=0)))
                 raise InputError(self.path, f"missing genotype call at {variants.chrom[j]}:"
                                             f"{variants.pos[j]} (strict mode; drop --strict to fill "
                                             "missing calls with the per-variant mode)")
             block = np.array(block)
-            tallies = np.stack([(block == v).sum(axis=0) for v in (0, 1, 2)])
+            tallies = np.stack([(block == v).sum(axis=0) for v in self.values])
             mode = tallies.argmax(axis=0).astype(np.int8)
             block[missing] = np.broadcast_to(mode, block.shape)[missing]
             self.counts.n_missing_filled += n_missing
-        polymorphic = (block != block[:1]).any(axis=0)
+        dosage = (block >> 1) + (block & 1) if self.phase_codes else block
+        polymorphic = (dosage != dosage[:1]).any(axis=0)
         if not self.drop_monomorphic:  # e.g. a synthetic cohort read back against its variant table
             polymorphic[:] = True
         self.counts.n_monomorphic += int((~polymorphic).sum())
@@ -169,8 +191,12 @@ class _ChunkCleaner:
             dosages_sn[start:start + chunk.shape[1]] = chunk.T
             start += chunk.shape[1]
             del chunk
-        dosages = dosages_sn.T
-        return Genotypes(dosages, Variants.concat(self.kept_variants), samples, self.counts)
+        variants = Variants.concat(self.kept_variants)
+        if not self.phase_codes:
+            return Genotypes(dosages_sn.T, variants, samples, self.counts)
+        codes = dosages_sn.T
+        dosages = ((codes >> 1) + (codes & 1)).astype(np.int8)
+        return Genotypes(dosages, variants, samples, self.counts, phase_codes=codes)
 
 
 def _os_backed_empty(shape: tuple[int, int]) -> np.ndarray:
@@ -187,9 +213,24 @@ def _is_snp(ref: str, alt: str) -> bool:
     return len(ref) == 1 and len(alt) == 1 and ref in _NUCLEOTIDES and alt in _NUCLEOTIDES
 
 
+def _phase_codes(record, path: Path) -> tuple[np.ndarray, int]:
+    """(2 a + b per sample, MISSING where an allele is missing; number of unphased calls)."""
+    gt = record.genotype.array()  # int16 [N, 3]: allele, allele, phased flag; < 0 missing
+    a, b = gt[:, 0], gt[:, 1]
+    if (a > 1).any() or (b > 1).any():
+        raise InputError(path, f"allele index beyond the site's two alleles at "
+                               f"{record.CHROM}:{record.POS}")
+    missing = (a < 0) | (b < 0)
+    codes = np.where(missing, MISSING, 2 * a + b).astype(np.int8)
+    return codes, int(np.sum(gt[:, 2] == 0))
+
+
 def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int = 4096,
-             progress: bool = True, drop_monomorphic: bool = True) -> Genotypes:
-    """Read a VCF/BCF (plain or bgzipped) into dosages; see the module docstring for site policies."""
+             progress: bool = True, drop_monomorphic: bool = True,
+             haplotypes: bool = False, keep_missing: bool = False) -> Genotypes:
+    """Read a VCF/BCF (plain or bgzipped) into dosages; see the module docstring for site policies.
+    `haplotypes` also keeps both alleles of every call (`Genotypes.haplotypes`); `keep_missing`
+    (with `haplotypes`) leaves no-calls as MISSING instead of filling them."""
     from cyvcf2 import VCF
 
     path = Path(path)
@@ -203,8 +244,11 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
         if samples.size == 0:
             raise InputError(path, "VCF has no samples")
         # gts012: 0/1/2 = ALT count, 3 = no call; mapped per chunk, not per record.
-        cleaner = _ChunkCleaner(path, len(samples), chunk_size, strict, missing_code=3,
-                                drop_monomorphic=drop_monomorphic)
+        cleaner = _ChunkCleaner(path, len(samples), chunk_size, strict,
+                                missing_code=MISSING if haplotypes else 3,
+                                drop_monomorphic=drop_monomorphic, phase_codes=haplotypes,
+                                keep_missing=keep_missing and haplotypes)
+        unphased = 0
         counts = cleaner.counts
         last = "the header"
         bar = tqdm(desc=f"reading {path.name}", unit=" variants", disable=not progress, leave=False,
@@ -224,7 +268,12 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
                 if not _is_snp(record.REF, alts[0]):
                     counts.n_indel += 1
                     continue
-                cleaner.add(record.gt_types, record.CHROM, record.POS, record.ID or ".", record.REF, alts[0])
+                if haplotypes:
+                    calls, n_unphased = _phase_codes(record, path)
+                    unphased += n_unphased
+                else:
+                    calls = record.gt_types
+                cleaner.add(calls, record.CHROM, record.POS, record.ID or ".", record.REF, alts[0])
         except InputError:
             raise
         except Exception as e:
@@ -233,7 +282,9 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
         finally:
             bar.close()
             vcf.close()
-    return cleaner.finish(samples)
+    genotypes = cleaner.finish(samples)
+    genotypes.phased = haplotypes and unphased == 0
+    return genotypes
 
 
 def read_plink(path: str | os.PathLike, *, strict: bool = False, chunk_size: int = 16384,
@@ -277,13 +328,19 @@ GENOTYPE_READERS: dict[str, Callable[..., Genotypes]] = {
 }
 
 
-def read_genotypes(path: str | os.PathLike, **kwargs) -> Genotypes:
-    """Read genotypes with the reader that the file's suffix names."""
+def reader_for(path: str | os.PathLike) -> Callable[..., Genotypes]:
+    """The reader that the file's suffix names."""
     name = Path(path).name.lower()
     for suffix in sorted(GENOTYPE_READERS, key=len, reverse=True):
         if name.endswith(suffix):
-            return GENOTYPE_READERS[suffix](path, **kwargs)
-    raise InputError(path, f"unknown genotype format (expected one of {', '.join(GENOTYPE_READERS)})")
+            return GENOTYPE_READERS[suffix]
+    raise InputError(path, f"unknown genotype format (expected one of "
+                           f"{', '.join(GENOTYPE_READERS)})")
+
+
+def read_genotypes(path: str | os.PathLike, **kwargs) -> Genotypes:
+    """Read genotypes with the reader that the file's suffix names."""
+    return reader_for(path)(path, **kwargs)
 
 
 class _CapturedStderr:

@@ -13,7 +13,7 @@ import numpy as np
 from genodiff_jax.data import io
 from genodiff_jax.data import tfds as tfds_io
 from genodiff_jax.data.codec import GeneCodec
-from genodiff_jax.data.prepare import CODEC, SUMMARY, VARIANTS
+from genodiff_jax.data.prepare import CODEC, SUMMARY, TOKENS_DIR, VARIANTS
 from genodiff_jax.errors import InputError
 
 
@@ -52,6 +52,20 @@ class PreparedDataset:
     def codec(self) -> GeneCodec:
         return GeneCodec.load(self.path / CODEC)
 
+    @property
+    def token_kind(self) -> str | None:
+        """"haplotypes" or "genotypes" (None: prepared before tokens were stored)."""
+        return self.summary.get("tokens")
+
+    def tokens(self, split: str) -> np.ndarray:
+        """A split's genotype tokens, memory-mapped: int8 [n, 2, S] haplotypes or [n, S] dosages,
+        rows as the split's, columns as the variant table."""
+        path = self.path / TOKENS_DIR / f"{split}.npy"
+        if not path.is_file():
+            raise InputError(self.path, f"no {TOKENS_DIR}/{split}.npy: prepared before genotype "
+                                        "tokens were stored; run `genodiff prepare` again")
+        return np.load(path, mmap_mode="r")
+
     @functools.cached_property
     def variants(self) -> io.Variants:
         with np.load(self.path / VARIANTS) as z:
@@ -75,22 +89,26 @@ def load_prepared(data_dir: str | os.PathLike) -> PreparedDataset:
 
 def put_data(x: np.ndarray, labels: np.ndarray, mesh) -> dict:
     """A split as the train step's `data`: {"x", "labels", "n"} global device arrays, rows split
-    over the mesh and padded (by repeating row 0) to a multiple of it. `x` keeps its dtype (float
-    features or integer tokens).
+    over the mesh and padded (by repeating row 0) to a multiple of it. `x` is an array or a dict of
+    arrays with rows first, each keeping its dtype (float features, integer tokens).
 
     Batches are drawn from the first `n` rows only, so the padding is never trained on.
     """
-    x = np.asarray(x)
-    labels = np.asarray(labels, np.int32)
-    n = len(labels)
-    if n == 0 or x.shape[0] != n:
-        raise ValueError(f"need as many rows as labels (> 0), got {x.shape[0]}, {n}")
-    pad = -n % mesh.size
-    if pad:
-        x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
-        labels = np.concatenate([labels, np.repeat(labels[:1], pad)])
+    import jax
+
     from genodiff_jax.sharding import batch_sharding, put_global, replicated
 
+    labels = np.asarray(labels, np.int32)
+    n = len(labels)
+    pad = -n % mesh.size
+
+    def padded(a):
+        a = np.asarray(a)
+        if n == 0 or a.shape[0] != n:
+            raise ValueError(f"need as many rows as labels (> 0), got {a.shape[0]}, {n}")
+        return np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) if pad else a
+
     rows = batch_sharding(mesh)
-    return {"x": put_global(x, rows), "labels": put_global(labels, rows),
+    return {"x": jax.tree.map(lambda a: put_global(padded(a), rows), x),
+            "labels": put_global(padded(labels), rows),
             "n": put_global(np.int32(n), replicated(mesh))}

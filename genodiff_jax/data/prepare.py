@@ -1,7 +1,9 @@
 """`genodiff prepare`: genotypes + panel + genes -> a saved gene-PCA dataset (DESIGN 3, data flow).
 
 VCF/PLINK -> dosages -> SNP-to-gene assignment -> stratified split by individual -> codec fitted on the
-training split -> features -> TFDS (array_record) + codec + variant table + summary.json. Everything is
+training split -> features -> TFDS (array_record) + codec + variant table + summary.json, and the
+genotype tokens of each split (`tokens/train.npy`, `tokens/test.npy`: haplotypes int8 [n, 2, S] when
+every call is phased, else dosages int8 [n, S], columns as the variant table). Everything is
 written into a temporary folder that is renamed to the output only when complete.
 """
 
@@ -25,6 +27,9 @@ CODEC = "codec.npz"
 VARIANTS = "variants.npz"
 SAMPLES = "samples.tsv"
 GENES = "genes.tsv"
+TOKENS_DIR = "tokens"
+TOKEN_KINDS = ("auto", "haplotypes", "genotypes")
+_TOKEN_ROWS = 256  # people converted to tokens at a time (bounds the extra memory)
 
 
 def match_panel(genotypes: io.Genotypes, panel: tables.Panel, panel_path: str | os.PathLike,
@@ -65,12 +70,25 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int,
 def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str | os.PathLike, *,
                     genes: str | os.PathLike | None = None, window: int | None = None,
                     label: str = "pop", test_fraction: float = 0.1, seed: int = 0,
-                    strict: bool = False, components: str = "paper",
+                    strict: bool = False, components: str = "paper", tokens: str = "auto",
                     progress: bool = True) -> dict:
-    """Run the whole preparation; returns the summary that is also saved as summary.json."""
+    """Run the whole preparation; returns the summary that is also saved as summary.json.
+
+    `tokens`: "haplotypes" (needs a VCF whose every call is phased), "genotypes" (dosages), or
+    "auto" (haplotypes when the file allows, else genotypes)."""
     if (genes is None) == (window is None):
         raise InputError(None, "give exactly one of --genes BED or --window N")
-    genotypes = io.read_genotypes(vcf, strict=strict, progress=progress)
+    if tokens not in TOKEN_KINDS:
+        raise InputError(None, f"--tokens must be one of {', '.join(TOKEN_KINDS)}, got {tokens!r}")
+    is_vcf = io.reader_for(vcf) is io.read_vcf
+    if tokens == "haplotypes" and not is_vcf:
+        raise InputError(vcf, "--tokens haplotypes needs a phased VCF/BCF; PLINK has no phase")
+    keep_alleles = is_vcf and tokens != "genotypes"
+    extra = {"haplotypes": True} if keep_alleles else {}
+    genotypes = io.read_genotypes(vcf, strict=strict, progress=progress, **extra)
+    if tokens == "haplotypes" and not genotypes.phased:
+        raise InputError(vcf, "--tokens haplotypes needs every call phased (a|b); some are not")
+    token_kind = "haplotypes" if keep_alleles and genotypes.phased else "genotypes"
     panel_table = tables.read_panel(panel)
     label_values = match_panel(genotypes, panel_table, panel, label)
     if genes is not None:
@@ -108,6 +126,7 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
         "class_names": class_names.tolist(),
         "class_counts": {str(c): int(n) for c, n in zip(class_names, np.bincount(y))},
         "genes_by_components": {str(int(k)): int(n) for k, n in zip(n_comp, n_comp_genes)},
+        "tokens": token_kind,
         "test_fraction": test_fraction,
         "seed": seed,
         "sources": {"genotypes": os.fspath(vcf), "panel": os.fspath(panel),
@@ -120,12 +139,31 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
                          "sample": genotypes.samples[rows], "index": rows.astype(np.int64)}
                   for name, rows in (("train", train), ("test", test))}
         tfds_io.write_dataset(tmp, splits)
+        for name, rows in (("train", train), ("test", test)):
+            _write_tokens(tmp / TOKENS_DIR / f"{name}.npy", genotypes, rows, used, token_kind)
         codec.save(tmp / CODEC)
         with open(tmp / VARIANTS, "wb") as f:
             np.savez(f, **variants.to_dict())
         _write_tables(tmp, genotypes.samples, label_values, train, codec)
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _write_tokens(path: Path, genotypes: io.Genotypes, rows: np.ndarray, columns: np.ndarray,
+                  kind: str) -> None:
+    """The split's tokens as .npy, written in blocks of people (memory: one block extra)."""
+    n, S = len(rows), len(columns)
+    shape = (n, 2, S) if kind == "haplotypes" else (n, S)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.int8, shape=shape)
+    for start in range(0, n, _TOKEN_ROWS):
+        block = rows[start:start + _TOKEN_ROWS]
+        if kind == "haplotypes":
+            out[start:start + len(block)] = genotypes.haplotypes(block)[:, :, columns]
+        else:
+            out[start:start + len(block)] = genotypes.dosages[block][:, columns]
+    out.flush()
+    del out
 
 
 def _write_tables(folder: Path, samples: np.ndarray, labels: np.ndarray, train: np.ndarray,

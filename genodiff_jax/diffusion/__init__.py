@@ -6,6 +6,7 @@ from genodiff_jax.diffusion.forward import q_sample
 # Importing a process module registers it.
 from genodiff_jax.diffusion.gaussian import GaussianProcess  # noqa: E402
 from genodiff_jax.diffusion.losses import masked_mae, masked_mse
+from genodiff_jax.diffusion.masked import MASKING_SCHEDULES, MaskedProcess  # noqa: E402
 from genodiff_jax.diffusion.predictions import (
     DEFAULT_PREDICTION,
     PREDICTIONS,
@@ -45,6 +46,8 @@ __all__ = [
     "PROCESSES",
     "SCHEDULES",
     "GaussianProcess",
+    "MASKING_SCHEDULES",
+    "MaskedProcess",
     "Posterior",
     "Prediction",
     "Process",

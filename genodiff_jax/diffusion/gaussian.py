@@ -55,7 +55,7 @@ class GaussianProcess:
     time_input: str = "t"
 
     selection_metric: ClassVar[str] = "val_recon"
-    input_dtype: ClassVar[Any] = jnp.float32
+    representation: ClassVar[str] = "features"
 
     def __post_init__(self) -> None:
         kwargs = self.schedule_kwargs
@@ -87,9 +87,9 @@ class GaussianProcess:
         """t ~ U{0..T-1}."""
         return jax.random.randint(key, shape, 0, self.train_schedule.num_steps)
 
-    def noise(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-        """eps ~ N(0, 1)."""
-        return jax.random.normal(key, shape, jnp.float32)
+    def noise(self, key: jax.Array, like: Any) -> jax.Array:
+        """eps ~ N(0, 1), shaped like `like` (an array or a ShapeDtypeStruct)."""
+        return jax.random.normal(key, like.shape, jnp.float32)
 
     def model_time(self, t: jax.Array) -> jax.Array:
         return TIME_INPUTS[self.time_input](self.train_schedule, t)
@@ -137,8 +137,9 @@ class GaussianProcess:
         check_grid(ts, schedule.num_steps)
         return schedule, ts
 
-    def prior(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-        return jax.random.normal(key, shape, jnp.float32)
+    def prior(self, key: jax.Array, row: Any) -> jax.Array:
+        """x_T ~ N(0, 1) for one example shaped like `row`."""
+        return jax.random.normal(key, row.shape, jnp.float32)
 
     def sampler_options(self, sampler: str, options: Mapping[str, Any],
                         train_x: np.ndarray | None = None) -> dict[str, Any]:

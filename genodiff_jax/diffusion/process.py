@@ -6,8 +6,8 @@ whose fields are its config keys (`config.diffusion` minus `process`), so `build
 
 The train step never looks inside a process. Per batch it calls
 
-    t = process.time(key, shape)           # training times, one per row
-    noise = process.noise(key, x0.shape)   # what corrupts x0 (Gaussian eps, masking uniforms)
+    t = process.time(key, shape)      # training times, one per row
+    noise = process.noise(key, x0)    # what corrupts x0 (Gaussian eps, masking uniforms)
     loss = process.loss(net, x0, t, noise, mask)
 
 where `net(x_t, t)` is the denoiser applied at `process.model_time(t)`, the quantity the network
@@ -15,6 +15,7 @@ is conditioned on (every process defines one in [0, 1]). The evaluation calls `p
 (batch means of the validation metrics; `selection_metric` names the one the best checkpoint
 minimises). The sampler calls `sampling_grid(steps)` on the host, `prior(key, shape)` for x_T and
 `sample(sampler, net, grid, keys, x_T, mask=..., options=...)` inside one compiled program.
+An example (`x`) is an array or a dict of arrays (tokens and their positions).
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ class Process(Protocol):
     """The interface every diffusion process implements (see the module docstring)."""
 
     selection_metric: ClassVar[str]
-    input_dtype: ClassVar[Any]
+    representation: ClassVar[str]  # the dataset view it trains on: "features" or "tokens"
     samplers: Registry
 
     def time(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array: ...
 
-    def noise(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array: ...
+    def noise(self, key: jax.Array, like: Any) -> jax.Array: ...
 
     def model_time(self, t: jax.Array) -> jax.Array: ...
 
@@ -56,7 +57,7 @@ class Process(Protocol):
 
     def sampling_grid(self, steps: int | None) -> Any: ...
 
-    def prior(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array: ...
+    def prior(self, key: jax.Array, row: Any) -> Any: ...
 
     def sampler_options(self, sampler: str, options: Mapping[str, Any],
                         train_x: Any = None) -> dict[str, Any]: ...

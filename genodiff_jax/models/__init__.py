@@ -1,7 +1,7 @@
 """The four denoisers (DESIGN 1.3), found by name in `MODELS`; their layers in `models.ops`."""
 
 # Importing the model modules registers them.
-from genodiff_jax.models import cnn_unet, mlp_cnn, mlp_unet, transformer  # noqa: F401
+from genodiff_jax.models import cnn_unet, mlp_cnn, mlp_unet, snp_unet, transformer  # noqa: F401
 from genodiff_jax.models.ops import cast_weights
 from genodiff_jax.models.registry import (
     MODELS,

@@ -31,6 +31,7 @@ from genodiff_jax.sharding import (
     put_global,
     replicated,
 )
+from genodiff_jax.train.state import row_spec
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,19 @@ def _param_bytes(params: Any) -> int:
                    for x in jax.tree_util.tree_leaves(params)))
 
 
-def bytes_per_sample(apply_fn: ApplyFn, params: Any, shape: tuple[int, ...], *,
-                     guided: bool, dtype: Any = jnp.float32) -> int | None:
+def bytes_per_sample(apply_fn: ApplyFn, params: Any, row: Any, *, guided: bool) -> int | None:
     """Device bytes one sample needs while sampling, from XLA's memory analysis of one model call
     at a small probe batch (compiled on abstract inputs, nothing allocated), plus the sampler's own
     arrays (x_t, noise, x0_hat, eps_hat, the previous x0_hat, ...). None when XLA gives no analysis.
     """
     rows = _PROBE_BATCH * (2 if guided else 1)
+    row = row_spec(row)
     spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
     try:
         compiled = jax.jit(
             lambda p, x, t, y: apply_fn({"params": p}, x, t, y, train=False)
-        ).lower(jax.tree.map(spec, params), jax.ShapeDtypeStruct((rows, *shape), dtype),
+        ).lower(jax.tree.map(spec, params),
+                jax.tree.map(lambda s: jax.ShapeDtypeStruct((rows, *s.shape), s.dtype), row),
                 jax.ShapeDtypeStruct((rows,), jnp.float32),
                 jax.ShapeDtypeStruct((rows,), jnp.int32)).compile()
         stats = compiled.memory_analysis()
@@ -64,7 +66,8 @@ def bytes_per_sample(apply_fn: ApplyFn, params: Any, shape: tuple[int, ...], *,
     if stats is None:
         return None
     model_bytes = stats.temp_size_in_bytes + stats.output_size_in_bytes
-    return math.ceil(model_bytes / _PROBE_BATCH) + 12 * 4 * math.prod(shape)
+    row_bytes = sum(4 * math.prod(s.shape) for s in jax.tree.leaves(row))
+    return math.ceil(model_bytes / _PROBE_BATCH) + 12 * row_bytes
 
 
 def choose_batch_size(num_samples: int, num_devices: int, *, per_sample_bytes: int | None = None,
@@ -83,16 +86,15 @@ def choose_batch_size(num_samples: int, num_devices: int, *, per_sample_bytes: i
     return max(1, min(per_device, needed)) * num_devices
 
 
-def auto_batch_size(apply_fn: ApplyFn, params: Any, shape: tuple[int, ...], *,
-                    num_samples: int, mesh: Mesh, guided: bool, dtype: Any = jnp.float32) -> int:
+def auto_batch_size(apply_fn: ApplyFn, params: Any, row: Any, *, num_samples: int, mesh: Mesh,
+                    guided: bool) -> int:
     """`choose_batch_size` with the device's free memory and `bytes_per_sample` (CPU: the cap)."""
     device = mesh.devices.flat[0]
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     free = None
     if stats and "bytes_limit" in stats:
         free = stats["bytes_limit"] - stats.get("bytes_in_use", 0) - _param_bytes(params)
-    per_sample = (bytes_per_sample(apply_fn, params, shape, guided=guided, dtype=dtype)
-                  if free else None)
+    per_sample = bytes_per_sample(apply_fn, params, row_spec(row), guided=guided) if free else None
     batch = choose_batch_size(num_samples, mesh.size, per_sample_bytes=per_sample,
                               free_bytes_per_device=free)
     log.info("batch size %d (%s bytes a sample, %s bytes free a device)", batch, per_sample, free)
@@ -101,26 +103,28 @@ def auto_batch_size(apply_fn: ApplyFn, params: Any, shape: tuple[int, ...], *,
 
 @functools.lru_cache(maxsize=16)
 def _batch_sampler(apply_fn: ApplyFn, process: Process, sampler: str,
-                   options: tuple[tuple[str, Any], ...], shape: tuple[int, ...], guided: bool,
+                   options: tuple[tuple[str, Any], ...], row_key: tuple, guided: bool,
                    null_label: int | None, mesh: Mesh,
                    compiler_options: tuple[tuple[str, str], ...] | None) -> Callable:
-    """The jitted `(params, grid, mask, labels_B, rows_B, key, w) -> x0_B` (cached)."""
+    """The jitted `(params, grid, mask, labels_B, rows_B, key, w, start_B) -> x0_B` (cached);
+    `start_B` None draws x_T from the process's prior."""
     rows = batch_sharding(mesh)
     repl = replicated(mesh)
+    row = jax.tree.unflatten(*row_key)  # (treedef, leaves): a hashable cache key
 
-    def sample_batch(params, grid, mask, labels_B, rows_B, key, w):
+    def sample_batch(params, grid, mask, labels_B, rows_B, key, w, start_B):
         # Everything random about row i comes from fold_in(key, i): batch-size independent.
         keys_B = jax.vmap(lambda i: jax.random.fold_in(key, i))(rows_B)
         split_Bx2 = jax.vmap(jax.random.split)(keys_B)
         init_B, noise_B = split_Bx2[:, 0], split_Bx2[:, 1]
-        x_T = jax.vmap(lambda k: process.prior(k, shape))(init_B)
+        x_T = start_B if start_B is not None else jax.vmap(lambda k: process.prior(k, row))(init_B)
         x_T = jax.lax.with_sharding_constraint(x_T, rows)
         denoise_fn = make_denoise_fn(apply_fn, params, labels_B, time_fn=process.model_time,
                                      guidance=w if guided else 0.0, null_label=null_label)
         return process.sample(sampler, denoise_fn, grid, noise_B, x_T, mask=mask,
                               options=dict(options))
 
-    return jax.jit(sample_batch, in_shardings=(repl, repl, repl, rows, rows, repl, repl),
+    return jax.jit(sample_batch, in_shardings=(repl, repl, repl, rows, rows, repl, repl, rows),
                    out_shardings=rows,
                    compiler_options=dict(compiler_options) if compiler_options else None)
 
@@ -141,8 +145,9 @@ def generate(
     sampler: str,
     steps: int | None,
     labels_N: np.ndarray,
-    shape: tuple[int, ...],
+    shape: Any,
     mask: np.ndarray | None = None,
+    start: Any = None,
     guidance: float = 0.0,
     key: jax.Array,
     sampler_options: Mapping[str, Any] | None = None,
@@ -152,22 +157,25 @@ def generate(
     compiler_options: Mapping[str, str] | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """Sample `len(labels_N)` rows of `shape` with the process's `sampler` over `steps` steps.
+    """Sample `len(labels_N)` examples with the process's `sampler` over `steps` steps.
 
-    `params` are used as given: pass the EMA params. `mask` (of `shape`, optional) marks the real
-    slots, which the process keeps (Gaussian features: padded slots come out 0). `num_classes`
-    (the null label) is needed for guidance. `batch_size` None: from the free device memory (at
+    `shape`: one example's shape (float32 features), or its ShapeDtypeStruct(s). `start` (host
+    arrays with rows first, optional): each row's starting state instead of the process's prior
+    (masked diffusion: the tokens to keep, MASK elsewhere, and the positions). `params` are used
+    as given: pass the EMA params. `mask` (optional) marks the real slots of an example, which
+    the process keeps (Gaussian features: padded slots come out 0; tokens: left as they start).
+    `num_classes` (the null label) is needed for guidance. `batch_size` None: from the free device memory (at
     most 4096 a device), rounded to a multiple of the device count; the last batch is padded.
     `sampler_options` are the sampler's own keywords (static: a new value compiles again);
     `compiler_options` are XLA options for the compiled sampler. The guidance weight is traced, so
     changing it does not recompile (w = 0 vs w != 0 does: w = 0 makes one plain model call).
     """
     labels_N = np.asarray(labels_N, np.int32)
-    shape = tuple(int(d) for d in shape)
+    row = row_spec(tuple(int(d) for d in shape) if isinstance(shape, tuple | list) else shape)
     if labels_N.ndim != 1:
         raise ValueError(f"need labels [N], got {labels_N.shape}")
-    if mask is not None and np.shape(mask) != shape:
-        raise ValueError(f"mask {np.shape(mask)} does not match the sample shape {shape}")
+    if mask is not None and isinstance(row, jax.ShapeDtypeStruct) and np.shape(mask) != row.shape:
+        raise ValueError(f"mask {np.shape(mask)} does not match the sample shape {row.shape}")
     options = dict(sampler_options or {})
     check_sampler_options(process.samplers, sampler, options)
     grid = process.sampling_grid(steps)
@@ -177,12 +185,13 @@ def generate(
     mesh = mesh if mesh is not None else make_mesh()
     n = labels_N.shape[0]
     if batch_size is None:
-        batch_size = auto_batch_size(apply_fn, params, shape, num_samples=n, mesh=mesh,
-                                     guided=guided, dtype=process.input_dtype)
+        batch_size = auto_batch_size(apply_fn, params, row, num_samples=n, mesh=mesh,
+                                     guided=guided)
     batch_size = -(-int(batch_size) // mesh.size) * mesh.size
     xla = tuple(sorted(compiler_options.items())) if compiler_options else None
-    fn = _batch_sampler(apply_fn, process, sampler, tuple(sorted(options.items())), shape, guided,
-                        num_classes if guided else None, mesh, xla)
+    row_key = (jax.tree.structure(row), tuple(jax.tree.leaves(row)))
+    fn = _batch_sampler(apply_fn, process, sampler, tuple(sorted(options.items())), row_key,
+                        guided, num_classes if guided else None, mesh, xla)
 
     rows = batch_sharding(mesh)
     # Replicated on the mesh whatever the number of processes (device_put of host values onto
@@ -201,27 +210,31 @@ def generate(
         lo = b * batch_size
         out[lo:lo + batch_size] = host[: n - lo]
 
-    start, first = time.perf_counter(), None
+    t0, first = time.perf_counter(), None
     pending = None
     for b in _progress(range(num_batches), progress):
         row_ids = np.arange(b * batch_size, (b + 1) * batch_size, dtype=np.int32)
         labels_B = np.where(row_ids < n, labels_N[np.minimum(row_ids, max(n - 1, 0))], 0)
+        start_B = None
+        if start is not None:
+            take = np.minimum(row_ids, n - 1)
+            start_B = jax.tree.map(lambda a, i=take: put_global(np.asarray(a[i]), rows), start)
         x0 = fn(params, grid, mask_arr, put_global(labels_B.astype(np.int32), rows),
-                put_global(row_ids, rows), key, w)
+                put_global(row_ids, rows), key, w, start_B)
         # Dispatch batch b before copying b - 1 to the host, so the two overlap.
         if pending is not None:
             fetch(*pending)
         pending = (b, x0)
         if first is None:
             jax.block_until_ready(x0)
-            first = time.perf_counter() - start
+            first = time.perf_counter() - t0
     if pending is not None:
         fetch(*pending)
-    total = time.perf_counter() - start
+    total = time.perf_counter() - t0
     log.info("sampled %d rows in %d batches of %d: %.2f s (first batch, with compilation, "
              "%.2f s)", n, num_batches, batch_size, total, first or 0.0)
     if out is None:
-        out = np.empty((0, *shape), np.float32)
+        out = np.empty((0,), np.float32)
     return out
 
 

@@ -56,8 +56,8 @@ def make_denoise_fn(
         t_cont_B = time_fn(t_B)
         if not guided:
             return apply_fn({"params": params}, x_t, t_cont_B, labels_B, train=False)
-        B = x_t.shape[0]
-        x_2B = jnp.stack([x_t, x_t], axis=1).reshape(2 * B, *x_t.shape[1:])
+        B = labels_B.shape[0]
+        x_2B = jax.tree.map(lambda a: jnp.stack([a, a], axis=1).reshape(2 * B, *a.shape[1:]), x_t)
         t_2B = jnp.repeat(t_cont_B, 2)
         y_2B = jnp.stack([labels_B, jnp.full_like(labels_B, null_label)], axis=1).reshape(2 * B)
         out_2B = apply_fn({"params": params}, x_2B, t_2B, y_2B, train=False)

@@ -1,7 +1,11 @@
-"""`genodiff sample`: a trained work dir -> a synthetic cohort written as genotypes (DESIGN 4)."""
+"""`genodiff sample`: a trained work dir -> a synthetic cohort written as genotypes (DESIGN 4).
+
+Gene-PCA runs sample features and decode them through the codec (`calling`); masked-diffusion runs
+sample genotype tokens window by window (`sampling.tokens`) and write them as they are."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -11,11 +15,13 @@ from typing import Any
 import jax
 
 from genodiff_jax.data.loader import load_prepared
+from genodiff_jax.data.views import token_plan
 from genodiff_jax.diffusion.process import sampler_option_names
 from genodiff_jax.errors import InputError
 from genodiff_jax.sampling.calling import write_synthetic
 from genodiff_jax.sampling.cohort import generate
 from genodiff_jax.sampling.labels import labels_from_spec
+from genodiff_jax.sampling.tokens import generate_tokens, write_token_cohort
 from genodiff_jax.sharding import is_main_process, make_mesh
 
 
@@ -75,23 +81,32 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     labels_n = labels_from_spec(labels, n, class_names=data.class_names, seed=seed,
                                 train_labels=data.train.labels)
     t0 = time.perf_counter()
-    params = cast_weights(trained.params, weights_dtype)
-    features = generate(trained.model.apply, params, process=process,
-                        sampler=chosen["sampler"], steps=chosen["steps"], labels_N=labels_n,
-                        shape=trained.row.shape, mask=data.mask, guidance=chosen["guidance"],
-                        key=jax.random.key(seed), sampler_options=chosen["options"],
-                        batch_size=batch_size, mesh=make_mesh(), num_classes=data.num_classes,
-                        compiler_options=inference_compiler_options(trained.model),
-                        progress=progress)
+    trained = dataclasses.replace(trained, params=cast_weights(trained.params, weights_dtype))
+    common = dict(sampler=chosen["sampler"], steps=chosen["steps"], guidance=chosen["guidance"],
+                  key=jax.random.key(seed), batch_size=batch_size, mesh=make_mesh(),
+                  compiler_options=inference_compiler_options(trained.model), progress=progress)
+    if process.representation == "tokens":
+        plan = token_plan(data, process, trained.model)
+        samples = generate_tokens(trained, data, labels_n, plan, options=chosen["options"],
+                                  **common)
+    else:
+        samples = generate(trained.model.apply, trained.params, process=process,
+                           labels_N=labels_n, shape=trained.row.shape, mask=data.mask,
+                           sampler_options=chosen["options"], num_classes=data.num_classes,
+                           **common)
     seconds = time.perf_counter() - t0
     summary = {"n": int(len(labels_n)), "sampler": chosen["sampler"],
                "steps": chosen["steps"] or process.num_steps,
                "guidance": chosen["guidance"], "sampler_options": chosen["options"],
                "checkpoint": checkpoint, "ema": ema, "weights_dtype": weights_dtype or "float32",
                "train_step": int(trained.step), "sampling_seconds": round(seconds, 2)}
-    if is_main_process():
-        summary.update(write_synthetic(Path(out), features, labels_n, codec=data.codec,
-                                       variants=data.variants, class_names=data.class_names,
-                                       label_column=data.summary["label"], calling=calling,
-                                       plink=plink))
+    if not is_main_process():
+        return summary
+    written = dict(variants=data.variants, class_names=data.class_names,
+                   label_column=data.summary["label"], plink=plink)
+    if process.representation == "tokens":
+        summary.update(write_token_cohort(Path(out), samples, labels_n, **written))
+    else:
+        summary.update(write_synthetic(Path(out), samples, labels_n, codec=data.codec,
+                                       calling=calling, **written))
     return summary

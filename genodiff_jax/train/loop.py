@@ -1,7 +1,8 @@
 """The training loop: a config and a prepared dataset -> steps, logs, evaluations, checkpoints.
 
 `run_training` is what `genodiff train` calls; `train` does the work for a config already loaded.
-The run is built by `train.config.program_from_config`; only these two functions read the
+The run is built from the config (`train.config`) and trained on the process's view of the dataset
+(`data.views`: gene-PCA features or genotype-token windows); only these two functions read the
 ConfigDict. A second call with the same work dir resumes from `checkpoints/latest/`; since each
 step's randomness is fold_in(key, step), the resumed run retraces the uninterrupted one. The work
 dir layout is in `train.trained`.
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 
 from genodiff_jax.atomic import atomic_file
 from genodiff_jax.data.loader import PreparedDataset, load_prepared, put_data
+from genodiff_jax.data.views import VIEWS
 from genodiff_jax.errors import InputError
 from genodiff_jax.sharding import (
     is_main_process,
@@ -37,11 +39,15 @@ from genodiff_jax.train.config import (
     DEFAULT_CONFIG,
     apply_overrides,
     load_config,
+    model_from_config,
     num_train_steps,
-    program_from_config,
+    optimizer_config,
+    process_from_config,
+    recipe_from_config,
 )
 from genodiff_jax.train.metrics import METRICS_FILE, MetricsWriter, read_metrics, truncate_after
-from genodiff_jax.train.trained import CHECKPOINT_DIR, CONFIG_FILE, RUN_FILE
+from genodiff_jax.train.program import build_program
+from genodiff_jax.train.trained import CHECKPOINT_DIR, CONFIG_FILE, RUN_FILE, row_to_json
 
 # Config sections that define the run; the others (eval, checkpoint, log, mesh, distributed,
 # sampling) may change between a run and its resumption.
@@ -151,12 +157,15 @@ def train(
         section, key = name.split(".")
         if int(config[section][key]) < 1:
             raise InputError(None, f"{name} must be >= 1, got {config[section][key]}")
-    G, K = ds.mask.shape
+    process = process_from_config(config)
+    model = model_from_config(config, ds.num_classes)
+    view = VIEWS[process.representation](ds, process, model)
     total = num_train_steps(batch_size, int(config.train.num_steps),
-                            float(config.train.num_epochs), len(ds.train))
+                            float(config.train.num_epochs), len(view.train_labels))
     end = total if stop_at_step is None else min(total, int(stop_at_step))
-    program = program_from_config(config, row=(G, K), mask=ds.mask, num_classes=ds.num_classes,
-                                  total_steps=total, mesh=mesh)
+    program = build_program(model, process, optimizer_config(config, total),
+                            recipe_from_config(config), row=view.row, mask=view.mask,
+                            num_classes=ds.num_classes, mesh=mesh)
     metric = program.process.selection_metric
 
     init_key, train_key, eval_key = jax.random.split(jax.random.key(int(config.seed)), 3)
@@ -174,8 +183,8 @@ def train(
         workdir.mkdir(parents=True, exist_ok=True)
         _write_json(workdir / CONFIG_FILE, config.to_dict())
         _write_json(workdir / RUN_FILE, {
-            "data_dir": str(Path(ds.path).absolute()), "feature_shape": [G, K],
-            "row_shape": list(program.row.shape), "row_dtype": str(program.row.dtype),
+            "data_dir": str(Path(ds.path).absolute()), "feature_shape": list(ds.mask.shape),
+            "row": row_to_json(program.row),
             "num_classes": ds.num_classes, "class_names": list(ds.class_names),
             "num_train": len(ds.train), "num_test": len(ds.test), "num_train_steps": total,
             "num_devices": mesh.size, "num_processes": jax.process_count(),
@@ -198,11 +207,11 @@ def train(
             return _result(records[-1] if records else {"step": start}, total, start, workdir,
                            store)
 
-        train_data = put_data(ds.train.features, ds.train.labels, mesh)
-        test_data = put_data(ds.test.features, ds.test.labels, mesh)
+        train_data = put_data(view.train_x, view.train_labels, mesh)
+        test_data = put_data(view.test_x, view.test_labels, mesh)
         params_field = "ema_params" if config.eval.use_ema else "params"
         evaluate = program.evaluation(batch_size=int(config.eval.batch_size),
-                                      num_rows=test_data["x"].shape[0], params=params_field)
+                                      num_rows=test_data["labels"].shape[0], params=params_field)
         all_finite = jax.jit(lambda tree: jnp.all(jnp.stack(
             [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])))
 
@@ -249,7 +258,7 @@ def train(
             window.add(read(*pending))
             pending = None
             scalars = window.summary(batch_size)
-            scalars["epoch"] = step * batch_size / len(ds.train)
+            scalars["epoch"] = step * batch_size / len(view.train_labels)
             if compile_time is not None:
                 scalars["compile_time_s"], compile_time = compile_time, None
             if do_eval:

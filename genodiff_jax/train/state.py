@@ -82,20 +82,20 @@ def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
     return tx
 
 
-RowSpec = tuple[int, ...] | jax.ShapeDtypeStruct
+RowSpec = tuple[int, ...] | jax.ShapeDtypeStruct | dict
 
 
-def row_spec(row: RowSpec) -> jax.ShapeDtypeStruct:
-    """One example's shape and dtype; a bare shape means float32 features."""
-    if isinstance(row, jax.ShapeDtypeStruct):
-        return row
-    return jax.ShapeDtypeStruct(tuple(row), jnp.float32)
+def row_spec(row: RowSpec) -> Any:
+    """One example's shapes and dtypes (a ShapeDtypeStruct, or a dict of them); a bare shape
+    means float32 features."""
+    if isinstance(row, tuple) and all(isinstance(d, int) for d in row):
+        return jax.ShapeDtypeStruct(tuple(row), jnp.float32)
+    return row
 
 
 def init_params(model: nn.Module, key: jax.Array, row: RowSpec) -> PyTree:
     """`model.init` on one zero example of `row` (shape and dtype of one example)."""
-    spec = row_spec(row)
-    x_1 = jnp.zeros((1, *spec.shape), spec.dtype)
+    x_1 = jax.tree.map(lambda s: jnp.zeros((1, *s.shape), s.dtype), row_spec(row))
     t_1 = jnp.zeros((1,), jnp.float32)
     y_1 = jnp.zeros((1,), jnp.int32)
     params_key, dropout_key = jax.random.split(key)

@@ -1,7 +1,7 @@
 """The pure train step and the evaluation function, and their one-time jit with explicit shardings.
 
-`data` is a whole split resident on the devices, {"x" [n_pad, ...], "labels" [n_pad], "n" int32
-scalar}, sharded by rows (`data.loader.put_data`); each step gathers its batch inside the compiled
+`data` is a whole split resident on the devices, {"x" [n_pad, ...] (an array, or a dict of arrays
+with rows first), "labels" [n_pad], "n" int32 scalar}, sharded by rows (`data.loader.put_data`); each step gathers its batch inside the compiled
 program by indices drawn from `fold_in(key, state.step)`, so no batch ever crosses from the host.
 What corrupts the batch and what the loss is belong to the diffusion process (`diffusion.process`).
 """
@@ -49,7 +49,7 @@ def data_shardings(mesh: Mesh) -> dict:
 def gather_batch(data: Data, idx_B: jax.Array,
                  sharding: jax.sharding.Sharding | None) -> tuple[jax.Array, jax.Array]:
     """(x0 rows [B, ...], labels [B]) at rows idx_B, split over the mesh."""
-    x0 = data["x"][idx_B]
+    x0 = jax.tree.map(lambda a: a[idx_B], data["x"])
     y_B = data["labels"][idx_B]
     if sharding is not None:
         x0 = jax.lax.with_sharding_constraint(x0, sharding)
@@ -91,7 +91,7 @@ def make_train_step(
         x0, y_B = gather_batch(data, idx_B, shard)
         x0 = process.as_input(x0, mask)
         t_B = process.time(t_key, (B,))
-        noise = process.noise(noise_key, x0.shape)
+        noise = process.noise(noise_key, x0)
         drop_B = jax.random.bernoulli(drop_key, recipe.p_uncond, (B,))
         y_B = jnp.where(drop_B, num_classes, y_B).astype(jnp.int32)
 
@@ -145,11 +145,11 @@ def make_eval_fn(
 
     def eval_fn(params, data: Data, key: jax.Array) -> Metrics:
         n = data["n"]
-        row_shape = data["x"].shape[1:]
+        row = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), data["x"])
 
         def draw(row_key: jax.Array) -> tuple[jax.Array, jax.Array]:
             t_key, noise_key = jax.random.split(row_key)
-            return process.time(t_key, ()), process.noise(noise_key, row_shape)
+            return process.time(t_key, ()), process.noise(noise_key, row)
 
         def chunk(c):
             rows_B = c * batch_size + jnp.arange(batch_size)

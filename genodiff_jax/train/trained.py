@@ -29,10 +29,19 @@ RUN_FILE = "run.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
-def run_row(run: dict) -> jax.ShapeDtypeStruct:
-    """One example's shape and dtype, as a run recorded them (older runs: float32 features)."""
-    shape = run.get("row_shape", run.get("feature_shape"))
-    return jax.ShapeDtypeStruct(tuple(shape), jnp.dtype(run.get("row_dtype", "float32")))
+def row_to_json(row: Any) -> Any:
+    """One example's spec (a ShapeDtypeStruct or a dict of them) as JSON."""
+    return jax.tree.map(lambda s: {"shape": list(s.shape), "dtype": str(s.dtype)}, row)
+
+
+def run_row(run: dict) -> Any:
+    """One example's spec, as a run recorded it (older runs: float32 features)."""
+    row = run.get("row")
+    if row is None:
+        return jax.ShapeDtypeStruct(tuple(run["feature_shape"]), jnp.float32)
+    is_spec = lambda d: isinstance(d, dict) and set(d) == {"shape", "dtype"}  # noqa: E731
+    return jax.tree.map(lambda d: jax.ShapeDtypeStruct(tuple(d["shape"]), jnp.dtype(d["dtype"])),
+                        row, is_leaf=is_spec)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,159 @@
+"""What a diffusion process trains on, taken from a prepared dataset: found by the process's
+`representation` in `VIEWS`.
+
+- `features`: the gene-PCA features [n, G, K] and their mask (the Gaussian family).
+- `tokens`: windows of genotype tokens, {"tokens": int8 [rows, H, L], "pos", "af": float32
+  [rows, L]} (H = 2 haplotypes or 1 dosage row; pos = base pairs from the region's first SNP, af =
+  the SNP's training allele frequency). A region of
+  S <= window SNPs is one window, padded to the model's length multiple (the mask marks the real
+  SNPs); a longer one is cut into windows of `window` SNPs overlapping by `overlap`, the last one
+  ending at the last SNP, each (person, window) a training row with the person's label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+
+from genodiff_jax.errors import InputError
+from genodiff_jax.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingView:
+    """Both splits as the train step takes them, the real-slot mask and one example's spec."""
+
+    train_x: Any
+    train_labels: np.ndarray
+    test_x: Any
+    test_labels: np.ndarray
+    mask: np.ndarray | None
+    row: Any  # ShapeDtypeStruct(s) of one example
+
+
+VIEWS: Registry = Registry("dataset view")
+
+
+@VIEWS.register("features")
+def feature_view(data, process, model) -> TrainingView:
+    del process, model
+    row = jax.ShapeDtypeStruct(data.mask.shape, np.float32)
+    return TrainingView(data.train.features, data.train.labels, data.test.features,
+                        data.test.labels, data.mask, row)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPlan:
+    """Where the windows of a region start, how long they are and how many SNPs are real."""
+
+    starts: np.ndarray  # first SNP of each window
+    length: int  # SNPs a window holds (the model's input length)
+    num_snps: int  # S, the region
+
+    @property
+    def real(self) -> int:
+        """Real SNPs per window (< length only for a padded single window)."""
+        return min(self.length, self.num_snps)
+
+    def mask(self) -> np.ndarray | None:
+        if self.real == self.length:
+            return None
+        return np.arange(self.length) < self.real
+
+
+def plan_windows(num_snps: int, window: int, overlap: int, multiple: int) -> WindowPlan:
+    """Windows of `window` SNPs (a multiple of `multiple`) overlapping by at least `overlap`."""
+    if window % multiple:
+        raise InputError(None, f"diffusion.window ({window}) must be a multiple of {multiple}, "
+                               "what the model's down-sampling needs")
+    if num_snps <= window:
+        return WindowPlan(np.zeros(1, np.int64), -(-num_snps // multiple) * multiple, num_snps)
+    stride = window - overlap
+    starts = list(range(0, num_snps - window, stride)) + [num_snps - window]
+    return WindowPlan(np.asarray(starts, np.int64), window, num_snps)
+
+
+CHROMOSOME_GAP_BP = 10_000_000  # between chromosomes laid end to end: far beyond any LD
+
+
+def token_positions(data) -> np.ndarray:
+    """Base pairs from the region's first SNP, float32 [S]. Chromosomes are laid end to end in the
+    order of the variant table with CHROMOSOME_GAP_BP between them, so a window that spans two
+    sees them as unlinked."""
+    pos = np.asarray(data.variants.pos, np.int64)
+    chrom = np.asarray(data.variants.chrom).astype(str)
+    out = np.empty(len(pos), np.int64)
+    offset = 0
+    for name in dict.fromkeys(chrom):
+        on = chrom == name
+        out[on] = pos[on] - pos[on].min() + offset
+        offset = out[on].max() + CHROMOSOME_GAP_BP
+    return out.astype(np.float32)
+
+
+def snp_context(data) -> dict[str, np.ndarray]:
+    """What the network sees of each SNP besides its tokens, float32 [S]: "pos" (`token_positions`)
+    and "af" (its allele frequency in the training split)."""
+    train = np.asarray(data.tokens("train"))
+    scale = 1.0 if train.ndim == 3 else 2.0  # haplotype alleles, or dosages
+    af = train.mean(axis=tuple(range(train.ndim - 1)), dtype=np.float64) / scale
+    return {"pos": token_positions(data), "af": af.astype(np.float32)}
+
+
+def window_context(context: dict[str, np.ndarray], plan: WindowPlan,
+                   start: int) -> dict[str, np.ndarray]:
+    """One window's slice of the SNP context [L]: padding continues the positions past the
+    region's end (at the window's median spacing) and has frequency 0."""
+    real, L = plan.real, plan.length
+    pos = context["pos"][start:start + real]
+    step = float(np.median(np.diff(pos))) if real > 1 else 1.0
+    pad = L - real
+    return {"pos": np.concatenate([pos, pos[-1] + step * np.arange(1, pad + 1)]).astype(np.float32),
+            "af": np.concatenate([context["af"][start:start + real], np.zeros(pad)]).astype(
+                np.float32)}
+
+
+def cut_windows(tokens: np.ndarray, context: dict[str, np.ndarray], plan: WindowPlan) -> dict:
+    """Every (person, window) as a row: tokens int8 [n W, H, L] (padding holds token 0) and the
+    windows' SNP context float32 [n W, L]."""
+    tokens = np.asarray(tokens, np.int8)
+    if tokens.ndim == 2:
+        tokens = tokens[:, None]
+    n, H, _ = tokens.shape
+    W, L, real = len(plan.starts), plan.length, plan.real
+    out = np.zeros((n, W, H, L), np.int8)
+    windows = [window_context(context, plan, int(start)) for start in plan.starts]
+    for w, start in enumerate(plan.starts):
+        out[:, w, :, :real] = tokens[:, :, start:start + real]
+    rows = {"tokens": out.reshape(n * W, H, L)}
+    for name in windows[0]:
+        stacked = np.stack([c[name] for c in windows])  # [W, L]
+        rows[name] = np.broadcast_to(stacked[None], (n, W, L)).reshape(n * W, L).copy()
+    return rows
+
+
+def token_plan(data, process, model) -> WindowPlan:
+    multiple = model.length_multiple() if hasattr(model, "length_multiple") else 1
+    return plan_windows(len(data.variants.pos), int(process.window), int(process.overlap),
+                        multiple)
+
+
+@VIEWS.register("tokens")
+def token_view(data, process, model) -> TrainingView:
+    if data.token_kind is None:
+        raise InputError(data.path, "this dataset has no genotype tokens; run `genodiff prepare` "
+                                    "again")
+    if data.token_kind != process.tokens:
+        raise InputError(data.path, f"the dataset holds {data.token_kind} tokens but the config "
+                                    f"asks for diffusion.tokens = {process.tokens!r}")
+    plan = token_plan(data, process, model)
+    context = snp_context(data)
+    windows = len(plan.starts)
+    train = cut_windows(data.tokens("train"), context, plan)
+    test = cut_windows(data.tokens("test"), context, plan)
+    row = {name: jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for name, a in train.items()}
+    return TrainingView(train, np.repeat(data.train.labels, windows), test,
+                        np.repeat(data.test.labels, windows), plan.mask(), row)

@@ -1,0 +1,267 @@
+"""Masked (absorbing-state) diffusion over genotype tokens: schedules, the ELBO, the sampler,
+windows, a pinned train step, and the whole family through the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genodiff_jax import cli
+from genodiff_jax.data.views import cut_windows, plan_windows
+from genodiff_jax.diffusion import MASKING_SCHEDULES, MaskedProcess
+from genodiff_jax.diffusion.masked import MASKED_SAMPLERS
+from genodiff_jax.sampling.tokens import UNKNOWN, window_start_state
+
+SCHEDULES = [("linear", {}), ("cosine", {}), ("polynomial", {"exponent": 3.0})]
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULES)
+def test_schedule_ends_and_elbo_weight(name, kwargs):
+    p = MaskedProcess(schedule=name, schedule_kwargs=kwargs)
+    assert float(p.alpha(jnp.float32(0.0))) == pytest.approx(1.0)
+    assert float(p.alpha(jnp.float32(1.0))) == pytest.approx(0.0, abs=1e-6)
+    t = jnp.array([0.1, 0.5, 0.9])
+    alpha = np.asarray(p.alpha(t))
+    assert np.all(np.diff(alpha) < 0)  # monotone: more masked as t grows
+    expected = {"linear": 1 / np.asarray(t),
+                "cosine": (math.pi / 2) * np.cos(math.pi / 2 * np.asarray(t))
+                / np.sin(math.pi / 2 * np.asarray(t)),
+                "polynomial": 3 * np.asarray(t) ** 2 / np.asarray(t) ** 3}[name]
+    np.testing.assert_allclose(np.asarray(p.weight(t)), expected, rtol=1e-4)
+
+
+def test_a_schedule_that_does_not_reach_zero_is_refused():
+    MASKING_SCHEDULES.register("half_test", lambda t: 1.0 - 0.5 * t)
+    try:
+        with pytest.raises(ValueError, match="alpha_1"):
+            MaskedProcess(schedule="half_test")
+    finally:
+        del MASKING_SCHEDULES["half_test"]
+
+
+def _toy_batch(B=6, H=2, L=16, seed=0):
+    rng = np.random.default_rng(seed)
+    tokens = jnp.asarray(rng.integers(0, 2, (B, H, L)), jnp.int32)
+    return {"tokens": tokens, "pos": jnp.tile(jnp.arange(L, dtype=jnp.float32) * 100, (B, 1))}
+
+
+def test_the_elbo_of_a_perfect_model_is_zero_and_of_a_uniform_one_is_one_bit():
+    p = MaskedProcess()
+    x0 = _toy_batch()
+    t = jnp.linspace(0.05, 0.95, 6)
+    u = jax.random.uniform(jax.random.key(0), x0["tokens"].shape)
+
+    def perfect(x_t, t):
+        return 30.0 * (2 * jax.nn.one_hot(x0["tokens"], 2) - 1)
+
+    assert float(p.loss(perfect, x0, t, u, None)) == pytest.approx(0.0, abs=1e-6)
+    uniform = lambda x_t, t: jnp.zeros((*x_t["tokens"].shape, 2))  # noqa: E731
+    # At any t, E over u of (weight x masked count) is the token count: log 2 nats each.
+    for t_value in (0.2, 0.7):
+        t_B = jnp.full((6,), t_value)
+        keys = jax.random.split(jax.random.key(1), 300)
+        bits = [float(p.eval_terms(uniform, x0, t_B, jax.random.uniform(k, u.shape), None,
+                                   jnp.ones(6))["val_bits"]) for k in keys]
+        assert np.mean(bits) == pytest.approx(1.0, rel=0.02)
+
+
+def test_masked_positions_carry_the_loss_and_padding_never():
+    p = MaskedProcess()
+    x0 = _toy_batch(L=8)
+    seen = {}
+
+    def net(x_t, t):
+        seen["x_t"] = x_t["tokens"]
+        return jnp.zeros((*x_t["tokens"].shape, 2))
+
+    mask = jnp.arange(8) < 6
+    u = jnp.zeros(x0["tokens"].shape)  # everything under 1 - alpha_t: all real tokens masked
+    p.loss(net, x0, jnp.full((6,), 0.5), u, mask)
+    assert np.all(np.asarray(seen["x_t"])[:, :, :6] == p.mask_id)
+    assert not np.any(np.asarray(seen["x_t"])[:, :, 6:] == p.mask_id)
+
+
+def _run_sampler(x_T, steps=8, seed=0, **options):
+    p = MaskedProcess()
+    calls = []
+
+    def net(x, t):
+        calls.append(1)
+        return jnp.zeros((*x["tokens"].shape, 2))  # uniform over {0, 1}
+
+    keys = jax.random.split(jax.random.key(seed), x_T["tokens"].shape[0])
+    out = p.sample("ancestral", net, p.sampling_grid(steps), keys, x_T, mask=None,
+                   options=options)
+    return np.asarray(out), len(calls)
+
+
+def test_the_sampler_unmasks_everything_and_never_changes_a_clamped_token():
+    p = MaskedProcess()
+    x = _toy_batch(B=64, L=32)
+    clamp = np.random.default_rng(3).random((64, 2, 32)) < 0.3
+    start = np.where(clamp, np.asarray(x["tokens"]), p.mask_id)
+    out, calls = _run_sampler({"tokens": jnp.asarray(start), "pos": x["pos"]})
+    assert calls == 1  # one traced model call inside the scan
+    assert set(np.unique(out)) <= {0, 1}
+    np.testing.assert_array_equal(out[clamp], np.asarray(x["tokens"])[clamp])
+    assert 0.45 < out[~clamp].mean() < 0.55  # uniform model: fair coin flips
+
+
+def test_samples_depend_on_the_row_key_only():
+    x = _toy_batch(B=8, L=32)
+    start = {"tokens": jnp.full(x["tokens"].shape, 2, jnp.int32), "pos": x["pos"]}
+    a, _ = _run_sampler(start)
+    b, _ = _run_sampler(start)
+    np.testing.assert_array_equal(a, b)
+    c, _ = _run_sampler(start, seed=1)
+    assert (a != c).any()
+    assert "temperature" in MASKED_SAMPLERS["ancestral"].__kwdefaults__
+
+
+def test_windows_cover_the_region_and_stitch_by_inpainting():
+    plan = plan_windows(1000, window=256, overlap=64, multiple=16)
+    starts = plan.starts
+    assert starts[0] == 0 and starts[-1] + 256 == 1000 and np.all(np.diff(starts) <= 192)
+    small = plan_windows(100, window=256, overlap=64, multiple=16)
+    assert small.length == 112 and small.real == 100 and small.mask().sum() == 100
+    tokens = np.random.default_rng(0).integers(0, 2, (3, 2, 1000)).astype(np.int8)
+    context = {"pos": np.arange(1000, dtype=np.float32) * 10,
+               "af": np.linspace(0, 1, 1000, dtype=np.float32)}
+    rows = cut_windows(tokens, context, plan)
+    assert rows["tokens"].shape == (3 * len(starts), 2, 256) and rows["af"].shape == (15, 256)
+    np.testing.assert_array_equal(rows["pos"][1], context["pos"][starts[1]:starts[1] + 256])
+    np.testing.assert_array_equal(rows["tokens"][1], tokens[0, :, starts[1]:starts[1] + 256])
+    # A later window starts from the previous windows' tokens in its overlap, MASK elsewhere.
+    generated = np.zeros((3, 2, 1000), np.int8)
+    generated[:, :, :256] = tokens[:, :, :256]
+    state = window_start_state(generated, None, plan, int(starts[1]), 256, mask_id=2)
+    overlap = 256 - int(starts[1])
+    np.testing.assert_array_equal(state[:, :, :overlap], tokens[:, :, starts[1]:256])
+    assert np.all(state[:, :, overlap:] == 2)
+    known = np.full((3, 2, 1000), UNKNOWN, np.int8)
+    known[:, :, 900] = 1
+    state = window_start_state(generated, known, plan, int(starts[-1]), 256, mask_id=2)
+    assert np.all(state[:, :, 900 - starts[-1]] == 1)
+
+
+# -- the family end to end -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def masked_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("masked")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENODIFF_CACHE", str(root / "cache"))
+    assert cli.main(["simulate", "--preset", "tiny", "--out", str(root / "cohort"), "--quiet"]) == 0
+    assert cli.main(["prepare", "--quiet", "--vcf", str(root / "cohort" / "cohort.vcf.gz"),
+                     "--panel", str(root / "cohort" / "cohort.panel"),
+                     "--genes", str(root / "cohort" / "genes.bed"), "--out",
+                     str(root / "data")]) == 0
+    assert cli.main(["train", "--data", str(root / "data"), "--workdir", str(root / "train"),
+                     "--config", "experiments/masked.py:smoke", "--quiet"]) == 0
+    yield root
+    mp.undo()
+
+
+def test_training_logs_the_elbo_in_bits_and_keeps_the_best(masked_run):
+    lines = [json.loads(x) for x in (masked_run / "train" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in lines if "val_bits" in r]
+    assert [r["step"] for r in evals] == [10, 20]
+    assert all(0 < r["val_bits"] < 2 for r in evals)
+    run = json.loads((masked_run / "train" / "run.json").read_text())
+    assert run["row"]["tokens"]["shape"] == [2, 256] and run["row"]["tokens"]["dtype"] == "int8"
+    assert run["row"]["af"]["shape"] == [256]
+
+
+def test_sampling_writes_phased_genotypes_of_the_dataset_s_variants(masked_run, capsys):
+    from genodiff_jax.data import io
+    from genodiff_jax.data.loader import load_prepared
+
+    out = masked_run / "synthetic"
+    assert cli.main(["sample", "--workdir", str(masked_run / "train"), "--n", "9", "--labels",
+                     "train", "--out", str(out), "--steps", "4", "--sampler-options",
+                     "temperature=0.8", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["phased"] and summary["steps"] == 4
+    data = load_prepared(masked_run / "data")
+    g = io.read_vcf(out / "synthetic.vcf.gz", haplotypes=True, drop_monomorphic=False,
+                    progress=False)
+    assert g.phased and g.shape == (9, len(data.variants.pos))
+    np.testing.assert_array_equal(g.variants.pos, data.variants.pos)
+    assert not (out / "features.npz").exists()
+
+
+def test_a_pinned_masked_train_step():
+    """The first two losses of a fixed tiny masked setup (copied from a run on jax 0.10.2, CPU)."""
+    from genodiff_jax.data.loader import put_data
+    from genodiff_jax.models import MODELS, build_model
+    from genodiff_jax.sharding import make_mesh
+    from genodiff_jax.train import OptimizerConfig, StepRecipe, build_program
+
+    model = build_model("snp_unet", num_classes=3, **MODELS["snp_unet"].TEST_SIZES)
+    row = {"tokens": jax.ShapeDtypeStruct((2, 32), np.int8),
+           "pos": jax.ShapeDtypeStruct((32,), np.float32),
+           "af": jax.ShapeDtypeStruct((32,), np.float32)}
+    program = build_program(model, MaskedProcess(window=32, overlap=8),
+                            OptimizerConfig(learning_rate=1e-3, warmup_steps=0, total_steps=10),
+                            StepRecipe(batch_size=4), row=row, mask=None, num_classes=3,
+                            mesh=make_mesh(1))
+    x = _toy_batch(B=8, L=32)
+    af = np.tile(np.linspace(0.05, 0.5, 32, dtype=np.float32), (8, 1))
+    data = put_data({"tokens": np.asarray(x["tokens"], np.int8), "pos": np.asarray(x["pos"]),
+                     "af": af}, np.arange(8) % 3, program.mesh)
+    state = program.init_state(jax.random.key(0))
+    state, m1 = program.step(state, data, jax.random.key(1))
+    state, m2 = program.step(state, data, jax.random.key(1))
+    got = [float(m1["loss"]), float(m2["loss"]), float(m1["grad_norm"])]
+    np.testing.assert_allclose(got, PINNED, rtol=1e-5)
+
+
+PINNED = [0.698184609413147, 0.6927345991134644, 1.2868545055389404]  # loss 1, loss 2, grad norm  # loss 1, loss 2, grad norm
+
+
+def test_impute_fills_no_calls_and_hidden_sites_and_keeps_what_was_observed(masked_run,
+                                                                            tmp_path, capfd):
+    from conftest import write_text_vcf
+
+    from genodiff_jax.data import io
+    from genodiff_jax.data.loader import load_prepared
+
+    data = load_prepared(masked_run / "data")
+    truth = np.asarray(data.tokens("test"))  # [n, 2, S]
+    v = data.variants
+    missing = np.zeros(truth.shape[::2], bool)  # [n, S]
+    missing[:, 5::7] = True
+    rows = []
+    for j in range(len(v.pos)):
+        gts = [".|." if missing[i, j] else f"{truth[i, 0, j]}|{truth[i, 1, j]}"
+               for i in range(len(truth))]
+        rows.append((v.chrom[j], int(v.pos[j]), v.id[j], v.ref[j], v.alt[j], gts))
+    samples = [f"P{i}" for i in range(len(truth))]
+    vcf = write_text_vcf(tmp_path / "holes.vcf", samples, rows)
+    sites = tmp_path / "sites.txt"
+    sites.write_text(f"{v.chrom[3]}:{v.pos[3]}\n")
+    out = tmp_path / "imputed"
+    assert cli.main(["impute", "--workdir", str(masked_run / "train"), "--vcf", str(vcf),
+                     "--out", str(out), "--mask-sites", str(sites), "--draws", "2", "--steps",
+                     "4", "--quiet"]) == 0
+    summary = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    hidden = missing.copy()
+    hidden[:, 3] = True
+    assert summary["n_imputed_alleles"] == 2 * hidden.sum()
+    g = io.read_vcf(out / "imputed.vcf.gz", haplotypes=True, drop_monomorphic=False,
+                    progress=False)
+    haps = g.haplotypes()
+    observed = ~hidden
+    np.testing.assert_array_equal(haps.transpose(0, 2, 1)[observed], truth.transpose(0, 2, 1)[
+        observed])
+    assert set(np.unique(haps)) <= {0, 1}
+    dosages = np.load(out / "dosages.npz")["dosages"]
+    assert dosages.shape == truth.shape[::2] and np.all((dosages >= 0) & (dosages <= 2))
+    bad = cli.main(["impute", "--workdir", str(masked_run / "train"), "--vcf", str(vcf),
+                    "--out", str(tmp_path / "x"), "--mask-sites", str(vcf)])
+    assert bad == 2 and not (tmp_path / "x").exists()
