@@ -1,4 +1,5 @@
-"""Classifiers, recovery rate and augmentation (DESIGN 1.4) on toy Gaussian clusters, CPU.
+"""Classifiers, recovery rate and augmentation (DESIGN 1.4) on toy Gaussian clusters, CPU; the
+SNP-level logistic regression (recovery, two-sample test) on toy Hardy-Weinberg calls.
 
 The toy: 3 classes, features [N, 128, 8] whose mask keeps 1, 4 or 8 components per gene; class c
 has mean mu_c (fixed across draws) on the real slots plus unit noise; padded slots hold large
@@ -154,3 +155,45 @@ def test_stratified_subsample_keeps_every_class_and_nests():
     assert not np.array_equal(large, stratified_subsample(labels, 0.5, seed=1))
     with pytest.raises(ValueError):
         stratified_subsample(labels, 0.0, seed=0)
+
+
+# -- SNP-level logistic regression: recovery and the classifier two-sample test -------------------
+
+def calls_toy(n: int, seed: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Calls [n, 300] under Hardy-Weinberg from class-specific allele frequencies (close to each
+    other, fixed across draws), moved by `shift`; labels [n] of 3 classes."""
+    fixed = np.random.default_rng(321)
+    p_CxS = fixed.uniform(0.1, 0.6, size=300) + fixed.normal(0, 0.04, size=(C, 300))
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % C)
+    return rng.binomial(2, np.clip(p_CxS[y] + shift, 0, 1)).astype(np.int8), y
+
+
+def test_snp_logreg_recovery_is_near_one_for_train_copies_and_low_for_random_labels():
+    from genodiff_jax.eval.logreg import snp_accuracy, snp_recovery
+    from genodiff_jax.eval.references import train_copies
+
+    (train, y_train), (test, y_test) = calls_toy(300, 1), calls_toy(150, 2)
+    a_real = snp_accuracy(train, y_train, test, y_test)
+    assert 0.7 < a_real < 0.9  # measured 0.79: hard enough that less data would show
+    copies, y_copies = train_copies(train, y_train, y_train, np.random.default_rng(0))
+    rec = snp_recovery(a_real, copies, y_copies, test, y_test)
+    assert rec["recovery_mean"] == pytest.approx(1.0, abs=0.1) and rec["seeds"] == [0]  # 0.94
+    assert snp_recovery(a_real, train[:60], y_train[:60], test, y_test)["recovery_mean"] < 0.8
+    shuffled = snp_recovery(a_real, train, np.random.default_rng(0).permutation(y_train), test,
+                            y_test)
+    assert shuffled["recovery_mean"] < 0.6
+    one_class = snp_recovery(a_real, train[y_train == 0], y_train[y_train == 0], test, y_test)
+    assert one_class["a_syn_mean"] == pytest.approx(np.mean(y_test == 0))
+
+
+def test_two_sample_auc_is_half_for_one_distribution_and_one_for_two():
+    from genodiff_jax.eval.twosample import two_sample_auc
+
+    real, _ = calls_toy(400, 3)
+    same = two_sample_auc(real, calls_toy(500, 4)[0], seed=0)  # other seeds: 0.47-0.55
+    other = two_sample_auc(real, calls_toy(400, 5, shift=0.1)[0], seed=0)
+    assert abs(same["auc"] - 0.5) < 0.08 and same["n_per_side"] == 400 and same["folds"] == 5
+    assert other["auc"] > 0.95, other
+    assert two_sample_auc(real, real[:3])["folds"] == 3  # fewer people than folds
+    assert two_sample_auc(real, real[:1])["auc"] is None

@@ -86,7 +86,7 @@ def test_masked_positions_carry_the_loss_and_padding_never():
     assert not np.any(np.asarray(seen["x_t"])[:, :, 6:] == p.mask_id)
 
 
-def _run_sampler(x_T, steps=8, seed=0, **options):
+def _run_sampler(x_T, steps=8, seed=0, sampler="ancestral", **options):
     p = MaskedProcess()
     calls = []
 
@@ -95,17 +95,18 @@ def _run_sampler(x_T, steps=8, seed=0, **options):
         return jnp.zeros((*x["tokens"].shape, 2))  # uniform over {0, 1}
 
     keys = jax.random.split(jax.random.key(seed), x_T["tokens"].shape[0])
-    out = p.sample("ancestral", net, p.sampling_grid(steps), keys, x_T, mask=None,
+    out = p.sample(sampler, net, p.sampling_grid(steps), keys, x_T, mask=None,
                    options=options)
     return np.asarray(out), len(calls)
 
 
-def test_the_sampler_unmasks_everything_and_never_changes_a_clamped_token():
+@pytest.mark.parametrize("sampler", sorted(MASKED_SAMPLERS))
+def test_the_sampler_unmasks_everything_and_never_changes_a_clamped_token(sampler):
     p = MaskedProcess()
     x = _toy_batch(B=64, L=32)
     clamp = np.random.default_rng(3).random((64, 2, 32)) < 0.3
     start = np.where(clamp, np.asarray(x["tokens"]), p.mask_id)
-    out, calls = _run_sampler({"tokens": jnp.asarray(start), "pos": x["pos"]})
+    out, calls = _run_sampler({"tokens": jnp.asarray(start), "pos": x["pos"]}, sampler=sampler)
     assert calls == 1  # one traced model call inside the scan
     assert set(np.unique(out)) <= {0, 1}
     np.testing.assert_array_equal(out[clamp], np.asarray(x["tokens"])[clamp])

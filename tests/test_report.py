@@ -1,5 +1,7 @@
 """`genodiff evaluate` / `genodiff run`: every section, for the model and each reference generator;
-sections found by name (one registered here alone runs and reports); genotype-only cohorts."""
+sections found by name (one registered here alone runs and reports); genotype-only cohorts;
+haplotypes carried by the generators; the two-sample test and the longest identical runs, also on
+the real LCT region."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from genodiff_jax.eval import report as R
 from genodiff_jax.eval.sections import SECTIONS as REGISTERED_SECTIONS
 from genodiff_jax.eval.sections import EvalContext, Section
 
-SECTIONS = ("transfer", "nnaa", "fidelity", "privacy")
-GENERATORS = ["model", "real_test", "independent_sites", "train_copies"]
+SECTIONS = ("transfer", "nnaa", "fidelity", "privacy", "two_sample", "haplotype_privacy")
+GENERATORS = ["model", "real_test", "independent_sites", "train_copies", "mosaic_100"]
 
 
 def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, monkeypatch, capsys):
@@ -23,21 +25,31 @@ def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, mon
     out = tmp_path / "run"
     assert cli.main(["run", "--out", str(out), "--preset", "demo", "--config",
                      "experiments/demo.py:smoke", "--steps", "10", "--classifiers", "mlp",
-                     "--seeds", "1", "--epochs", "3", "--quiet"]) == 0
-    assert "membership AUC" in capsys.readouterr().out  # the summary table was printed
+                     "--seeds", "1", "--epochs", "3", "--mosaic-segments", "100", "--quiet"]) == 0
+    printed = capsys.readouterr().out  # the summary table
+    assert "membership AUC" in printed and "two-sample AUC" in printed
+    assert "recovery (SNP LR)" in printed and "longest identical run (p99)" in printed
     report = json.loads((out / "report" / "report.json").read_text())
     for section in SECTIONS:
         assert set(report[section]) >= ({"recovery", "augmentation"} if section == "transfer"
                                         else {"features", "genotypes"} if section == "nnaa"
                                         else set(GENERATORS))
     assert report["generators"] == GENERATORS and report["n_synthetic"] == 300
-    assert set(report["transfer"]["recovery"]) == {"model", "independent_sites", "train_copies"}
+    assert set(report["transfer"]["recovery"]) == set(GENERATORS) - {"real_test"}
+    assert report["transfer"]["recovery"]["train_copies"]["snp_logreg"]["recovery_mean"] > 0.9
     copies = report["privacy"]["train_copies"]
     assert copies["identical"]["n_identical"] == 300  # every copy is a training genome
     assert copies["membership"]["auc"] > 0.6
     assert report["privacy"]["real_test"]["membership"]["auc"] is None
     assert report["fidelity"]["train_copies"]["af"]["overall"]["r"] > 0.99
-    for png in ("af_scatter", "ld_heatmaps", "pca_overlay", "augmentation", "nnaa"):
+    runs = report["haplotype_privacy"]
+    # Measured on 10,546 SNPs: held-out median 2582, max 5323; copies all 10,546.
+    assert runs["train_copies"]["share_full_length"] == 1.0
+    assert runs["real_test"]["max"] < report["n_variants"] == runs["train_copies"]["median"]
+    assert runs["model"]["unit"] == "genotypes" and runs["mosaic_100"]["unit"] == "haplotypes"
+    assert report["two_sample"]["real_test"]["against"] == "real train"
+    for png in ("af_scatter", "ld_heatmaps", "pca_overlay", "augmentation", "nnaa", "two_sample",
+                "longest_runs"):
         assert (out / "report" / f"{png}.png").stat().st_size > 1000
     html = (out / "report" / "report.html").read_text()
     assert "Summary" in html and "independent_sites" in html and "augmentation.png" in html
@@ -155,6 +167,50 @@ def test_a_section_registered_in_a_test_runs_and_is_reported(prepared, tmp_path,
     assert "augmentation.png" not in html and (out / "toy.png").stat().st_size > 1000
 
 
+def test_generators_carry_haplotypes_and_copies_share_whole_ones(prepared, tmp_path):
+    from genodiff_jax.data import writers
+
+    data, train, folder = prepared
+    assert R.load_synthetic(folder, data).haplotypes is None  # written unphased
+    haplotypes = np.asarray(data.tokens("train"))
+    np.testing.assert_array_equal(haplotypes.sum(axis=1), train)
+    phased = tmp_path / "phased"
+    phased.mkdir()
+    ids = [f"SYN{i:06d}" for i in range(len(train))]
+    writers.write_vcf(phased / "synthetic.vcf.gz", data.variants, ids,
+                      haplotypes.transpose(0, 2, 1), phased=True)
+    (phased / "synthetic.panel").write_text((folder / "synthetic.panel").read_text())
+    gen = R.load_synthetic(phased, data)
+    np.testing.assert_array_equal(gen.haplotypes, haplotypes)
+
+    settings = R.EvalSettings(sections=("two_sample", "haplotype_privacy"), mosaic_segments=(100,))
+    report = R.evaluate(data.path, phased, tmp_path / "report", settings)
+    assert report["generators"] == ["model", "real_test", "independent_sites", "train_copies",
+                                    "mosaic_100"]
+    runs, n_sites = report["haplotype_privacy"], train.shape[1]
+    for name in ("model", "train_copies"):  # copies of training haplotypes: the whole region
+        assert runs[name]["unit"] == "haplotypes" and runs[name]["median"] == n_sites
+    # Measured: real held-out median 18 (max 24) SNPs, mosaic_100 median 181, of 300.
+    assert runs["real_test"]["max"] < n_sites / 5 < runs["mosaic_100"]["median"] < n_sites
+    indep = runs["independent_sites"]  # no haplotypes: genotype runs, marked in the summary
+    assert indep["unit"] == "genotypes" and indep["fallback"]
+    rows = {row[0]: row[1:] for row in R.summary_rows(report)}  # AUC, median run, p99 run
+    assert rows["independent_sites"][1].endswith("(genotypes)")
+    assert rows["train_copies"][1:] == [n_sites, n_sites]
+    assert all(0 <= report["two_sample"][g]["auc"] <= 1 for g in report["generators"])
+    assert (tmp_path / "report" / "longest_runs.png").stat().st_size > 1000
+    gens = R.build_generators(data, gen, R.real_calls(data), settings)
+    np.testing.assert_array_equal(gens["real_test"].haplotypes, data.tokens("test"))
+    before = R.build_generators(data, gen, R.real_calls(data), R.EvalSettings(
+        references=("real_test", "independent_sites", "train_copies")))  # as before mosaic
+    for name, g in before.items():  # the mosaics draw last: the other references are unchanged
+        np.testing.assert_array_equal(g.calls, gens[name].calls)
+    assert [name for name, g in gens.items() if g.haplotypes is None] == ["independent_sites"]
+    for g in gens.values():
+        if g.haplotypes is not None:
+            np.testing.assert_array_equal(g.haplotypes.sum(axis=1), g.calls)
+
+
 # -- the real LCT region: the references behave as the field expects ------------------------------
 
 @pytest.fixture(scope="module")
@@ -184,3 +240,50 @@ def test_lct_references_independent_sites_lose_ld_and_copies_leak(lct):
         data, calls, {"train_copies": gens["train_copies"]}, settings))
     assert nn["genotypes"]["train_copies"]["privacy_loss"] > 0
     assert nn["features"]["train_copies"]["privacy_loss"] > 0
+
+
+def test_lct_two_sample_test_snp_recovery_and_longest_runs_of_the_references(lct):
+    """Prints the new sections' figures for the references on LCT and their times (35-45 s on a
+    shared 2-core machine, plus the LCT fixture); the stand-in "model" is the training split, so
+    the references match it in size."""
+    import time
+
+    from genodiff_jax.eval.logreg import snp_accuracy, snp_recovery
+
+    data, calls = lct
+    train, test = calls[data.train.index], calls[data.test.index]
+    settings = R.EvalSettings(mosaic_segments=(20, 500), max_run_people=150)
+    stand_in = R.Generator(train, data.train.features, data.train.labels, data.tokens("train"))
+    gens = R.build_generators(data, stand_in, calls, settings)
+    del gens["model"]
+    ctx = EvalContext(data, calls, gens, settings)
+    seconds = {}
+    t0 = time.perf_counter()
+    two = REGISTERED_SECTIONS["two_sample"].compute(ctx)
+    seconds["two_sample"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    runs = REGISTERED_SECTIONS["haplotype_privacy"].compute(ctx)
+    seconds["haplotype_privacy"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    a_real = snp_accuracy(train, data.train.labels, test, data.test.labels)
+    copies = gens["train_copies"]
+    snp = snp_recovery(a_real, copies.calls, copies.labels, test, data.test.labels)
+    seconds["snp_logreg (2 fits)"] = time.perf_counter() - t0
+    for name in gens:
+        r = runs[name]
+        print(f"{name:18s} two-sample AUC {two[name]['auc']:.3f} +- {two[name]['auc_std']:.3f}"
+              f"  longest run ({r['unit']}) median {r['median']:g} p99 {r['p99']:g} "
+              f"whole region {r['share_full_length']:.2f}")
+    print(f"SNP LR: a_real {a_real:.3f}, train_copies recovery {snp['recovery_mean']:.3f}")
+    print("seconds", {k: round(v, 1) for k, v in seconds.items()})
+    n_sites = calls.shape[1]
+    # Measured: real_test 0.474, independent_sites 0.604, mosaics 0.58-0.61, train_copies 0.58
+    # (people repeated among the copies give each other away across folds).
+    assert abs(two["real_test"]["auc"] - 0.5) < 0.06
+    assert two["independent_sites"]["auc"] > two["real_test"]["auc"] + 0.05
+    assert runs["train_copies"]["median"] == runs["train_copies"]["max"] == n_sites
+    # LCT is a region of long shared haplotypes: a third of held-out people share a whole one.
+    assert runs["real_test"]["share_full_length"] < 0.6 and runs["real_test"]["median"] > 1000
+    assert runs["mosaic_20"]["median"] < runs["mosaic_500"]["median"] < n_sites
+    assert runs["independent_sites"]["unit"] == "genotypes"
+    assert snp["recovery_mean"] == pytest.approx(1.0, abs=0.05) and 0.75 < a_real < 0.95

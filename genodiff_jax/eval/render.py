@@ -15,7 +15,9 @@ from genodiff_jax.eval.sections import EvalContext, Section, Table
 _REFERENCES_NOTE = (
     "References: <b>real_test</b>\n(the ideal), <b>independent_sites</b> (per-population allele "
     "frequencies under Hardy-Weinberg: keeps\nAF, destroys LD), <b>train_copies</b> (copies of "
-    "training genomes: the privacy failure). Every number\nis in report.json.")
+    "training genomes: the privacy failure), <b>mosaic_N</b>\n(same-population training "
+    "haplotypes copied in segments of mean length N SNPs: keeps LD by\ncopying). Every number "
+    "is in report.json.")
 
 
 def write_plots(folder: Path, ctx: EvalContext, sections: dict[str, Section],

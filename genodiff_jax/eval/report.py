@@ -3,15 +3,21 @@
 Generators compared, each on the same footing:
 - `model`: the synthetic cohort (its VCF calls and its features);
 - the references of `references.py`: `real_test` (the ideal), `independent_sites` (the floor for
-  LD), `train_copies` (the privacy failure). Reference features are the codec's encoding of their
-  calls.
+  LD), `train_copies` (the privacy failure), `mosaic_<N>` (HAPNEST-like mosaics of training
+  haplotypes, one per mean segment length N in `EvalSettings.mosaic_segments`). Reference features
+  are the codec's encoding of their calls.
+
+Each generator carries haplotypes int8 [n, 2, S] where it has them (real splits of a dataset with
+haplotype tokens, a synthetic folder whose VCF is phased, references that copy or mosaic them);
+sections that need haplotypes fall back to genotype rows otherwise.
 
 The metrics come in sections found by name in `sections.SECTIONS` (each one module in
 `eval/sections/`): `transfer` (recovery rates, augmentation), `nnaa` (features and genotypes),
-`fidelity` (population genetics against the real training split), `privacy`. `EvalSettings.sections`
-says which run, in which order. This module loads the inputs, runs the sections and writes
-`report.json` (every number), the sections' PNG plots and `report.html` (drawn by `render.py`) into
-one folder, atomically.
+`fidelity` (population genetics against the real training split), `privacy`, `two_sample`
+(a classifier two-sample test), `haplotype_privacy` (longest runs identical to a training
+haplotype). `EvalSettings.sections` says which run, in which order. This module loads the inputs,
+runs the sections and writes `report.json` (every number), the sections' PNG plots and
+`report.html` (drawn by `render.py`) into one folder, atomically.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from genodiff_jax.data import io, tables
 from genodiff_jax.data.loader import PreparedDataset, load_prepared
 from genodiff_jax.errors import InputError
 from genodiff_jax.eval import render
-from genodiff_jax.eval.sections import DEFAULT_SECTIONS, SECTIONS, EvalContext, Section
+from genodiff_jax.eval.sections import (
+    DEFAULT_SECTIONS,
+    SECTIONS,
+    EvalContext,
+    Section,
+    split_haplotypes,
+)
 from genodiff_jax.sampling.calling import SYNTHETIC_FEATURES, SYNTHETIC_PANEL, SYNTHETIC_VCF
 
 
@@ -38,25 +50,33 @@ class EvalSettings:
     """What to run and how hard: CI uses tiny values, real runs the defaults. `sections` are names
     in `SECTIONS`, run in this order; the other fields tune the built-in sections."""
 
-    classifiers: tuple[str, ...] = ("mlp", "cnn", "transformer")
+    classifiers: tuple[str, ...] = ("mlp", "cnn", "transformer")  # Flax, on features
     seeds: tuple[int, ...] = (0, 1, 2)
     fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5)
     augmentation_classifier: str = "mlp"
-    references: tuple[str, ...] = ("real_test", "independent_sites", "train_copies")
+    references: tuple[str, ...] = ("real_test", "independent_sites", "train_copies", "mosaic")
     classifier_epochs: int = 30
     max_nnaa: int = 2000
     ld_window: int = 100
     seed: int = 0
-    sections: tuple[str, ...] = DEFAULT_SECTIONS  # last, so positional construction still works
+    sections: tuple[str, ...] = DEFAULT_SECTIONS
+    # New fields go last, so positional construction still works.
+    mosaic_segments: tuple[int, ...] = (20, 100, 500)  # "mosaic" -> mosaic_<N> per mean length
+    snp_logreg: bool = True  # SNP-level logistic regression in the recovery table
+    two_sample_folds: int = 5
+    max_two_sample: int = 2000  # people per side in the two-sample test
+    max_run_people: int = 300  # people per generator whose longest identical runs are measured
 
 
 @dataclasses.dataclass
 class Generator:
-    """A cohort to score: genotype calls int8 [n, S], features [n, G, K], labels [n]."""
+    """A cohort to score: genotype calls int8 [n, S], features [n, G, K], labels [n], and
+    haplotypes int8 [n, 2, S] (calls = their sum) where the generator has them."""
 
     calls: np.ndarray
     features: np.ndarray
     labels: np.ndarray
+    haplotypes: np.ndarray | None = None
 
 
 def _variant_keys(chrom, pos, ref, alt) -> np.ndarray:
@@ -65,6 +85,11 @@ def _variant_keys(chrom, pos, ref, alt) -> np.ndarray:
 
 def _aligned_calls(genotypes: io.Genotypes, variants: io.Variants, path) -> np.ndarray:
     """Columns of `genotypes` in the order of the dataset's variant table."""
+    return genotypes.dosages[:, _aligned_columns(genotypes, variants, path)]
+
+
+def _aligned_columns(genotypes: io.Genotypes, variants: io.Variants, path) -> list[int]:
+    """Column of `genotypes` for each variant of the dataset's table."""
     got = genotypes.variants
     have = {k: j for j, k in enumerate(_variant_keys(got.chrom, got.pos, got.ref, got.alt))}
     want = _variant_keys(variants.chrom, variants.pos, variants.ref, variants.alt)
@@ -72,7 +97,7 @@ def _aligned_calls(genotypes: io.Genotypes, variants: io.Variants, path) -> np.n
     if missing:
         raise InputError(path, f"{len(missing)} of the dataset's {len(want)} variants are absent, "
                                f"e.g. {missing[0]}")
-    return genotypes.dosages[:, [have[k] for k in want]]
+    return [have[k] for k in want]
 
 
 def real_calls(data: PreparedDataset) -> np.ndarray:
@@ -88,7 +113,8 @@ def real_calls(data: PreparedDataset) -> np.ndarray:
 def load_synthetic(folder: str | os.PathLike, data: PreparedDataset) -> Generator:
     """A synthetic cohort folder: calls from synthetic.vcf.gz; features and labels from
     features.npz (a `genodiff sample` folder) or, where a generator writes genotypes only, features
-    encoded from the calls by the dataset's codec and labels from synthetic.panel."""
+    encoded from the calls by the dataset's codec and labels from synthetic.panel; haplotypes
+    when every call of the VCF is phased."""
     folder = Path(folder)
     vcf, panel, npz = folder / SYNTHETIC_VCF, folder / SYNTHETIC_PANEL, folder / SYNTHETIC_FEATURES
     if not vcf.is_file():
@@ -97,17 +123,19 @@ def load_synthetic(folder: str | os.PathLike, data: PreparedDataset) -> Generato
     if not npz.is_file() and not panel.is_file():
         raise InputError(folder, f"not a synthetic cohort (no {SYNTHETIC_FEATURES} and no "
                                  f"{SYNTHETIC_PANEL}); run `genodiff sample`")
-    genotypes = io.read_vcf(vcf, progress=False, drop_monomorphic=False)
-    calls = _aligned_calls(genotypes, data.variants, vcf)
+    genotypes = io.read_vcf(vcf, progress=False, drop_monomorphic=False, haplotypes=True)
+    columns = _aligned_columns(genotypes, data.variants, vcf)
+    calls = genotypes.dosages[:, columns]
+    haplotypes = genotypes.haplotypes()[:, :, columns] if genotypes.phased else None
     if not npz.is_file():
         labels = _panel_labels(panel, genotypes.samples, data)
-        return Generator(calls, data.codec.encode(calls), labels)
+        return Generator(calls, data.codec.encode(calls), labels, haplotypes)
     with np.load(npz) as z:
         features, labels = z["features"].astype(np.float32), z["labels"].astype(np.int32)
     if features.shape[1:] != data.mask.shape:
         raise InputError(npz, f"features {features.shape[1:]} do not match the dataset's "
                               f"{data.mask.shape}")
-    return Generator(calls, features, labels)
+    return Generator(calls, features, labels, haplotypes)
 
 
 def _panel_labels(panel_path: Path, samples: np.ndarray, data: PreparedDataset) -> np.ndarray:
@@ -131,21 +159,38 @@ def _panel_labels(panel_path: Path, samples: np.ndarray, data: PreparedDataset) 
     return np.array([index_of[str(n)] for n in names], np.int32)
 
 
+def reference_generators(settings: EvalSettings) -> list[tuple[str, str, dict]]:
+    """(generator name, reference name, options) per reference generator to score: `mosaic`
+    becomes one `mosaic_<N>` per mean segment length N in `settings.mosaic_segments`."""
+    out = []
+    for name in settings.references:
+        if name == "mosaic":
+            out += [(f"mosaic_{n:g}", name, {"segment_length": n})
+                    for n in settings.mosaic_segments]
+        else:
+            out.append((name, name, {}))
+    return out
+
+
 def build_generators(data: PreparedDataset, synthetic: Generator, calls: np.ndarray,
                      settings: EvalSettings) -> dict[str, Generator]:
-    """The model's cohort and every reference, with features from the codec."""
+    """The model's cohort and every reference, with features from the codec and, where the
+    dataset has haplotype tokens, haplotypes for the references that carry them."""
     from genodiff_jax.eval.references import get_reference
 
     train_calls, test_calls = calls[data.train.index], calls[data.test.index]
+    haplotypes = {"train_haplotypes": split_haplotypes(data, "train"),
+                  "test_haplotypes": split_haplotypes(data, "test")}
     generators = {"model": synthetic}
-    rng = np.random.default_rng(settings.seed)
-    for name in settings.references:
-        ref_calls, ref_labels = get_reference(name)(
+    rng = np.random.default_rng(settings.seed)  # drawn in order: a new reference goes last
+    for generator, name, options in reference_generators(settings):
+        ref_calls, ref_labels, *ref_haplotypes = get_reference(name)(
             train_calls, data.train.labels, synthetic.labels, rng, test_calls=test_calls,
-            test_labels=data.test.labels)
+            test_labels=data.test.labels, chroms=data.variants.chrom, **haplotypes, **options)
         ref_calls = np.asarray(ref_calls, np.int8)
-        generators[name] = Generator(ref_calls, data.codec.encode(ref_calls),
-                                     np.asarray(ref_labels, np.int32))
+        generators[generator] = Generator(ref_calls, data.codec.encode(ref_calls),
+                                          np.asarray(ref_labels, np.int32),
+                                          ref_haplotypes[0] if ref_haplotypes else None)
     return generators
 
 
@@ -200,7 +245,7 @@ def evaluate(data_dir: str | os.PathLike, synthetic_dir: str | os.PathLike,
 def _report_sections(report: dict) -> dict[str, Section]:
     # Reports written before sections could be chosen ran the four built-in ones.
     return {name: SECTIONS[name]
-            for name in report["settings"].get("sections", DEFAULT_SECTIONS)}
+            for name in report["settings"].get("sections", DEFAULT_SECTIONS[:4])}
 
 
 def summary_header(report: dict) -> list[str]:

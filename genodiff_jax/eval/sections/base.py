@@ -34,17 +34,24 @@ if TYPE_CHECKING:  # report.py imports the sections, so these are for annotation
 
 REAL_IDEAL = "real_test"  # the reference that is real held-out data: the ideal generator
 # What a report runs unless told otherwise (`EvalSettings.sections`, `--sections`).
-DEFAULT_SECTIONS = ("transfer", "nnaa", "fidelity", "privacy")
+DEFAULT_SECTIONS = ("transfer", "nnaa", "fidelity", "privacy", "two_sample", "haplotype_privacy")
 
 Column = tuple[str, Callable[[dict, str], Any]]
 Table = tuple[str, Sequence[str], list[list]]
 SaveFigure = Callable[["Figure", str], str]
 
 
+def split_haplotypes(data: PreparedDataset, split: str) -> np.ndarray | None:
+    """A split's haplotypes int8 [n, 2, S] (memory-mapped) when the dataset stored haplotype
+    tokens, else None."""
+    return data.tokens(split) if data.token_kind == "haplotypes" else None
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalContext:
     """What every section sees: the prepared dataset, the real genotype calls [N, S] (rows in
-    genotype-file order, as the splits' `index`), the generators to score and the settings."""
+    genotype-file order, as the splits' `index`), the generators to score and the settings; the
+    real splits' haplotypes where the dataset has them."""
 
     data: PreparedDataset
     calls: np.ndarray
@@ -59,6 +66,15 @@ class EvalContext:
     @property
     def test_calls(self) -> np.ndarray:
         return self.calls[self.data.test.index]
+
+    @property
+    def train_haplotypes(self) -> np.ndarray | None:
+        """[n_train, 2, S], or None when the dataset has no haplotype tokens."""
+        return split_haplotypes(self.data, "train")
+
+    @property
+    def test_haplotypes(self) -> np.ndarray | None:
+        return split_haplotypes(self.data, "test")
 
 
 @dataclasses.dataclass(frozen=True)

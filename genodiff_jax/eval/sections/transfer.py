@@ -1,12 +1,15 @@
 """Section `transfer`: classifiers trained on each generator's cohort and tested on real held-out
 people (recovery rates, DESIGN 1.4), and augmentation of a share of the real training split with the
 model's cohort. report["transfer"] = {"recovery": {generator: {classifier: ...}},
-"augmentation": {...}}; see `eval/transfer.py` for the numbers."""
+"augmentation": {...}}; see `eval/transfer.py` for the numbers. The Flax classifiers
+(`EvalSettings.classifiers`) read gene-PCA features; `snp_logreg` (`EvalSettings.snp_logreg`, see
+`eval/logreg.py`) reads the SNP calls, so it also sees what the codec drops."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from genodiff_jax.eval.logreg import SNP_LOGREG
 from genodiff_jax.eval.sections.base import (
     REAL_IDEAL,
     SECTIONS,
@@ -19,6 +22,7 @@ from genodiff_jax.eval.sections.base import (
 
 def compute(ctx: EvalContext) -> dict:
     """Recovery rates of every generator but the ideal; augmentation with the model's cohort."""
+    from genodiff_jax.eval.logreg import snp_accuracy, snp_recovery
     from genodiff_jax.eval.transfer import augmentation, recovery_rates
 
     data, settings = ctx.data, ctx.settings
@@ -26,6 +30,9 @@ def compute(ctx: EvalContext) -> dict:
     test = (data.test.features, data.test.labels)
     fit = {"epochs": settings.classifier_epochs}
     recovery = {}
+    if settings.snp_logreg:  # one fit on the real training split serves every generator
+        test_calls = ctx.test_calls
+        a_real = snp_accuracy(ctx.train_calls, data.train.labels, test_calls, data.test.labels)
     for name, gen in ctx.generators.items():
         if name == REAL_IDEAL:  # trained on the test split itself: not a transfer experiment
             continue
@@ -33,6 +40,9 @@ def compute(ctx: EvalContext) -> dict:
                                         classifiers=settings.classifiers, seeds=settings.seeds,
                                         num_classes=data.num_classes, mask=data.mask,
                                         fit_kwargs=fit)
+        if settings.snp_logreg:
+            recovery[name][SNP_LOGREG] = snp_recovery(a_real, gen.calls, gen.labels, test_calls,
+                                                      data.test.labels, seed=settings.seed)
     model = ctx.generators["model"]
     augment = augmentation(train, test, (model.features, model.labels),
                            fractions=settings.fractions,
@@ -41,13 +51,16 @@ def compute(ctx: EvalContext) -> dict:
     return {"recovery": recovery, "augmentation": augment}
 
 
-def recovery_mlp(result: dict, generator: str):
-    """The MLP classifier's mean recovery rate; the ideal has none (it *is* the test split)."""
-    rec = result["recovery"].get(generator, {})
-    return rec.get("mlp", {}).get("recovery_mean", "-") if rec else "(ideal) 1"
+def recovery_of(classifier: str):
+    """A summary cell: `classifier`'s mean recovery rate; the ideal has none (it *is* the test
+    split)."""
+    def cell(result: dict, generator: str):
+        rec = result["recovery"].get(generator, {})
+        return rec.get(classifier, {}).get("recovery_mean", "-") if rec else "(ideal) 1"
+    return cell
 
 
-COLUMNS = [("recovery (MLP)", recovery_mlp)]
+COLUMNS = [("recovery (MLP)", recovery_of("mlp")), ("recovery (SNP LR)", recovery_of(SNP_LOGREG))]
 
 
 def plots(ctx: EvalContext, result: dict, save: SaveFigure) -> dict[str, str]:
