@@ -47,7 +47,7 @@ CLASSES = 26
 RESULT_PREFIX = "ABLATION_RESULT "  # marks the child's JSON line on its stdout
 
 
-# -- the stand-in convolution (child process) -------------------------------------------------------
+# -- the stand-in convolution (child process) ------------------------------------------------------
 
 def _conv_with_cheap_grads(variant: str):
     """`conv(x [B, L, Cin], w [k, Cin, F])`, flax's 1-D "SAME" conv, with the variant's VJP."""
@@ -104,7 +104,9 @@ def _patched_nn(variant: str) -> tuple[types.SimpleNamespace, list[int]]:
         def __call__(self, x):
             (k,) = tuple(self.kernel_size)
             if k % 2 != 1 or x.ndim != 3:
-                raise ValueError(f"stand-in Conv: odd kernel, [B, L, C] input only ({k}, {x.shape})")
+                raise ValueError(
+                    f"stand-in Conv: odd kernel, [B, L, C] input only ({k}, {x.shape})"
+                )
             calls[0] += 1
             kernel = self.param("kernel", self.kernel_init, (k, x.shape[-1], self.features),
                                 self.param_dtype)
@@ -116,7 +118,7 @@ def _patched_nn(variant: str) -> tuple[types.SimpleNamespace, list[int]]:
     return types.SimpleNamespace(**{**names, "Conv": Conv}), calls
 
 
-# -- one variant (child process) --------------------------------------------------------------------
+# -- one variant (child process) -------------------------------------------------------------------
 
 def _measure(variant: str, model_name: str, genes: int, batch: int, repeats: int) -> dict:
     import flax.linen

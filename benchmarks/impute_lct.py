@@ -7,7 +7,8 @@ in `--observe-every` and the rest is imputed. Accuracy: dosage r^2 over the hidd
 from the reference panel. Beagle (Debian package `beagle`, 5.4 = 22Jul22) is installed with apt
 when missing; its dosage is the DS field. Writes a JSON and prints a table:
 
-    python benchmarks/impute_lct.py --workdir runs/lct_masked/train --json docs/bench/impute_lct.json
+    python benchmarks/impute_lct.py --workdir runs/lct_masked/train \
+        --json docs/bench/impute_lct.json
 """
 
 from __future__ import annotations

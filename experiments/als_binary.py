@@ -1,5 +1,5 @@
-"""Binary case/control, the paper's ALS setting (DESIGN 1.4) on the embedded cohort's simulated trait:
-the same MLP + CNN recipe as the 1KG run, conditioned on the `trait` column (2 classes).
+"""Binary case/control, the paper's ALS setting (DESIGN 1.4) on the embedded cohort's simulated
+trait: the same MLP + CNN recipe as the 1KG run, conditioned on the `trait` column (2 classes).
 
     genodiff simulate --out runs/als/cohort --preset bench
     genodiff prepare --vcf runs/als/cohort/cohort.vcf.gz --panel runs/als/cohort/cohort.panel \

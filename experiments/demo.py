@@ -1,12 +1,14 @@
-"""The embedded demo cohort (`genodiff run`, `make demo`): a small MLP + CNN, under 2 minutes on 2 CPU cores.
+"""The embedded demo cohort (`genodiff run`, `make demo`): a small MLP + CNN, under 2 minutes on
+2 CPU cores.
 
     genodiff simulate --out runs/demo/cohort
     genodiff prepare --vcf runs/demo/cohort/cohort.vcf.gz --panel runs/demo/cohort/cohort.panel \
         --genes runs/demo/cohort/genes.bed --out runs/demo/data
     genodiff train --data runs/demo/data --workdir runs/demo/train --config experiments/demo.py
 
-`:smoke` shrinks it to a few seconds (CI). The demo cohort has 3 populations, 300 people and features
-of shape (128, 8); the paper-size model would be mostly idle parameters there, so this one is smaller.
+`:smoke` shrinks it to a few seconds (CI). The demo cohort has 3 populations, 300 people and
+features of shape (128, 8); the paper-size model would be mostly idle parameters there, so this one
+is smaller.
 """
 
 from __future__ import annotations

@@ -1,19 +1,22 @@
 """The paper's 1000 Genomes run (DESIGN 1.2-1.4): MLP + CNN denoiser, 26 populations, features
-26,624 x 8, T = 500 cosine, eps prediction, Adam 2e-4 with 100 warm-up steps and cosine decay, batch 32,
-100 epochs; the checkpoint kept is the lowest validation reconstruction error.
+26,624 x 8, T = 500 cosine, eps prediction, Adam 2e-4 with 100 warm-up steps and cosine decay,
+batch 32, 100 epochs; the checkpoint kept is the lowest validation reconstruction error.
 
-    genodiff prepare --vcf 1kg/ALL.autosomes.phase3.vcf.gz --panel 1kg/integrated_call_samples.panel \
-        --genes refgene_grch37.bed --label pop --out data/1kg
+    genodiff prepare --vcf 1kg/ALL.autosomes.phase3.vcf.gz \
+        --panel 1kg/integrated_call_samples.panel --genes refgene_grch37.bed --label pop \
+        --out data/1kg
     genodiff train --data data/1kg --workdir runs/paper_1kg --config experiments/paper_1kg.py
 
 `:smoke` is the same recipe with a tiny model and 20 steps, for CI or a laptop on any prepared
 dataset (e.g. the LCT region of ../shared/data):
 
-    genodiff train --data DATA --workdir runs/paper_1kg_smoke --config experiments/paper_1kg.py:smoke
+    genodiff train --data DATA --workdir runs/paper_1kg_smoke \
+        --config experiments/paper_1kg.py:smoke
 
-Differences from the reference, on purpose: labels are dropped with p = 0.1 (classifier-free guidance
-needs it), PCA and z-scores are fitted on the training split only, and the EMA of the parameters is
-what is evaluated and kept. `model.dtype = "bfloat16"` halves activation memory on accelerators.
+Differences from the reference, on purpose: labels are dropped with p = 0.1 (classifier-free
+guidance needs it), PCA and z-scores are fitted on the training split only, and the EMA of the
+parameters is what is evaluated and kept. `model.dtype = "bfloat16"` halves activation memory on
+accelerators.
 """
 
 from __future__ import annotations

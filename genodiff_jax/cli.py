@@ -1,5 +1,6 @@
-"""The `genodiff` command (DESIGN 4). Each subcommand is an entry in `COMMANDS`: its arguments and the
-library call it makes. The logic lives in the library, so everything here can also be done in a notebook.
+"""The `genodiff` command (DESIGN 4). Each subcommand is an entry in `COMMANDS`: its arguments and
+the library call it makes. The logic lives in the library, so everything here can also be done in
+a notebook.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
     p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
     p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="weight matrices for sampling: bfloat16 runs the MLP's wide matmuls in bf16")
+                   help="weight matrices for sampling: bfloat16 runs the MLP's wide matmuls in "
+                   "bf16")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -222,8 +224,9 @@ def _impute(args: argparse.Namespace) -> None:
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="the `genodiff prepare` folder")
-    p.add_argument("--synthetic", required=True, type=Path,
-                   help="the `genodiff sample` folder (or synthetic.vcf.gz + synthetic.panel)")
+    p.add_argument("--synthetic", required=True, action="append", metavar="[NAME=]FOLDER",
+                   help="a `genodiff sample` folder; repeat as NAME=FOLDER to score several "
+                   "cohorts (e.g. both generator families) in one report")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     _evaluate_args_defaults(p)
 
@@ -237,13 +240,29 @@ def _eval_settings(args: argparse.Namespace):
                         mosaic_segments=args.mosaic_segments)
 
 
+def synthetic_arg(values: list[str]) -> Path | dict[str, Path]:
+    """One folder (named "model"), or NAME=FOLDER for each of several."""
+    if len(values) == 1 and "=" not in values[0]:
+        return Path(values[0])
+    named = {}
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name or not folder:
+            raise InputError(None, f"--synthetic: with several cohorts give NAME=FOLDER, got "
+                             f"{value!r}")
+        if name in named:
+            raise InputError(None, f"--synthetic: the name {name!r} is given twice")
+        named[name] = Path(folder)
+    return named
+
+
 @command("evaluate", "every metric: classifier transfer, augmentation, NNAA, pop-gen fidelity, "
          "privacy, each beside reference generators; report.json, report.html, plots",
          _evaluate_args)
 def _evaluate(args: argparse.Namespace) -> None:
     from genodiff_jax.eval.report import evaluate, summary_header, summary_rows
 
-    report = evaluate(args.data, args.synthetic, args.out, _eval_settings(args))
+    report = evaluate(args.data, synthetic_arg(args.synthetic), args.out, _eval_settings(args))
     _print_summary(summary_header(report), summary_rows(report))
     print(f"wrote {args.out / 'report.html'}")
 
@@ -267,6 +286,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="training config, experiments/NAME.py[:ARG]")
     p.add_argument("--sampler", default="dpmpp", help="sampler for the synthetic cohort")
     p.add_argument("--steps", type=int, default=50, help="sampling steps")
+    p.add_argument("--masked-config", default="experiments/demo_masked.py",
+                   help="config of the masked-diffusion family, trained and sampled beside the "
+                   "gene-PCA model and scored in the same report ('none': skip it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _evaluate_args_defaults(p)
 
@@ -305,9 +327,8 @@ def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
                    "generator each (default: %(default)s)")
 
 
-@command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train, sample, "
-         "evaluate",
-         _run_args)
+@command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train and sample "
+         "both generator families, evaluate them in one report", _run_args)
 def _run(args: argparse.Namespace) -> None:
     from genodiff_jax.data.prepare import format_summary, prepare_dataset
     from genodiff_jax.data.simulate import PRESETS, simulate_cohort
@@ -329,10 +350,22 @@ def _run(args: argparse.Namespace) -> None:
                             progress=progress)
     print(f"sampled {sampled['n']} people with {args.sampler} ({sampled['steps']} steps) in "
           f"{sampled['sampling_seconds']} s -> {out / 'synthetic'}")
-    report = evaluate(out / "data", out / "synthetic", out / "report", _eval_settings(args))
+    cohorts = {"gene_pca": out / "synthetic"}
+    folders = ["cohort", "data", "train", "synthetic"]
+    if args.masked_config.lower() != "none":
+        trained = run_training(out / "data", out / "train_masked", args.masked_config,
+                               progress=progress)
+        print(f"trained the masked family: step {trained.get('step')}, "
+              f"val_bits {trained.get('val_bits')}")
+        sampled = sample_cohort(out / "train_masked", out / "synthetic_masked",
+                                summary["n_samples"], labels="train", progress=progress)
+        print(f"sampled {sampled['n']} people ({sampled['steps']} unmasking steps) in "
+              f"{sampled['sampling_seconds']} s -> {out / 'synthetic_masked'}")
+        cohorts["masked"] = out / "synthetic_masked"
+        folders += ["train_masked", "synthetic_masked"]
+    report = evaluate(out / "data", cohorts, out / "report", _eval_settings(args))
     _print_summary(summary_header(report), summary_rows(report))
-    print(json.dumps({name: str(out / name)
-                      for name in ("cohort", "data", "train", "synthetic", "report")}))
+    print(json.dumps({name: str(out / name) for name in [*folders, "report"]}))
 
 
 # -- bench -----------------------------------------------------------------------------------------
@@ -453,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genodiff {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"genodiff {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        print(f"genodiff {args.command}: interrupted; nothing half-written was kept",
+              file=sys.stderr)
         return 130
 
 

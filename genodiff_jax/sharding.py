@@ -1,8 +1,9 @@
-"""The device mesh: one ("data",) axis, data sharded by batch, train state replicated; multi-host start.
+"""The device mesh: one ("data",) axis, data sharded by batch, train state replicated;
+multi-host start.
 
-Single-process runs (and the tests, on fake CPU devices) need nothing but `make_mesh`. A multi-host run
-calls `maybe_initialize_distributed` first, on every process, before anything touches a device; after
-that every array here is a global `jax.Array` and the same code runs unchanged.
+Single-process runs (and the tests, on fake CPU devices) need nothing but `make_mesh`. A multi-host
+run calls `maybe_initialize_distributed` first, on every process, before anything touches a device;
+after that every array here is a global `jax.Array` and the same code runs unchanged.
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ def maybe_initialize_distributed(
 ) -> bool:
     """Start `jax.distributed` when configured; return whether it was started.
 
-    Nothing given: a single process, nothing to do. "auto": let JAX detect the cluster (SLURM, TPU pods,
-    Open MPI). An address "host:port": all three values as given. Must run before any device is used.
+    Nothing given: a single process, nothing to do. "auto": let JAX detect the cluster (SLURM, TPU
+    pods, Open MPI). An address "host:port": all three values as given. Must run before any device
+    is used.
     """
     if not coordinator_address:
         return False

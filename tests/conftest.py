@@ -1,4 +1,5 @@
-"""Shared fixtures: the real 1000 Genomes region (skipped when ../shared is absent) and tiny VCFs."""
+"""Shared fixtures: the real 1000 Genomes region (skipped when ../shared is absent)
+and tiny VCFs."""
 
 from __future__ import annotations
 
@@ -17,14 +18,16 @@ GENES_BED = SHARED_DATA / "genes_grch37.bed"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `gpu` skip unless JAX runs on a GPU (this file defaults JAX_PLATFORMS to cpu)."""
+    """Tests marked `gpu` skip unless JAX runs on a GPU
+    (this file defaults JAX_PLATFORMS to cpu)."""
     marked = [item for item in items if "gpu" in item.keywords]
     if not marked:
         return
     import jax
 
     if jax.default_backend() != "gpu":
-        skip = pytest.mark.skip(reason="needs a GPU: run with JAX_PLATFORMS=cuda where there is one")
+        skip = pytest.mark.skip(reason="needs a GPU: run with JAX_PLATFORMS=cuda "
+                                       "where there is one")
         for item in marked:
             item.add_marker(skip)
 
@@ -51,7 +54,8 @@ def write_text_vcf(path: Path, samples: list[str], rows: list[tuple]) -> Path:
 
 @pytest.fixture()
 def small_cohort(tmp_path: Path) -> dict:
-    """A random 3-population cohort (40 people, 300 SNPs on two chromosomes) as VCF + panel + BED."""
+    """A random 3-population cohort (40 people, 300 SNPs on two chromosomes)
+    as VCF + panel + BED."""
     from genodiff_jax.data import io, tables, writers
 
     rng = np.random.default_rng(7)

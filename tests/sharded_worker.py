@@ -68,7 +68,8 @@ def run(num_devices: int) -> dict:
         grad_norms.append(float(metrics["grad_norm"]))
     placement["state_replicated_after"] = all(leaf.sharding.is_fully_replicated
                                               for leaf in jax.tree.leaves(state))
-    val = {k: float(v) for k, v in jax.device_get(eval_fn(state.ema_params, test_data, key)).items()}
+    val = {k: float(v)
+           for k, v in jax.device_get(eval_fn(state.ema_params, test_data, key)).items()}
     # Sampling from the trained (global, replicated) EMA params on the same mesh: per-row keys make
     # the cohort independent of the device and process count.
     samples = generate(model.apply, state.ema_params, process=process, sampler="ddim", steps=5,

@@ -124,7 +124,8 @@ def test_sharded_sampling_equals_single_device() -> None:
     """8 fake CPU devices (own process: the flag must be set before JAX starts) vs one device."""
     worker = Path(__file__).with_name("sharded_sampling_worker.py")
     env = dict(os.environ, JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(worker.parents[1]), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(worker.parents[1]),
+                                           os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, str(worker)], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -139,7 +140,8 @@ def test_batch_size_choice() -> None:
     assert choose_batch_size(10, 8) == 16  # the cohort, rounded up to the devices
     assert choose_batch_size(100_000, 8) == 8 * 4096  # the cap
     # Memory: half of 1 GB free over 1 MB a sample = 500 a device.
-    assert choose_batch_size(100_000, 4, per_sample_bytes=10**6, free_bytes_per_device=10**9) == 2000
+    assert choose_batch_size(100_000, 4, per_sample_bytes=10**6,
+                             free_bytes_per_device=10**9) == 2000
     assert choose_batch_size(100_000, 2, per_sample_bytes=10**10, free_bytes_per_device=10**9) == 2
     # CPU has no memory limit to read: the cap (or the cohort).
     assert auto_batch_size(make_exact_apply(), PARAMS, (G, K), num_samples=50,
@@ -306,7 +308,8 @@ def test_cnn_sampling_with_its_cpu_compiler_options_matches_without() -> None:
     G, K = 8, 4
     params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, G, K)), jnp.zeros(1),
                         jnp.zeros(1, jnp.int32))["params"]
-    params = jax.tree.map(lambda p: p + 0.05, params)  # zero-initialised outputs would hide a change
+    # Zero-initialised outputs would hide a change.
+    params = jax.tree.map(lambda p: p + 0.05, params)
     args = dict(process=GaussianProcess("cosine", 50, "eps"), sampler="ddim", steps=5,
                 labels_N=np.array([0, 1, 1], np.int32), shape=(G, K), mask=np.ones((G, K), bool),
                 guidance=0.5, key=jax.random.key(3), mesh=make_mesh(1), batch_size=4,

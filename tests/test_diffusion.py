@@ -72,7 +72,8 @@ def test_schedule_invariants(name: str, num_steps: int) -> None:
 
 
 def test_cosine_matches_design_formula() -> None:
-    """DESIGN 1.2: abar(t) = cos^2(((t/T)+s)/(1+s) pi/2), beta_t = min(1 - abar(t+1)/abar(t), 0.999)."""
+    """DESIGN 1.2: abar(t) = cos^2(((t/T)+s)/(1+s) pi/2),
+    beta_t = min(1 - abar(t+1)/abar(t), 0.999)."""
     num_steps, s = 500, 0.008
     f = np.cos(((np.arange(num_steps + 1) / num_steps) + s) / (1 + s) * math.pi / 2) ** 2
     betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
@@ -300,7 +301,8 @@ def test_prediction_round_trip_float32_where_well_conditioned(name: str) -> None
 
 
 def test_prediction_targets_are_the_named_quantities() -> None:
-    """eps and x0 targets are themselves; v = alpha_t eps - sigma_t x0 = (alpha_t x_t - x0) / sigma_t."""
+    """eps and x0 targets are themselves;
+    v = alpha_t eps - sigma_t x0 = (alpha_t x_t - x0) / sigma_t."""
     schedule = get_schedule("cosine", 500)
     t = jnp.array([30, 300])
     alpha_t, sigma_t = schedule.alpha_sigma(t)

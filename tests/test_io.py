@@ -63,7 +63,8 @@ def test_site_policies_are_applied_and_counted(tmp_path):
 
 
 def test_panel_and_bed_readers(tmp_path):
-    tables.write_panel(tmp_path / "x.panel", ["s1", "s2"], {"pop": ["A", "B"], "trait": ["case", "control"]})
+    tables.write_panel(tmp_path / "x.panel", ["s1", "s2"],
+                       {"pop": ["A", "B"], "trait": ["case", "control"]})
     panel = tables.read_panel(tmp_path / "x.panel")
     assert list(panel.samples) == ["s1", "s2"] and list(panel.columns) == ["pop", "trait"]
     (tmp_path / "bad.panel").write_text("sample\tpop\ns1\tA\ns1\tB\n")

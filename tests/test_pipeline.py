@@ -1,4 +1,5 @@
-"""The whole command line end to end on the tiny simulated cohort: simulate, prepare, train, sample."""
+"""The whole command line end to end on the tiny simulated cohort:
+simulate, prepare, train, sample."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def trained_run(tmp_path_factory):
     assert cli.main(["simulate", "--preset", "tiny", "--out", str(root / "cohort"), "--quiet"]) == 0
     assert cli.main(["prepare", "--quiet", "--vcf", str(root / "cohort" / "cohort.vcf.gz"),
                      "--panel", str(root / "cohort" / "cohort.panel"),
-                     "--genes", str(root / "cohort" / "genes.bed"), "--out", str(root / "data")]) == 0
+                     "--genes", str(root / "cohort" / "genes.bed"),
+                     "--out", str(root / "data")]) == 0
     assert cli.main(["train", "--data", str(root / "data"), "--workdir", str(root / "train"),
                      "--config", "experiments/demo.py:smoke", "--quiet"]) == 0
     yield root

@@ -20,8 +20,9 @@ def _prepare(*args) -> int:
 
 def test_prepare_writes_a_dataset_that_loads_back(small_cohort, tmp_path):
     out = tmp_path / "data"
-    assert _prepare("--vcf", small_cohort["vcf"], "--panel", small_cohort["panel"], "--genes",
-                    small_cohort["bed"], "--out", out, "--test-fraction", "0.25", "--seed", "3") == 0
+    assert _prepare("--vcf", small_cohort["vcf"], "--panel", small_cohort["panel"],
+                    "--genes", small_cohort["bed"], "--out", out, "--test-fraction", "0.25",
+                    "--seed", "3") == 0
     summary = json.loads((out / "summary.json").read_text())
     for key in ("n_samples", "n_train", "n_test", "n_variants_used", "n_variants_skipped",
                 "n_genes", "feature_shape", "n_classes"):
@@ -32,7 +33,8 @@ def test_prepare_writes_a_dataset_that_loads_back(small_cohort, tmp_path):
 
     data = load_prepared(out)
     assert data.num_classes == 4 and data.class_names == ["AAA", "BBB", "CCC", "DDD"]
-    assert sorted(np.bincount(data.test.labels).tolist()) == [2, 2, 3, 3]  # stratified: 10 of 4 x 10
+    # Stratified: 10 of 4 x 10.
+    assert sorted(np.bincount(data.test.labels).tolist()) == [2, 2, 3, 3]
     assert set(data.train.samples).isdisjoint(data.test.samples)
     # Features on disk equal the codec applied to the genotypes, row by row.
     dosages = small_cohort["haps"].sum(-1)
@@ -126,7 +128,8 @@ def _assert_clean_failure(capfd, rc, out, must_name, problem):
 
 
 def _good_rows():
-    return [("1", 100 * (i + 1), f"rs{i}", "A", "G", ["0|1", "1|1", "0|0", "0|1"]) for i in range(8)]
+    return [("1", 100 * (i + 1), f"rs{i}", "A", "G", ["0|1", "1|1", "0|0", "0|1"])
+            for i in range(8)]
 
 
 @pytest.fixture()
@@ -150,7 +153,8 @@ def test_malformed_vcf_line(good, capfd):
     path = write_text_vcf(good["dir"] / "bad.vcf", ["a", "b", "c", "d"], rows)
     with open(path, "a") as f:
         f.write("1\tabc\trsX\tA\n")
-    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"], "--out", good["out"])
+    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"],
+                  "--out", good["out"])
     _assert_clean_failure(capfd, rc, good["out"], "bad.vcf", "malformed VCF record after 1:800")
 
 
@@ -158,21 +162,24 @@ def test_vcf_without_usable_biallelic_snp(good, capfd):
     rows = [("1", 10, "i", "A", "AT", ["0|1"] * 4), ("1", 20, "m", "A", "G,T", ["0|1"] * 4),
             ("1", 30, "c", "A", "G", ["0|0"] * 4)]
     path = write_text_vcf(good["dir"] / "none.vcf", ["a", "b", "c", "d"], rows)
-    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"], "--out", good["out"])
+    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"],
+                  "--out", good["out"])
     _assert_clean_failure(capfd, rc, good["out"], "none.vcf", "no usable biallelic SNP")
 
 
 def test_panel_and_vcf_samples_do_not_match(good, capfd):
     panel = good["dir"] / "other.panel"
     panel.write_text("sample\tpop\na\tX\nzz\tX\nc\tY\nd\tY\n")
-    rc = _prepare("--vcf", good["vcf"], "--panel", panel, "--genes", good["bed"], "--out", good["out"])
+    rc = _prepare("--vcf", good["vcf"], "--panel", panel, "--genes", good["bed"],
+                  "--out", good["out"])
     _assert_clean_failure(capfd, rc, good["out"], "other.panel", "not in the panel, e.g. b")
 
 
 def test_bed_that_overlaps_no_variant(good, capfd):
     bed = good["dir"] / "far.bed"
     bed.write_text("5\t0\t1000\tGENE\n")
-    rc = _prepare("--vcf", good["vcf"], "--panel", good["panel"], "--genes", bed, "--out", good["out"])
+    rc = _prepare("--vcf", good["vcf"], "--panel", good["panel"], "--genes", bed,
+                  "--out", good["out"])
     _assert_clean_failure(capfd, rc, good["out"], "far.bed", "no gene overlaps any variant")
 
 
@@ -186,7 +193,8 @@ def test_gzip_that_is_not_a_vcf(good, capfd):
     path = good["dir"] / "junk.vcf.gz"
     with gzip.open(path, "wt") as f:
         f.write("this is not a vcf\n")
-    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"], "--out", good["out"])
+    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"],
+                  "--out", good["out"])
     _assert_clean_failure(capfd, rc, good["out"], "junk.vcf.gz", "not a readable VCF")
 
 
@@ -199,7 +207,7 @@ def test_existing_output_survives_a_failed_run(good, capfd):
     assert rc != 0 and (good["out"] / "summary.json").read_text() == before
 
 
-# -- the real 1000 Genomes region -------------------------------------------------------------------
+# -- the real 1000 Genomes region ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def lct_dataset(shared_data, tmp_path_factory):

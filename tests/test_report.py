@@ -17,7 +17,8 @@ from genodiff_jax.eval.sections import SECTIONS as REGISTERED_SECTIONS
 from genodiff_jax.eval.sections import EvalContext, Section
 
 SECTIONS = ("transfer", "nnaa", "fidelity", "privacy", "two_sample", "haplotype_privacy")
-GENERATORS = ["model", "real_test", "independent_sites", "train_copies", "mosaic_100"]
+GENERATORS = ["gene_pca", "masked", "real_test", "independent_sites", "train_copies",
+              "mosaic_100"]
 
 
 def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, monkeypatch, capsys):
@@ -25,7 +26,8 @@ def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, mon
     out = tmp_path / "run"
     assert cli.main(["run", "--out", str(out), "--preset", "demo", "--config",
                      "experiments/demo.py:smoke", "--steps", "10", "--classifiers", "mlp",
-                     "--seeds", "1", "--epochs", "3", "--mosaic-segments", "100", "--quiet"]) == 0
+                     "--seeds", "1", "--epochs", "3", "--mosaic-segments", "100",
+                     "--masked-config", "experiments/demo_masked.py:smoke", "--quiet"]) == 0
     printed = capsys.readouterr().out  # the summary table
     assert "membership AUC" in printed and "two-sample AUC" in printed
     assert "recovery (SNP LR)" in printed and "longest identical run (p99)" in printed
@@ -46,7 +48,8 @@ def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, mon
     # Measured on 10,546 SNPs: held-out median 2582, max 5323; copies all 10,546.
     assert runs["train_copies"]["share_full_length"] == 1.0
     assert runs["real_test"]["max"] < report["n_variants"] == runs["train_copies"]["median"]
-    assert runs["model"]["unit"] == "genotypes" and runs["mosaic_100"]["unit"] == "haplotypes"
+    assert runs["gene_pca"]["unit"] == "genotypes" and runs["mosaic_100"]["unit"] == "haplotypes"
+    assert runs["masked"]["unit"] == "haplotypes"  # the token family writes phased genotypes
     assert report["two_sample"]["real_test"]["against"] == "real train"
     for png in ("af_scatter", "ld_heatmaps", "pca_overlay", "augmentation", "nnaa", "two_sample",
                 "longest_runs"):

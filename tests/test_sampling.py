@@ -73,7 +73,8 @@ CASES = {"ancestral": ("ancestral", {}), "ddim0": ("ddim", {"eta": 0.0}),
 @pytest.mark.parametrize("steps", [500, 25])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_moments_match_gaussian_data(case: str, steps: int) -> None:
-    """Sample mean and variance of z = (x - mu) / s within 4.5 standard errors plus the allowance."""
+    """Sample mean and variance of z = (x - mu) / s within 4.5 standard errors
+    plus the allowance."""
     name, options = CASES[case]
     n = 4000
     z = (run_sampler(name, steps, n=n, **options) - MU) / S

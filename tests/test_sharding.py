@@ -1,4 +1,5 @@
-"""Sharding: the mesh helpers in this process, and 8 fake CPU devices == 1 device in a subprocess."""
+"""Sharding: the mesh helpers in this process,
+and 8 fake CPU devices == 1 device in a subprocess."""
 
 from __future__ import annotations
 

@@ -71,7 +71,8 @@ def test_genes_are_sorted_disjoint_and_within_contigs(tiny):
 
 
 def test_vcf_matches_the_tree_sequence(tmp_path):
-    """Haplotypes read back equal tskit's genotype matrix at the kept sites (across chunk borders)."""
+    """Haplotypes read back equal tskit's genotype matrix at the kept sites
+    (across chunk borders)."""
     from cyvcf2 import VCF
 
     params = dataclasses.replace(TINY, num_contigs=1, trait=False)

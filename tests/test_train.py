@@ -1,5 +1,5 @@
-"""Training: one step pinned to numbers, padding invariance, optimiser pieces, checkpoints, resume, NaN
-stop, configs, and one end-to-end run of a real config on a simulated cohort."""
+"""Training: one step pinned to numbers, padding invariance, optimiser pieces, checkpoints, resume,
+NaN stop, configs, and one end-to-end run of a real config on a simulated cohort."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def tiny_dataset(n_train: int = 24, n_test: int = 10) -> PreparedDataset:
     summary = {"n_classes": NUM_CLASSES, "class_names": ["A", "B", "C"]}
     split = lambda x, y: Split(x, y, np.array([f"s{i}" for i in range(len(y))]),  # noqa: E731
                                np.arange(len(y)))
-    return PreparedDataset(Path("in-memory"), summary, split(xtr, ytr), split(xte, yte), tiny_mask())
+    return PreparedDataset(Path("in-memory"), summary, split(xtr, ytr), split(xte, yte),
+                           tiny_mask())
 
 
 def tiny_config(**train_overrides):
@@ -129,7 +130,8 @@ def test_one_step_is_pinned():
     state, m = s["step"](s["state"], s["data"], s["key"])
     state, m2 = s["step"](state, s["data"], s["key"])
     got = {k: float(v) for k, v in m.items()} | {"loss_2": float(m2["loss"])}
-    pinned = {"loss": PINNED_LOSS, "grad_norm": PINNED_GRAD_NORM, "lr": 1e-3, "loss_2": PINNED_LOSS_2}
+    pinned = {"loss": PINNED_LOSS, "grad_norm": PINNED_GRAD_NORM, "lr": 1e-3,
+              "loss_2": PINNED_LOSS_2}
     for k, v in pinned.items():
         assert got[k] == pytest.approx(v, rel=1e-5), k
     assert int(state.step) == 2
@@ -176,7 +178,8 @@ def test_grad_accumulation_updates_params_and_ema_every_k_steps():
 
 
 def test_eval_counts_each_row_once_whatever_the_chunking():
-    """Chunks of 4 (last one part padding), 3 and 16 give the same means; rows past n never count."""
+    """Chunks of 4 (last one part padding), 3 and 16 give the same means;
+    rows past n never count."""
     s = tiny_setup()
     x, y = tiny_arrays(10, 1)
     # 6 junk rows after the 10 real ones: n = 10 keeps them out.
@@ -224,7 +227,8 @@ def _comparable(record: dict) -> dict:
 
 
 def test_killed_and_resumed_run_matches_uninterrupted(tmp_path: Path):
-    """Stop after k = 4 of 8 steps, start again in the same work dir: step 8 is the same as in one go."""
+    """Stop after k = 4 of 8 steps, start again in the same work dir:
+    step 8 is the same as in one go."""
     ds, config = tiny_dataset(), tiny_config()
     whole = train(config, ds, tmp_path / "whole", progress=False)
     first = train(config, ds, tmp_path / "split", stop_at_step=4, progress=False)
@@ -319,7 +323,8 @@ def prepared_tiny_cohort(tmp_path_factory) -> Path:
 
 
 def test_run_training_with_a_config_file(prepared_tiny_cohort: Path, tmp_path: Path):
-    """`genodiff train --config experiments/demo.py:smoke` on a prepared cohort, and reading it back."""
+    """`genodiff train --config experiments/demo.py:smoke` on a prepared cohort,
+    and reading it back."""
     from genodiff_jax.train import run_training
 
     result = run_training(prepared_tiny_cohort, tmp_path, "experiments/demo.py:smoke",

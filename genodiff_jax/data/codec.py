@@ -1,8 +1,9 @@
-"""Per-gene PCA codec (DESIGN 1.1): genotypes <-> z-scored features [N, G_pad, K] with a mask [G_pad, K].
+"""Per-gene PCA codec (DESIGN 1.1): genotypes <-> z-scored features [N, G_pad, K] with a mask
+[G_pad, K].
 
-Fitted on the training split only. Vectorised: genes are grouped into buckets of equal padded SNP count,
-and each bucket is one batched Gram matrix + `eigh` (float64), one batched matmul to encode and one to
-decode. Padded SNP columns are zero after centring, so they change nothing.
+Fitted on the training split only. Vectorised: genes are grouped into buckets of equal padded SNP
+count, and each bucket is one batched Gram matrix + `eigh` (float64), one batched matmul to encode
+and one to decode. Padded SNP columns are zero after centring, so they change nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def all_components(n_snps: int) -> int:
     return n_snps
 
 
-COMPONENT_RULES: dict[str, Callable[[int], int]] = {"paper": paper_components, "all": all_components}
+COMPONENT_RULES: dict[str, Callable[[int], int]] = {"paper": paper_components,
+                                                     "all": all_components}
 
 
 def pad_genes(n_genes: int, multiple: int = GENE_MULTIPLE) -> int:
@@ -41,7 +43,8 @@ def pad_genes(n_genes: int, multiple: int = GENE_MULTIPLE) -> int:
 
 @dataclasses.dataclass
 class Bucket:
-    """Genes sharing one padded SNP count: columns [B, P] (-1 = pad), means [B, P], loadings [B, K, P]."""
+    """Genes sharing one padded SNP count: columns [B, P] (-1 = pad), means [B, P],
+    loadings [B, K, P]."""
 
     slots: np.ndarray
     columns: np.ndarray
@@ -110,7 +113,8 @@ class GeneCodec:
                 columns = np.full((len(chunk), p), -1, np.int64)
                 for b, g in enumerate(chunk):
                     columns[b, :sizes[g]] = genes.members(g)
-                x = dosages[rows[:, None, None], np.maximum(columns, 0)] * (columns >= 0)  # [n, B, P]
+                x = (dosages[rows[:, None, None], np.maximum(columns, 0)]
+                     * (columns >= 0))  # [n, B, P]
                 mean, loadings, variances, totals = _pca(x.transpose(1, 0, 2), k_slots)
                 rank_tol = variances[:, :1] * max(n, p) * 1e-12
                 keep = np.minimum(wanted[chunk][:, None],
@@ -137,18 +141,23 @@ class GeneCodec:
                rows: np.ndarray | None = None) -> np.ndarray:
         """Raw PCA scores [n, G_pad, K] float32 (not z-scored) of `rows` (default: all rows)."""
         if dosages.shape[1] != self.n_variants:
-            raise ValueError(f"codec was fitted on {self.n_variants} variants, got {dosages.shape[1]}")
+            raise ValueError(
+                f"codec was fitted on {self.n_variants} variants, got {dosages.shape[1]}"
+            )
         rows = np.arange(dosages.shape[0]) if rows is None else np.asarray(rows)
         out = np.zeros((len(rows), *self.feature_shape), np.float32)
         for bucket in tqdm(self.buckets, desc="encoding genes", disable=not progress, leave=False):
             for part in _row_chunks(len(rows), bucket.columns.size * 4):
                 x_bnp = bucket.gather(dosages, rows[part]).transpose(1, 0, 2)
-                out[part, bucket.slots] = (x_bnp @ bucket.loadings.transpose(0, 2, 1)).transpose(1, 0, 2)
+                out[part, bucket.slots] = (
+                    x_bnp @ bucket.loadings.transpose(0, 2, 1)
+                ).transpose(1, 0, 2)
         return out
 
     def encode(self, dosages: np.ndarray, progress: bool = False) -> np.ndarray:
         """Dosages [N, S] -> features [N, G_pad, K] float32, z-scored, zero in padded slots."""
-        return ((self.scores(dosages, progress) - self.z_mean) / self.z_std * self.mask).astype(np.float32)
+        return ((self.scores(dosages, progress) - self.z_mean) / self.z_std
+                * self.mask).astype(np.float32)
 
     def decode(self, features: np.ndarray) -> np.ndarray:
         """Features [N, G_pad, K] -> dosages [N, S] float32; a SNP in several genes is averaged."""
@@ -191,7 +200,8 @@ class GeneCodec:
     # -- persistence ---------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
-        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "buckets"}
+        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name != "buckets"}
         arrays["n_variants"] = np.array(self.n_variants)
         arrays["n_buckets"] = np.array(len(self.buckets))
         for i, b in enumerate(self.buckets):

@@ -1,7 +1,8 @@
 """SNP -> gene assignment (DESIGN 1.1): from a gene BED, or fixed windows of SNPs without one.
 
-A SNP inside a gene body belongs to that gene (to every gene that contains it); an intergenic SNP goes
-to the nearest gene on its chromosome. SNPs on chromosomes without any gene are left out and counted.
+A SNP inside a gene body belongs to that gene (to every gene that contains it); an intergenic SNP
+goes to the nearest gene on its chromosome. SNPs on chromosomes without any gene are left out and
+counted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from genodiff_jax.errors import InputError
 
 @dataclasses.dataclass(frozen=True)
 class GeneAssignment:
-    """Genes in genome order and their SNP columns, stored as CSR (`offsets` [G+1], `snps` [nnz])."""
+    """Genes in genome order and their SNP columns, stored as CSR
+    (`offsets` [G+1], `snps` [nnz])."""
 
     names: np.ndarray
     offsets: np.ndarray

@@ -1,12 +1,12 @@
 """Genotype files in: VCF/BCF (cyvcf2) and PLINK .bed (bed-reader). Writing: `data.writers`;
 panels and gene BEDs: `data.tables`.
 
-Everything is read into an int8 dosage matrix [N, S] (ALT allele count) with a variant table and sample
-ids; a VCF read with `haplotypes=True` also keeps each call's two alleles (phase codes 2 a + b, from
-which `Genotypes.haplotypes` gives int8 [N, 2, S]).
-ids. Reading works in chunks of variants so memory stays near N x S bytes. Site policies, each counted:
-multi-allelic records and indels/MNPs are skipped, monomorphic sites dropped, missing calls filled with
-the per-variant mode (or an `InputError` under `strict`).
+Everything is read into an int8 dosage matrix [N, S] (ALT allele count) with a variant table and
+sample ids; a VCF read with `haplotypes=True` also keeps each call's two alleles (phase codes
+2 a + b, from which `Genotypes.haplotypes` gives int8 [N, 2, S]). Reading works in chunks of
+variants so memory stays near N x S bytes. Site policies, each counted: multi-allelic records and
+indels/MNPs are skipped, monomorphic sites dropped, missing calls filled with the per-variant mode
+(or an `InputError` under `strict`).
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ class Variants:
         return len(self.pos)
 
     def take(self, index) -> Variants:
-        return Variants(*(np.asarray(getattr(self, f.name))[index] for f in dataclasses.fields(self)))
+        return Variants(*(np.asarray(getattr(self, f.name))[index]
+                          for f in dataclasses.fields(self)))
 
     @classmethod
     def concat(cls, parts: Sequence[Variants]) -> Variants:
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)))
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts])
+                     for f in dataclasses.fields(cls)))
 
     @classmethod
     def empty(cls) -> Variants:
@@ -103,7 +105,8 @@ class Genotypes:
 
 
 class _ChunkCleaner:
-    """Collects raw variants (`missing_code` for no call), fills, drops monomorphic sites, counts."""
+    """Collects raw variants (`missing_code` for no call),
+    fills, drops monomorphic sites, counts."""
 
     def __init__(self, path: Path, n_samples: int, chunk_size: int, strict: bool,
                  missing_code: int = MISSING, drop_monomorphic: bool = True,
@@ -139,7 +142,8 @@ class _ChunkCleaner:
         if n == 0:
             return
         variants = Variants(np.array(self.fields[0], dtype=str), np.array(self.fields[1], np.int64),
-                            np.array(self.fields[2], dtype=str), np.array(self.fields[3], dtype=str),
+                            np.array(self.fields[2], dtype=str),
+                            np.array(self.fields[3], dtype=str),
                             np.array(self.fields[4], dtype=str))
         self.fields = [[], [], [], [], []]
         self._clean(self.buffer[:n].T, variants)
@@ -153,8 +157,8 @@ class _ChunkCleaner:
             if self.strict:
                 j = int(np.argmax(missing.any(axis=0)))
                 raise InputError(self.path, f"missing genotype call at {variants.chrom[j]}:"
-                                            f"{variants.pos[j]} (strict mode; drop --strict to fill "
-                                            "missing calls with the per-variant mode)")
+                                            f"{variants.pos[j]} (strict mode; drop --strict to "
+                                            "fill missing calls with the per-variant mode)")
             block = np.array(block)
             tallies = np.stack([(block == v).sum(axis=0) for v in self.values])
             mode = tallies.argmax(axis=0).astype(np.int8)
@@ -239,7 +243,8 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
         try:
             vcf = VCF(str(path), gts012=True, lazy=True, threads=min(2, os.cpu_count() or 1))
         except Exception as e:  # cyvcf2 raises bare Exceptions/OSErrors with htslib's text
-            raise InputError(path, f"not a readable VCF/BCF ({htslib.text() or _one_line(e)})") from None
+            raise InputError(path, "not a readable VCF/BCF "
+                                   f"({htslib.text() or _one_line(e)})") from None
         samples = np.array(vcf.samples, dtype=str)
         if samples.size == 0:
             raise InputError(path, "VCF has no samples")
@@ -289,7 +294,8 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
 
 def read_plink(path: str | os.PathLike, *, strict: bool = False, chunk_size: int = 16384,
                progress: bool = True) -> Genotypes:
-    """Read PLINK .bed/.bim/.fam (path to the .bed or the common prefix); dosage = count of allele 1."""
+    """Read PLINK .bed/.bim/.fam (path to the .bed or the common prefix);
+    dosage = count of allele 1."""
     from bed_reader import open_bed
 
     path = Path(path)
@@ -363,8 +369,8 @@ class _CapturedStderr:
 
 @contextlib.contextmanager
 def _c_stderr_captured() -> Iterator[_CapturedStderr]:
-    """Collect htslib's messages (it writes them straight to fd 2) so that a bad file ends in one clean
-    line naming the file; progress bars keep writing to the real terminal."""
+    """Collect htslib's messages (it writes them straight to fd 2) so that a bad file ends in one
+    clean line naming the file; progress bars keep writing to the real terminal."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink, os.fdopen(os.dup(saved), "w") as terminal:

@@ -19,7 +19,8 @@ from genodiff_jax.errors import InputError
 
 @dataclasses.dataclass
 class Split:
-    """One split in host memory: features [n, G, K] float32, labels [n] int32, ids and row indices."""
+    """One split in host memory: features [n, G, K] float32, labels [n] int32,
+    ids and row indices."""
 
     features: np.ndarray
     labels: np.ndarray

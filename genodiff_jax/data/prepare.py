@@ -1,9 +1,9 @@
 """`genodiff prepare`: genotypes + panel + genes -> a saved gene-PCA dataset (DESIGN 3, data flow).
 
-VCF/PLINK -> dosages -> SNP-to-gene assignment -> stratified split by individual -> codec fitted on the
-training split -> features -> TFDS (array_record) + codec + variant table + summary.json, and the
-genotype tokens of each split (`tokens/train.npy`, `tokens/test.npy`: haplotypes int8 [n, 2, S] when
-every call is phased, else dosages int8 [n, S], columns as the variant table). Everything is
+VCF/PLINK -> dosages -> SNP-to-gene assignment -> stratified split by individual -> codec fitted on
+the training split -> features -> TFDS (array_record) + codec + variant table + summary.json, and
+the genotype tokens of each split (`tokens/train.npy`, `tokens/test.npy`: haplotypes int8 [n, 2, S]
+when every call is phased, else dosages int8 [n, S], columns as the variant table). Everything is
 written into a temporary folder that is renamed to the output only when complete.
 """
 
@@ -41,8 +41,8 @@ def match_panel(genotypes: io.Genotypes, panel: tables.Panel, panel_path: str | 
     row_of = {s: i for i, s in enumerate(panel.samples)}
     missing = [s for s in genotypes.samples if s not in row_of]
     if missing:
-        raise InputError(panel_path, f"{len(missing)} of {len(genotypes.samples)} genotyped samples "
-                                     f"are not in the panel, e.g. {', '.join(missing[:3])}")
+        raise InputError(panel_path, f"{len(missing)} of {len(genotypes.samples)} genotyped "
+                                     f"samples are not in the panel, e.g. {', '.join(missing[:3])}")
     return panel.columns[label][[row_of[s] for s in genotypes.samples]]
 
 
@@ -191,7 +191,8 @@ def format_summary(summary: dict) -> str:
         f"samples   {summary['n_samples']} ({summary['n_train']} train, {summary['n_test']} test)",
         f"variants  {summary['n_records']} records: {summary['n_variants_used']} used, "
         f"{summary['n_variants_skipped']} skipped ({sk['multiallelic']} multi-allelic, "
-        f"{sk['indel']} indel/MNP, {sk['monomorphic']} monomorphic, {sk['no_gene']} without a gene); "
+        f"{sk['indel']} indel/MNP, {sk['monomorphic']} monomorphic, "
+        f"{sk['no_gene']} without a gene); "
         f"{summary['n_missing_filled']} missing calls filled",
         f"genes     {summary['n_genes']} (by components: "
         + ", ".join(f"{n} with {k}" for k, n in summary["genes_by_components"].items())

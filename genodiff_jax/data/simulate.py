@@ -2,10 +2,11 @@
 
 `simulate_cohort` runs a stdpopsim demographic model of Homo sapiens (default OutOfAfrica_3G09: YRI,
 CEU, CHB) on generic contigs with the species' mean mutation and recombination rates (uniform, no
-genetic map, nothing downloaded), keeps biallelic SNPs, lays a synthetic gene BED over the contigs and,
-optionally, adds a liability-threshold case/control trait simulated with tstrait. It writes the same
-three files that real data comes as (phased bgzipped VCF, panel, gene BED), so the rest of the pipeline
-cannot tell the difference. Results are cached by a hash of the parameters and software versions.
+genetic map, nothing downloaded), keeps biallelic SNPs, lays a synthetic gene BED over the contigs
+and, optionally, adds a liability-threshold case/control trait simulated with tstrait. It writes the
+same three files that real data comes as (phased bgzipped VCF, panel, gene BED), so the rest of the
+pipeline cannot tell the difference. Results are cached by a hash of the parameters and software
+versions.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from genodiff_jax.data.writers import VcfWriter
 from genodiff_jax.errors import InputError
 
 SPECIES = "HomSap"
-VCF_NAME, PANEL_NAME, BED_NAME, META_NAME = "cohort.vcf.gz", "cohort.panel", "genes.bed", "simulation.json"
+VCF_NAME, PANEL_NAME, BED_NAME, META_NAME = ("cohort.vcf.gz", "cohort.panel", "genes.bed",
+                                             "simulation.json")
 COHORT_FILES = (VCF_NAME, PANEL_NAME, BED_NAME, META_NAME)
 CACHE_ENV = "GENODIFF_CACHE"
 # Bumped whenever the output for the same parameters changes, so stale cache entries are not reused.
@@ -99,7 +101,8 @@ PRESETS: dict[str, SimulationParams] = {
     "tiny": SimulationParams(people_per_pop=20, num_contigs=2, contig_length=200_000, trait=True,
                              num_causal=20),
     # `genodiff run` / CI: ~10k SNPs, ~65 genes, a few seconds.
-    "demo": SimulationParams(people_per_pop=100, num_contigs=2, contig_length=1_000_000, trait=True),
+    "demo": SimulationParams(people_per_pop=100, num_contigs=2, contig_length=1_000_000,
+                             trait=True),
     # Throughput benchmarks: 3,000 people, ~240k SNPs.
     "bench": SimulationParams(people_per_pop=1000, num_contigs=4, contig_length=5_500_000,
                               trait=True, num_causal=500),
@@ -141,7 +144,8 @@ def params_key(params: SimulationParams) -> str:
 
 
 def simulate_cohort(out_dir: str | os.PathLike, params: SimulationParams, *,
-                    cache_dir: str | os.PathLike | None = None, progress: bool = True) -> CohortFiles:
+                    cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> CohortFiles:
     """Write `cohort.vcf.gz`, `cohort.panel`, `genes.bed`, `simulation.json` into `out_dir`.
 
     The cohort is simulated once into `<cache_dir>/cohorts/<key>/` (through a temporary folder, so a
@@ -231,7 +235,8 @@ def simulate_contig(params: SimulationParams, seed: int):
         model = species.get_demographic_model(params.model)
     except ValueError:
         known = ", ".join(m.id for m in species.demographic_models)
-        raise InputError(None, f"unknown demographic model '{params.model}' (known: {known})") from None
+        raise InputError(None, f"unknown demographic model '{params.model}' "
+                               f"(known: {known})") from None
     names = [p.name for p in model.populations]
     missing = [p for p in params.populations if p not in names]
     if missing:
@@ -242,12 +247,14 @@ def simulate_contig(params: SimulationParams, seed: int):
     with warnings.catch_warnings():
         # The model was fitted with its own mutation rate; we use the species mean on purpose.
         warnings.filterwarnings("ignore", message="The demographic model has mutation rate")
-        return engine.simulate(model, contig, dict.fromkeys(params.populations, params.people_per_pop),
+        return engine.simulate(model, contig,
+                               dict.fromkeys(params.populations, params.people_per_pop),
                                seed=seed)
 
 
 def _sample_table(ts) -> tuple[list[str], list[str]]:
-    """Sample ids (`YRI_0001`, numbered within population) and population names, individual order."""
+    """Sample ids (`YRI_0001`, numbered within population) and population names,
+    individual order."""
     names = [ts.population(p).metadata["name"] for p in ts.individuals_population]
     seen: dict[str, int] = {}
     ids = []
@@ -271,11 +278,13 @@ def _biallelic_snps(ts) -> tuple[np.ndarray, np.ndarray]:
 
 
 def simulate_trait(tss: list, keep: tuple[np.ndarray, ...], alt_freq: tuple[np.ndarray, ...],
-                   params: SimulationParams, seq: np.random.SeedSequence) -> tuple[np.ndarray, dict]:
-    """Liability-threshold case/control labels: the top `prevalence` of a tstrait phenotype are cases.
+                   params: SimulationParams,
+                   seq: np.random.SeedSequence) -> tuple[np.ndarray, dict]:
+    """Liability-threshold case/control labels: the top `prevalence` of a tstrait phenotype
+    are cases.
 
-    Causal sites are drawn among the kept SNPs with MAF >= causal_min_maf, over all contigs, which are
-    concatenated into one tree sequence for tstrait.
+    Causal sites are drawn among the kept SNPs with MAF >= causal_min_maf, over all contigs, which
+    are concatenated into one tree sequence for tstrait.
     """
     import tstrait
 
@@ -311,7 +320,8 @@ def simulate_trait(tss: list, keep: tuple[np.ndarray, ...], alt_freq: tuple[np.n
 
 def synthetic_genes(params: SimulationParams, rng: np.random.Generator
                     ) -> tuple[list[str], list[int], list[int], list[str]]:
-    """Non-overlapping genes tiled over every contig: log-normal lengths and gaps, names SIMG00001..."""
+    """Non-overlapping genes tiled over every contig: log-normal lengths and gaps,
+    names SIMG00001..."""
     chrom, start, end = [], [], []
     for name, length in params.contigs.items():
         pos = _draw(rng, params.gene_gap, GENE_GAP_SIGMA, 1)
@@ -333,7 +343,8 @@ def _draw(rng: np.random.Generator, median: int, sigma: float, minimum: int) -> 
 
 def _write_vcf(path: Path, tss: list, keep: tuple[np.ndarray, ...], samples: list[str],
                params: SimulationParams, progress: bool, chunk_size: int = 2048) -> None:
-    """Stream kept SNPs into a phased VCF, `chunk_size` variants at a time (never the whole matrix)."""
+    """Stream kept SNPs into a phased VCF, `chunk_size` variants at a time
+    (never the whole matrix)."""
     n_kept = int(sum(k.sum() for k in keep))
     bar = tqdm(total=n_kept, desc=f"writing {path.name}", unit=" variants", disable=not progress,
                leave=False)

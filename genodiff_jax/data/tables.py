@@ -32,7 +32,8 @@ def read_panel(path: str | os.PathLike) -> Panel:
         raise InputError(path, "panel file is empty")
     header, rows = lines[0], lines[1:]
     if header[0].lower() not in ("sample", "sample_id", "iid", "id"):
-        raise InputError(path, f"panel header must start with a 'sample' column, found '{header[0]}'")
+        raise InputError(path, "panel header must start with a 'sample' column, "
+                               f"found '{header[0]}'")
     if not rows:
         raise InputError(path, "panel has a header but no samples")
     for lineno, row in enumerate(rows, start=2):
@@ -70,7 +71,8 @@ class GeneTable:
 
 
 def read_bed(path: str | os.PathLike) -> GeneTable:
-    """A BED file of gene bodies (at least chrom, start, end, name); track/browser/# lines skipped."""
+    """A BED file of gene bodies (at least chrom, start, end, name);
+    track/browser/# lines skipped."""
     path = Path(path)
     require_file(path)
     chrom, start, end, name = [], [], [], []

@@ -1,7 +1,8 @@
-"""The prepared features as a TFDS dataset in array_record files, written and read without TensorFlow.
+"""The prepared features as a TFDS dataset in array_record files,
+written and read without TensorFlow.
 
-Records keep the order they were written in (`disable_shuffling`), and each carries its row `index` in
-the original genotype matrix, so features, labels and genotypes stay aligned.
+Records keep the order they were written in (`disable_shuffling`), and each carries its row `index`
+in the original genotype matrix, so features, labels and genotypes stay aligned.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ TFDS_DIR = "tfds"  # inside a prepared dataset folder
 
 @functools.cache
 def _builder_class():
-    """Defined lazily: importing tensorflow_datasets costs start-up time the CLI's --help need not pay."""
+    """Defined lazily: importing tensorflow_datasets costs start-up time
+    the CLI's --help need not pay."""
     import tensorflow_datasets as tfds
 
     # Not registered by name: readers find the dataset from its files (features.json,

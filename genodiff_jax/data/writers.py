@@ -19,7 +19,8 @@ def _genotype_table(phased: bool) -> np.ndarray:
 
 
 class VcfWriter:
-    """Bgzipped VCF written under a temporary name and renamed when the `with` block ends cleanly."""
+    """Bgzipped VCF written under a temporary name
+    and renamed when the `with` block ends cleanly."""
 
     def __init__(self, path: str | os.PathLike, samples: Sequence[str],
                  contigs: dict[str, int] | None = None, phased: bool = False,
@@ -91,7 +92,8 @@ def write_vcf(path: str | os.PathLike, variants: Variants, samples: Sequence[str
 
 def write_plink(prefix: str | os.PathLike, variants: Variants, samples: Sequence[str],
                 dosages: np.ndarray) -> None:
-    """Write PLINK .bed/.bim/.fam with allele 1 = ALT, so a reader counting allele 1 gets dosages."""
+    """Write PLINK .bed/.bim/.fam with allele 1 = ALT,
+    so a reader counting allele 1 gets dosages."""
     from bed_reader import to_bed
 
     prefix = Path(prefix)

@@ -62,6 +62,15 @@ register_masked_sampler = MASKED_SAMPLERS.register
 _COMMON = ("alpha", "mask_id", "valid")
 
 
+def _truncated(logits: jax.Array, min_p: float) -> jax.Array:
+    """Logits with the values of probability below `min_p` removed (the likeliest always stays)."""
+    if min_p <= 0:
+        return logits
+    probs = jax.nn.softmax(logits, axis=-1)
+    keep = (probs >= min_p) | (probs == probs.max(axis=-1, keepdims=True))
+    return jnp.where(keep, logits, -jnp.inf)
+
+
 def _step_keys(keys_B: jax.Array, j: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Two keys per row for step j: whether to reveal, and what."""
     step = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, j)))(keys_B)
@@ -70,10 +79,12 @@ def _step_keys(keys_B: jax.Array, j: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 @register_masked_sampler("ancestral")
 def ancestral(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha: AlphaFn,
-              mask_id: int, valid: jax.Array | None = None,
-              temperature: float = 1.0) -> jax.Array:
+              mask_id: int, valid: jax.Array | None = None, temperature: float = 1.0,
+              min_p: float = 0.0) -> jax.Array:
     """Ancestral unmasking over the grid 1 = t_K > ... > t_0 = 0 (one model call a step); returns
-    the tokens. Positions outside `valid` are left as they start."""
+    the tokens. Positions outside `valid` are left as they start. A revealed token is drawn from
+    the model's distribution at `temperature`, with values below probability `min_p` dropped
+    (0: the exact sampler)."""
 
     def step(x, xs):
         j, t, s = xs
@@ -84,8 +95,8 @@ def ancestral(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha:
         p_reveal = jnp.where(s <= 0, 1.0, (a_s - a_t) / jnp.maximum(1.0 - a_t, 1e-12))
         reveal_keys, draw_keys = _step_keys(keys_B, j)
         u = jax.vmap(lambda k: jax.random.uniform(k, tokens.shape[1:]))(reveal_keys)
-        draw = jax.vmap(lambda k, lg: jax.random.categorical(k, lg / temperature))(draw_keys,
-                                                                                    logits)
+        draw = jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(
+            draw_keys, _truncated(logits / temperature, min_p))
         reveal = (tokens == mask_id) & (u < p_reveal)
         if valid is not None:
             reveal = reveal & valid

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -172,16 +173,18 @@ def reference_generators(settings: EvalSettings) -> list[tuple[str, str, dict]]:
     return out
 
 
-def build_generators(data: PreparedDataset, synthetic: Generator, calls: np.ndarray,
-                     settings: EvalSettings) -> dict[str, Generator]:
-    """The model's cohort and every reference, with features from the codec and, where the
-    dataset has haplotype tokens, haplotypes for the references that carry them."""
+def build_generators(data: PreparedDataset, synthetic: Generator | dict[str, Generator],
+                     calls: np.ndarray, settings: EvalSettings) -> dict[str, Generator]:
+    """The models' cohorts (one Generator: named "model") and every reference, with features from
+    the codec and, where the dataset has haplotype tokens, haplotypes for the references that
+    carry them. References draw the labels of the first model's cohort."""
     from genodiff_jax.eval.references import get_reference
 
     train_calls, test_calls = calls[data.train.index], calls[data.test.index]
     haplotypes = {"train_haplotypes": split_haplotypes(data, "train"),
                   "test_haplotypes": split_haplotypes(data, "test")}
-    generators = {"model": synthetic}
+    generators = dict(synthetic) if isinstance(synthetic, dict) else {"model": synthetic}
+    synthetic = next(iter(generators.values()))
     rng = np.random.default_rng(settings.seed)  # drawn in order: a new reference goes last
     for generator, name, options in reference_generators(settings):
         ref_calls, ref_labels, *ref_haplotypes = get_reference(name)(
@@ -211,22 +214,41 @@ _REPORT_FIELDS = {"data", "synthetic", "n_train", "n_test", "n_synthetic", "n_va
                   "class_names", "generators", "settings", "seconds"}
 
 
-def evaluate(data_dir: str | os.PathLike, synthetic_dir: str | os.PathLike,
+def synthetic_folders(synthetic: str | os.PathLike | Mapping[str, str | os.PathLike]
+                      ) -> dict[str, Path]:
+    """{generator name: folder}; one folder is named "model"."""
+    if isinstance(synthetic, Mapping):
+        if not synthetic:
+            raise InputError(None, "no synthetic cohort to evaluate")
+        clash = set(synthetic) & {name for name, _, _ in reference_generators(EvalSettings())}
+        if clash:
+            raise InputError(None, f"synthetic cohorts named like references: {sorted(clash)}")
+        return {str(k): Path(v) for k, v in synthetic.items()}
+    return {"model": Path(synthetic)}
+
+
+def evaluate(data_dir: str | os.PathLike,
+             synthetic_dir: str | os.PathLike | Mapping[str, str | os.PathLike],
              out: str | os.PathLike, settings: EvalSettings = EvalSettings()) -> dict:
-    """Run the configured sections; write report.json, the plots and report.html into `out`."""
+    """Run the configured sections for one synthetic cohort (named "model") or several ({name:
+    folder}, e.g. both generator families), each beside the references; write report.json, the
+    plots and report.html into `out`."""
     sections = configured_sections(settings.sections)  # a bad name fails before any work
     data = load_prepared(data_dir)
-    synthetic = load_synthetic(synthetic_dir, data)
+    folders = synthetic_folders(synthetic_dir)
+    cohorts = {name: load_synthetic(folder, data) for name, folder in folders.items()}
+    synthetic = next(iter(cohorts.values()))
     calls = real_calls(data)
-    generators = build_generators(data, synthetic, calls, settings)
-    ctx = EvalContext(data, calls, generators, settings)
+    generators = build_generators(data, cohorts, calls, settings)
+    ctx = EvalContext(data, calls, generators, settings, tuple(cohorts))
     results, timings = {}, {}
     for name, section in sections.items():
         t0 = time.perf_counter()
         results[name] = section.compute(ctx)
         timings[name] = round(time.perf_counter() - t0, 2)
     report = {
-        "data": str(Path(data_dir)), "synthetic": str(Path(synthetic_dir)),
+        "data": str(Path(data_dir)),
+        "synthetic": {name: str(folder) for name, folder in folders.items()},
         "n_train": len(data.train), "n_test": len(data.test),
         "n_synthetic": int(len(synthetic.labels)), "n_variants": int(calls.shape[1]),
         "class_names": data.class_names, "generators": list(generators),

@@ -8,13 +8,14 @@ Input: {"tokens": int [B, H, L] (H = 2 haplotypes in {0, 1}, or 1 dosage in {0, 
 Each SNP becomes a small vector (its tokens one-hot for both haplotypes, its training allele
 frequency, sinusoidal features of its distance in base pairs from the window's first SNP, and the
 log gap to the previous SNP: LD decays with base pairs, not with index); `patch` consecutive SNPs
-are merged into one position, and an ADM U-Net (the CNN denoiser's residual blocks with FiLM time + class conditioning, average
-pool down-sampling, self-attention at the coarsest level) runs over the patches. Its receptive
-field covers the whole window at the coarsest level, so a window of 8192 SNPs costs about as much
-as 2048 positions of a small CNN. The two haplotypes of a person are modelled jointly: they share
-the person's ancestry (admixed people carry it on both), which two independent draws would lose.
-The output head is per SNP: the U-Net's patch state, unpacked to each SNP, next to that SNP's own
-vector (a skip), so the logits of a SNP see its frequency and neighbours directly.
+are merged into one position, and an ADM U-Net (the CNN denoiser's residual blocks with FiLM
+time + class conditioning, average pool down-sampling, self-attention at the coarsest level) runs
+over the patches. Its receptive field covers the whole window at the coarsest level, so a window of
+8192 SNPs costs about as much as 2048 positions of a small CNN. The two haplotypes of a person are
+modelled jointly: they share the person's ancestry (admixed people carry it on both), which two
+independent draws would lose. The output head is per SNP: the U-Net's patch state, unpacked to each
+SNP, next to that SNP's own vector (a skip), so the logits of a SNP see its frequency and neighbours
+directly.
 """
 
 from __future__ import annotations

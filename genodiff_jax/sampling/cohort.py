@@ -164,9 +164,9 @@ def generate(
     (masked diffusion: the tokens to keep, MASK elsewhere, and the positions). `params` are used
     as given: pass the EMA params. `mask` (optional) marks the real slots of an example, which
     the process keeps (Gaussian features: padded slots come out 0; tokens: left as they start).
-    `num_classes` (the null label) is needed for guidance. `batch_size` None: from the free device memory (at
-    most 4096 a device), rounded to a multiple of the device count; the last batch is padded.
-    `sampler_options` are the sampler's own keywords (static: a new value compiles again);
+    `num_classes` (the null label) is needed for guidance. `batch_size` None: from the free device
+    memory (at most 4096 a device), rounded to a multiple of the device count; the last batch is
+    padded. `sampler_options` are the sampler's own keywords (static: a new value compiles again);
     `compiler_options` are XLA options for the compiled sampler. The guidance weight is traced, so
     changing it does not recompile (w = 0 vs w != 0 does: w = 0 makes one plain model call).
     """

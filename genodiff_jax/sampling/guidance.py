@@ -41,11 +41,12 @@ def make_denoise_fn(
 ) -> DenoiseFn:
     """`denoise_fn(x_t, t_B) -> model output` for process times t_B (training-grid steps).
 
-    The model sees `time_fn(t_B)` (the process's `model_time`) and the labels. With guidance the conditional and the null-label
-    ("no label", class `null_label` = num_classes) outputs come from ONE model call on a batch of
-    2B rows, interleaved (row 2b conditional, 2b + 1 unconditional) rather than concatenated: a
-    batch split over devices then stays on its devices, with no reshuffle across the mesh.
-    A Python `guidance` of 0 makes the plain conditional call; a traced weight always guides.
+    The model sees `time_fn(t_B)` (the process's `model_time`) and the labels. With guidance the
+    conditional and the null-label ("no label", class `null_label` = num_classes) outputs come from
+    ONE model call on a batch of 2B rows, interleaved (row 2b conditional, 2b + 1 unconditional)
+    rather than concatenated: a batch split over devices then stays on its devices, with no
+    reshuffle across the mesh. A Python `guidance` of 0 makes the plain conditional call; a traced
+    weight always guides.
     """
     labels_B = jnp.asarray(labels_B, jnp.int32)
     guided = not (isinstance(guidance, int | float) and guidance == 0)

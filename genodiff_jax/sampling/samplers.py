@@ -159,7 +159,8 @@ def _scan_grid(step, carry, ts: jax.Array):
 
 
 def check_grid(ts: np.ndarray | jax.Array, num_steps: int) -> None:
-    """Raise ValueError unless ts is a non-empty, strictly decreasing index array of the schedule."""
+    """Raise ValueError unless ts is a non-empty, strictly decreasing index array
+    of the schedule."""
     ts = np.asarray(ts)
     if ts.ndim != 1 or ts.size == 0 or not np.issubdtype(ts.dtype, np.integer):
         raise ValueError("ts must be a non-empty 1-D integer array")
@@ -242,7 +243,8 @@ def dpmpp_2m(
         x0_hat, _ = predict_x0_eps(denoise_fn, prediction, x_t, c, mask=mask, clip_x0=clip_x0)
         h = 0.5 * (c.logsnr_s - c.logsnr_t)  # logsnr = 2 lambda
         second_order = (j > 0) & (s >= 0)
-        # where() before dividing would still evaluate h / 0 at j = 0; the unselected inf is dropped.
+        # where() before dividing would still evaluate h / 0 at j = 0;
+        # the unselected inf is dropped.
         k = jnp.where(second_order, h / (2.0 * jnp.where(second_order, h_prev, 1.0)), 0.0)
         d = x0_hat + k * (x0_hat - x0_prev)
         x_s = jnp.where(s >= 0, (c.sigma_s / c.sigma_t) * x_t - c.alpha_s * jnp.expm1(-h) * d,

@@ -6,9 +6,9 @@ Layout under `W/checkpoints/`:
   (the process's `selection_metric`: `val_recon` for the Gaussian process, DESIGN 1.2); orbax keeps
   the best one by the metric saved with it. Sampling reads it.
 
-Everything restores into an abstract target (`jax.ShapeDtypeStruct`s that carry shardings), so arrays
-land directly in their final placement. Saves are asynchronous; call `wait_until_finished()` (or
-`close()`) before the process exits.
+Everything restores into an abstract target (`jax.ShapeDtypeStruct`s that carry shardings), so
+arrays land directly in their final placement. Saves are asynchronous; call `wait_until_finished()`
+(or `close()`) before the process exits.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ BEST_METRIC = "val_recon"  # the Gaussian process's; a store is told its run's m
 
 
 def best_item(state: TrainState) -> dict:
-    """What `best/` holds: no optimiser state, which a sampler never needs (it is twice the params)."""
+    """What `best/` holds: no optimiser state,
+    which a sampler never needs (it is twice the params)."""
     return {"step": state.step, "params": state.params, "ema_params": state.ema_params}
 
 
@@ -86,7 +87,8 @@ class CheckpointStore:
         return self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
 
     def restore(self, target: TrainState, step: int | None = None) -> TrainState:
-        """The state at `step` (default: the latest) into `target`, an abstract sharded `TrainState`."""
+        """The state at `step` (default: the latest) into `target`,
+        an abstract sharded `TrainState`."""
         step = self.latest.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint under {self.directory / LATEST}")
@@ -111,7 +113,8 @@ class CheckpointStore:
         return saved
 
     def restore_best(self, target: dict, step: int | None = None) -> dict:
-        """{"step", "params", "ema_params"} of the best step into `target` (abstract, see `best_item`)."""
+        """{"step", "params", "ema_params"} of the best step into `target`
+        (abstract, see `best_item`)."""
         step = self.best.best_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint under {self.directory / BEST}")
@@ -144,9 +147,9 @@ def restore_params(
 ) -> tuple[PyTree, int]:
     """(params, step) for sampling: EMA (or raw) params from `best/` (or `latest/`) of a run.
 
-    `abstract_params` is the params tree as ShapeDtypeStructs (with shardings, or None for the default
-    device), e.g. `train.state.abstract_params(model, row)`. Falls back to `latest/` when `best/` is
-    empty. `best_metric` is the metric the run's best checkpoints were ranked by.
+    `abstract_params` is the params tree as ShapeDtypeStructs (with shardings, or None for the
+    default device), e.g. `train.state.abstract_params(model, row)`. Falls back to `latest/` when
+    `best/` is empty. `best_metric` is the metric the run's best checkpoints were ranked by.
     """
     if which not in (BEST, LATEST):
         raise ValueError(f"which must be {BEST!r} or {LATEST!r}, got {which!r}")

@@ -108,7 +108,8 @@ def _flatten(d: Mapping, prefix: str = "") -> dict:
 
 
 def _check_same_run(config_file: Path, config: ml_collections.ConfigDict) -> None:
-    """A checkpoint resumes only under the config that wrote it (logging and intervals may change)."""
+    """A checkpoint resumes only under the config that wrote it
+    (logging and intervals may change)."""
     if not config_file.is_file():
         return
     old = _flatten(json.loads(config_file.read_text()))
@@ -137,10 +138,11 @@ def train(
     stop_at_step: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train (or resume) the run of `config` on a prepared dataset in `workdir`; return final metrics.
+    """Train (or resume) the run of `config` on a prepared dataset in `workdir`;
+    return final metrics.
 
-    `stop_at_step` ends this call early (after a checkpoint) without changing the run's length or its
-    learning-rate schedule: calling again with the same work dir continues it. Raises
+    `stop_at_step` ends this call early (after a checkpoint) without changing the run's length or
+    its learning-rate schedule: calling again with the same work dir continues it. Raises
     `NonFiniteLossError` on a NaN/inf loss, gradient or parameter, keeping the last good checkpoint.
     """
     workdir = Path(workdir).absolute()
@@ -242,8 +244,8 @@ def train(
         pending = None
         step = start
         while step < end:
-            # Dispatch this step before reading the last one's metrics, so the device never idles
-            # on the host; the read also blocks every step, which old CPU multi-device runtimes need.
+            # Dispatch this step before reading the last one's metrics, so the device never idles on
+            # the host; the read also blocks every step, which old CPU multi-device runtimes need.
             with jax.transfer_guard("disallow"):
                 state, metrics = compiled(state, train_data, train_key)
             step += 1
@@ -297,9 +299,9 @@ def run_training(
     stop_at_step: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """`genodiff train`: load `config_path` (experiments/NAME.py[:ARG]; default experiments/demo.py),
-    start jax.distributed if the config asks for it, train on `data_dir` in `workdir` (resuming if
-    it holds a checkpoint), and return the final metrics."""
+    """`genodiff train`: load `config_path` (experiments/NAME.py[:ARG]; default
+    experiments/demo.py), start jax.distributed if the config asks for it, train on `data_dir` in
+    `workdir` (resuming if it holds a checkpoint), and return the final metrics."""
     config = load_config(config_path or DEFAULT_CONFIG)
     if overrides:
         apply_overrides(config, overrides)

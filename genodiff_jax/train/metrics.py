@@ -55,7 +55,8 @@ def truncate_after(path: str | os.PathLike, step: int) -> None:
 class MetricsWriter:
     """Append scalars to workdir/metrics.jsonl and to TensorBoard (workdir/tensorboard/)."""
 
-    def __init__(self, workdir: str | os.PathLike, *, enabled: bool = True, tensorboard: bool = True):
+    def __init__(self, workdir: str | os.PathLike, *, enabled: bool = True,
+                 tensorboard: bool = True):
         self.enabled = enabled
         self.path = Path(workdir) / METRICS_FILE
         self._tb = None
@@ -79,7 +80,8 @@ class MetricsWriter:
             f.write(json.dumps(record) + "\n")
         if self._tb is not None:
             for name, value in record.items():
-                if name != "step" and isinstance(value, int | float) and not isinstance(value, bool):
+                if (name != "step" and isinstance(value, int | float)
+                        and not isinstance(value, bool)):
                     self._tb.add_scalar(name, float(value), int(step))
             self._tb.flush()
         return record

@@ -1,4 +1,5 @@
-"""The train state (a plain pytree), the optimiser, and sharded initialisation without a device-0 detour."""
+"""The train state (a plain pytree), the optimiser, and sharded initialisation
+without a device-0 detour."""
 
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ def create_train_state(
     row: RowSpec,
     mesh: Mesh,
 ) -> TrainState:
-    """Initialise directly into the target shardings (eval_shape -> shardings -> jit(out_shardings)).
+    """Initialise directly into the target shardings
+    (eval_shape -> shardings -> jit(out_shardings)).
 
     Nothing is built on device 0 and copied out afterwards, which matters when params are large.
     """

@@ -1,9 +1,10 @@
 """The pure train step and the evaluation function, and their one-time jit with explicit shardings.
 
 `data` is a whole split resident on the devices, {"x" [n_pad, ...] (an array, or a dict of arrays
-with rows first), "labels" [n_pad], "n" int32 scalar}, sharded by rows (`data.loader.put_data`); each step gathers its batch inside the compiled
-program by indices drawn from `fold_in(key, state.step)`, so no batch ever crosses from the host.
-What corrupts the batch and what the loss is belong to the diffusion process (`diffusion.process`).
+with rows first), "labels" [n_pad], "n" int32 scalar}, sharded by rows (`data.loader.put_data`);
+each step gathers its batch inside the compiled program by indices drawn from
+`fold_in(key, state.step)`, so no batch ever crosses from the host. What corrupts the batch and what
+the loss is belong to the diffusion process (`diffusion.process`).
 """
 
 from __future__ import annotations

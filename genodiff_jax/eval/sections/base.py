@@ -57,6 +57,7 @@ class EvalContext:
     calls: np.ndarray
     generators: dict[str, Generator]
     settings: EvalSettings
+    synthetic: tuple[str, ...] = ("model",)  # the generators that are models (the rest: references)
 
     # Properties, not cached copies: a section takes the split it needs and lets it go.
     @property

@@ -62,7 +62,7 @@ def plots(ctx: EvalContext, result: dict, save: SaveFigure) -> dict[str, str]:
     out["LD (r^2), first window"] = save(fig, "ld_heatmaps.png")
 
     # PCA: fitted on the real training split, the model's cohort projected.
-    pca = result.get("model", {}).get("pca", {})
+    pca = result.get(ctx.synthetic[0], {}).get("pca", {})
     if "real_coords" in pca and "synthetic_coords" in pca:
         fig, ax = plt.subplots(figsize=(4.5, 4))
         rc, sc = np.asarray(pca["real_coords"]), np.asarray(pca["synthetic_coords"])

@@ -43,7 +43,7 @@ def compute(ctx: EvalContext) -> dict:
         if settings.snp_logreg:
             recovery[name][SNP_LOGREG] = snp_recovery(a_real, gen.calls, gen.labels, test_calls,
                                                       data.test.labels, seed=settings.seed)
-    model = ctx.generators["model"]
+    model = ctx.generators[ctx.synthetic[0]]
     augment = augmentation(train, test, (model.features, model.labels),
                            fractions=settings.fractions,
                            classifier=settings.augmentation_classifier, seeds=settings.seeds,
