@@ -120,7 +120,8 @@ def main() -> None:
     base = population_frequencies(ref, data.train.labels, data.test.labels, observed)
     results["population frequencies"] = r2_by_bin(true_dosage, np.nan_to_num(base), maf, hidden)
     if not args.no_beagle:
-        dosage, seconds["beagle"] = run_beagle(ref, truth, data.variants, observed, args.threads)
+        dosage, seconds["beagle 5.4"] = run_beagle(ref, truth, data.variants, observed,
+                                                   args.threads)
         results["beagle 5.4"] = r2_by_bin(true_dosage, np.nan_to_num(dosage), maf, hidden)
 
     header = ["method", *BINS, "seconds"]
