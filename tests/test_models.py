@@ -18,6 +18,7 @@ from genodiff_jax.models import (
     count_params,
     inference_compiler_options,
     register_model,
+    representation,
 )
 from genodiff_jax.models.ops import LAYER_SETS
 from genodiff_jax.models.ops.xla import CPU_DOT_AND_ELTWISE_ONLY
@@ -49,21 +50,51 @@ def tiny(name: str, **overrides) -> nn.Module:
     return build_model(name, num_classes=NUM_CLASSES, **{**MODELS[name].TEST_SIZES, **overrides})
 
 
-def inputs(G: int = G_TINY, seed: int = 0) -> tuple[jax.Array, jax.Array, jax.Array]:
-    kx, kt, ky = jax.random.split(jax.random.key(seed), 3)
-    x_BxGxK = jax.random.normal(kx, (B, G, K))
+def inputs(name: str, G: int = G_TINY, seed: int = 0):
+    """(x, t, y) for the model `name`: features [B, G, K], or for a token model a window of G
+    SNPs (tokens of 2 haplotypes with MASK among them, positions, allele frequencies)."""
+    kx, kt, ky, kp = jax.random.split(jax.random.key(seed), 4)
+    if representation(name) == "tokens":
+        vocab = MODELS[name].vocab_size
+        gaps = jax.random.uniform(kp, (B, G), minval=10.0, maxval=5_000.0)
+        x = {"tokens": jax.random.randint(kx, (B, 2, G), 0, vocab + 1).astype(jnp.int8),
+             "pos": jnp.cumsum(gaps, axis=1),
+             "af": jax.random.uniform(kp, (B, G), minval=0.01, maxval=0.99)}
+    else:
+        x = jax.random.normal(kx, (B, G, K))
     t_B = jax.random.uniform(kt, (B,))
     y_B = jax.random.randint(ky, (B,), 0, NUM_CLASSES)
-    return x_BxGxK, t_B, y_B
+    return x, t_B, y_B
 
 
-def random_params(model: nn.Module, G: int = G_TINY, seed: int = 1):
+def output_shape(name: str, x) -> tuple[int, ...]:
+    """A feature model predicts x's shape; a token model gives logits [B, 2, L, vocab]."""
+    if representation(name) == "tokens":
+        return (*x["tokens"].shape, MODELS[name].vocab_size)
+    return x.shape
+
+
+def network_part(name: str, out, x):
+    """What the network adds: a feature model's output minus its input (the CNN is residual),
+    a token model's logits as they are."""
+    return out if representation(name) == "tokens" else out - x
+
+
+def per_row_max(a) -> np.ndarray:
+    return np.max(np.abs(a), axis=tuple(range(1, a.ndim)))
+
+
+def num_params(tree) -> int:
+    return sum(p.size for p in jax.tree_util.tree_leaves(tree))
+
+
+def random_params(name: str, model: nn.Module, G: int = G_TINY, seed: int = 1):
     """Random params of the right shapes, made on the host from `jax.eval_shape` of the init.
 
     Skips compiling the init (slow on CPU) and makes every layer non-zero, ADM's
     zero-initialised outputs included, so that every input can reach the output.
     """
-    abstract = jax.eval_shape(model.init, jax.random.key(0), *inputs(G))["params"]
+    abstract = jax.eval_shape(model.init, jax.random.key(0), *inputs(name, G))["params"]
     rng = np.random.default_rng(seed)
 
     def draw(path, leaf):
@@ -82,7 +113,7 @@ def random_params(model: nn.Module, G: int = G_TINY, seed: int = 1):
 def setup_tiny(name: str):
     """(model, random params, jitted apply) for the tiny `name`, built once per session."""
     model = tiny(name)
-    return model, random_params(model), fast_jit(model.apply, static_argnames="train")
+    return model, random_params(name, model), fast_jit(model.apply, static_argnames="train")
 
 
 # --- registry and parameter counts -----------------------------------------------------------
@@ -124,9 +155,9 @@ def test_cnn_param_count_does_not_depend_on_genes():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_output_shape_dtype_finite(name: str):
     _, params, apply = setup_tiny(name)
-    x, t, y = inputs()
+    x, t, y = inputs(name)
     out = apply({"params": params}, x, t, y, train=False)
-    assert out.shape == x.shape and out.dtype == x.dtype
+    assert out.shape == output_shape(name, x) and out.dtype == jnp.float32
     assert np.all(np.isfinite(out))
     # The null class (index num_classes) is a valid label.
     out_null = apply({"params": params}, x, t, jnp.full_like(y, NUM_CLASSES), train=False)
@@ -135,13 +166,14 @@ def test_output_shape_dtype_finite(name: str):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_real_init_at_another_gene_count(name: str):
-    """The same module initialises and runs at G = 256; cnn_unet starts as the identity.
+    """The same module initialises and runs at G = 256 (genes or SNPs); cnn_unet starts as the
+    identity.
 
     ADM zero-initialises the last layer of every residual branch and of the output, so at
     init the CNN's output is exactly its input. (An RBG key only to compile the init faster.)
     """
     model = tiny(name)
-    x, t, y = inputs(G=256)
+    x, t, y = inputs(name, G=256)
 
     @fast_jit
     def init_and_apply(key, x, t, y):
@@ -149,8 +181,11 @@ def test_real_init_at_another_gene_count(name: str):
         return model.apply(variables, x, t, y), variables["params"]
 
     out, params = init_and_apply(jax.random.key(0, impl="unsafe_rbg"), x, t, y)
-    assert out.shape == x.shape and np.all(np.isfinite(out))
-    assert sum(p.size for p in jax.tree_util.tree_leaves(params)) == count_params(model, 256, K)
+    assert out.shape == output_shape(name, x) and np.all(np.isfinite(out))
+    if representation(name) == "features":
+        assert num_params(params) == count_params(model, 256, K)
+    else:  # the SNP model's parameters do not depend on the window's length
+        assert num_params(params) == num_params(setup_tiny(name)[1])
     if name == "cnn_unet":
         np.testing.assert_array_equal(out, x)
 
@@ -158,38 +193,38 @@ def test_real_init_at_another_gene_count(name: str):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_output_depends_on_label(name: str):
     _, params, apply = setup_tiny(name)
-    x, t, _ = inputs()
+    x, t, _ = inputs(name)
     out_a = apply({"params": params}, x, t, jnp.array([0, 1]), train=False)
     out_b = apply({"params": params}, x, t, jnp.array([2, NUM_CLASSES]), train=False)
-    assert np.all(np.max(np.abs(out_a - out_b), axis=(1, 2)) > 1e-4)
+    assert np.all(per_row_max(out_a - out_b) > 1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_output_depends_on_time(name: str):
     _, params, apply = setup_tiny(name)
-    x, _, y = inputs()
+    x, _, y = inputs(name)
     out_a = apply({"params": params}, x, jnp.array([0.1, 0.5]), y, train=False)
     out_b = apply({"params": params}, x, jnp.array([0.6, 0.9]), y, train=False)
-    assert np.all(np.max(np.abs(out_a - out_b), axis=(1, 2)) > 1e-4)
+    assert np.all(per_row_max(out_a - out_b) > 1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_bf16_compute_is_finite_and_close(name: str):
     _, params, apply = setup_tiny(name)
     model_bf16 = tiny(name, dtype=jnp.bfloat16)
-    x, t, y = inputs()
+    x, t, y = inputs(name)
     out32 = apply({"params": params}, x, t, y, train=False)
     out16 = fast_jit(model_bf16.apply)({"params": params}, x, t, y)
-    assert out16.dtype == x.dtype and np.all(np.isfinite(out16))
+    assert out16.dtype == jnp.float32 and np.all(np.isfinite(out16))
     # bf16 keeps ~3 significant digits: the network part must agree to a few percent.
-    err = np.linalg.norm(out16 - out32) / np.linalg.norm(out32 - x)
+    err = np.linalg.norm(out16 - out32) / np.linalg.norm(network_part(name, out32, x))
     assert 0 < err < 0.1, err  # > 0: the compute really was bf16
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_dropout_only_in_training(name: str):
     _, params, apply = setup_tiny(name)
-    x, t, y = inputs()
+    x, t, y = inputs(name)
     variables = {"params": params}
     eval_1 = apply(variables, x, t, y, train=False)
     eval_2 = apply(variables, x, t, y, train=False, rngs={"dropout": jax.random.key(5)})
@@ -209,7 +244,7 @@ def test_gradients_reach_the_mix_and_the_mlp():
     (The CNN half is held fixed: its backward pass alone takes ~7 s to compile on CPU.)
     """
     model, params, _ = setup_tiny("mlp_cnn")
-    x, t, y = inputs()
+    x, t, y = inputs("mlp_cnn")
     trainable = {k: v for k, v in params.items() if k != "cnn"}
 
     def loss(trainable):
@@ -241,7 +276,7 @@ def test_transformer_rejects_partial_tokens():
 
 def test_mlp_cnn_is_convex_mix_of_its_halves():
     model, params, apply = setup_tiny("mlp_cnn")
-    x, t, y = inputs()
+    x, t, y = inputs("mlp_cnn")
     t = jnp.array([0.05, 0.95])
     out = apply({"params": params}, x, t, y, train=False)
 
@@ -262,7 +297,7 @@ def test_mlp_cnn_is_convex_mix_of_its_halves():
 def test_mlp_unet_is_residual_on_flat_features():
     """Zeroing the output layer leaves exactly the input: the net adds to x."""
     _, params, apply = setup_tiny("mlp_unet")
-    x, t, y = inputs()
+    x, t, y = inputs("mlp_unet")
     zeroed = dict(params, out=jax.tree_util.tree_map(jnp.zeros_like, params["out"]))
     np.testing.assert_array_equal(apply({"params": zeroed}, x, t, y, train=False), x)
 
@@ -294,10 +329,10 @@ def test_stock_layers_give_the_same_params_and_outputs(name: str):
     construction, so train=False.)"""
     _, params, apply = setup_tiny(name)
     stock = tiny(name, ops="stock")
-    assert shapes(jax.eval_shape(stock.init, jax.random.key(0), *inputs())["params"]) == shapes(
+    x, t, y = inputs(name)
+    assert shapes(jax.eval_shape(stock.init, jax.random.key(0), x, t, y)["params"]) == shapes(
         params
     )
-    x, t, y = inputs()
     out_fast = apply({"params": params}, x, t, y, train=False)
     out_stock = fast_jit(stock.apply)({"params": params}, x, t, y)
     np.testing.assert_allclose(out_stock, out_fast, rtol=1e-4, atol=1e-5)
@@ -310,7 +345,7 @@ def test_stock_models_have_no_custom_gradients(name: str):
     stock = tiny(name, ops="stock")
     rngs = {"dropout": jax.random.key(0)}
     jaxpr = jax.make_jaxpr(
-        lambda p: stock.apply({"params": p}, *inputs(), train=True, rngs=rngs)
+        lambda p: stock.apply({"params": p}, *inputs(name), train=True, rngs=rngs)
     )(params)
     assert "custom_vjp" not in str(jaxpr)
 

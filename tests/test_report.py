@@ -156,14 +156,17 @@ def toy_section():
 def test_a_section_registered_in_a_test_runs_and_is_reported(prepared, tmp_path, toy_section):
     data, train, folder = prepared
     out = tmp_path / "report"
-    report = R.evaluate(data.path, folder, out, R.EvalSettings(sections=("fidelity", "toy")))
+    settings = R.EvalSettings(sections=("fidelity", "toy"), mosaic_segments=(100,))
+    report = R.evaluate(data.path, folder, out, settings)
+    generators = ["model", "real_test", "independent_sites", "train_copies", "mosaic_100"]
+    assert report["generators"] == generators
     assert report["toy"]["model"] == pytest.approx(train.mean() / 2)
     assert list(report["seconds"]) == ["fidelity", "toy"] and "transfer" not in report
     assert json.loads((out / "report.json").read_text())["toy"] == report["toy"]
     assert R.summary_header(report) == ["generator", "AF r", "LD r", "Fst", "mean AF"]
     rows = R.summary_rows(report)
-    assert [row[0] for row in rows] == GENERATORS
-    assert [row[-1] for row in rows] == [report["toy"][g] for g in GENERATORS]
+    assert [row[0] for row in rows] == generators
+    assert [row[-1] for row in rows] == [report["toy"][g] for g in generators]
     html = (out / "report.html").read_text()
     assert "<th>mean AF</th>" in html and "<h2>Toy table</h2>" in html
     assert 'src="toy.png"' in html and 'src="af_scatter.png"' in html

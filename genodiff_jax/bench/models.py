@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 
 from genodiff_jax.diffusion.process import PROCESSES, Process
 from genodiff_jax.errors import InputError
-from genodiff_jax.models import MODELS
+from genodiff_jax.models import MODELS, representation
 from genodiff_jax.train.config import (
     load_config,
     model_from_config,
@@ -151,7 +151,7 @@ def resolve_models(
     recipes = {}
     specs = []
     for name in _model_names(models):
-        path = RECIPES[getattr(MODELS[name], "REPRESENTATION", "features")]
+        path = RECIPES[representation(name)]
         if path not in recipes:
             recipes[path] = load_config(path)
         recipe = recipes[path]

@@ -1,4 +1,4 @@
-"""The four denoisers (DESIGN 1.3), found by name in `MODELS`; their layers in `models.ops`."""
+"""The denoisers (DESIGN 1.3 and 6), found by name in `MODELS`; their layers in `models.ops`."""
 
 # Importing the model modules registers them.
 from genodiff_jax.models import cnn_unet, mlp_cnn, mlp_unet, snp_unet, transformer  # noqa: F401
@@ -10,7 +10,8 @@ from genodiff_jax.models.registry import (
     count_params,
     inference_compiler_options,
     register_model,
+    representation,
 )
 
 __all__ = ["MODELS", "abstract_params", "build_model", "cast_weights", "count_params",
-           "inference_compiler_options", "register_model"]
+           "inference_compiler_options", "register_model", "representation"]

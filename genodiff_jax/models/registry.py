@@ -3,8 +3,10 @@
 Every registered model is a linen module with fields `num_classes`, `dtype`, `param_dtype` and
 `ops` (the layer set, models/ops/, "fast" by default) plus its own sizes, and a ClassVar
 `TEST_SIZES` (the field values of a tiny version for tests). It is called as
-`model.apply({"params": p}, x_BxGxK, t_B, y_B, train=..., rngs={"dropout": key})` and returns a
-prediction shaped like `x_BxGxK`.
+`model.apply({"params": p}, x, t_B, y_B, train=..., rngs={"dropout": key})`. A feature model
+(the default) takes gene-PCA features x_BxGxK and returns a prediction shaped like them; a model
+whose ClassVar `REPRESENTATION` is "tokens" takes a dict of SNP tokens (models/snp_unet.py) and
+returns logits.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
 def build_model(name: str, **kwargs) -> nn.Module:
     """Instantiate the model registered as `name` with its dataclass fields `kwargs`."""
     return MODELS[name](**kwargs)
+
+
+def representation(name: str) -> str:
+    """What the model registered as `name` takes: "features" (the default) or "tokens"."""
+    return getattr(MODELS[name], "REPRESENTATION", "features")
 
 
 def inference_compiler_options(model: nn.Module) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 
 from genodiff_jax.diffusion.process import Process, build_process
 from genodiff_jax.errors import InputError
-from genodiff_jax.models import MODELS, build_model
+from genodiff_jax.models import build_model, representation
 from genodiff_jax.train.program import TrainProgram, build_program
 from genodiff_jax.train.state import OptimizerConfig, RowSpec
 from genodiff_jax.train.step import StepRecipe
@@ -109,7 +109,7 @@ def model_from_config(config: ml_collections.ConfigDict, num_classes: int) -> nn
     kwargs = plain(config.model.kwargs)
     if "ops" in config.model:
         kwargs["ops"] = str(config.model.ops)
-    if getattr(MODELS[config.model.name], "REPRESENTATION", "features") == "tokens":
+    if representation(config.model.name) == "tokens":
         kwargs.setdefault("vocab_size", process_from_config(config).vocab_size)
     return build_model(config.model.name, num_classes=num_classes,
                        dtype=jnp.dtype(config.model.dtype), param_dtype=jnp.float32, **kwargs)
