@@ -62,6 +62,26 @@ def test_site_policies_are_applied_and_counted(tmp_path):
         io.read_vcf(path, strict=True, progress=False)
 
 
+def test_haplotypes_keep_phase_and_no_calls(tmp_path):
+    rows = [
+        ("1", 10, "s1", "A", "G", ["0|1", "1|0", "0|0"]),
+        ("1", 20, "s2", "C", "T", [".|.", "1|1", "0|1"]),
+        ("1", 30, "s3", "G", "A", ["1|0", "0|0", "1|1"]),
+    ]
+    path = write_text_vcf(tmp_path / "h.vcf", ["a", "b", "c"], rows)
+    g = io.read_vcf(path, haplotypes=True, keep_missing=True, progress=False)
+    assert g.phased
+    M = io.MISSING
+    expected = np.array([[[0, M, 1], [1, M, 0]],   # person a: haplotype 1, haplotype 2
+                         [[1, 1, 0], [0, 1, 0]],
+                         [[0, 0, 1], [0, 1, 1]]], np.int8)
+    np.testing.assert_array_equal(g.haplotypes(), expected)
+    np.testing.assert_array_equal(g.haplotypes(np.array([2, 0]), np.array([2, 1])),
+                                  expected[[2, 0]][:, :, [2, 1]])
+    observed = expected[:, 0] != M
+    np.testing.assert_array_equal(g.dosages[observed], expected.sum(axis=1)[observed])
+
+
 def test_panel_and_bed_readers(tmp_path):
     tables.write_panel(tmp_path / "x.panel", ["s1", "s2"],
                        {"pop": ["A", "B"], "trait": ["case", "control"]})

@@ -95,13 +95,18 @@ class Genotypes:
     def shape(self) -> tuple[int, int]:
         return self.dosages.shape
 
-    def haplotypes(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """The two alleles of each call, int8 [n, 2, S] for the people `rows`."""
+    def haplotypes(self, rows: np.ndarray | slice = slice(None),
+                   columns: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The two alleles of each call, int8 [n, 2, s] for the people `rows` at the variants
+        `columns`; MISSING where the call is."""
         if self.phase_codes is None:
             raise ValueError("read with haplotypes=True to keep both alleles")
-        codes = self.phase_codes[rows]
-        haps = np.stack([codes >> 1, codes & 1], axis=1).astype(np.int8)
-        return np.where((codes < 0)[:, None], MISSING, haps).astype(np.int8)
+        codes = self.phase_codes[rows][:, columns]
+        haps = np.empty((codes.shape[0], 2, codes.shape[1]), np.int8)
+        np.right_shift(codes, 1, out=haps[:, 0])
+        np.bitwise_and(codes, 1, out=haps[:, 1])
+        haps[np.broadcast_to((codes < 0)[:, None], haps.shape)] = MISSING
+        return haps
 
 
 class _ChunkCleaner:
@@ -199,8 +204,20 @@ class _ChunkCleaner:
         if not self.phase_codes:
             return Genotypes(dosages_sn.T, variants, samples, self.counts)
         codes = dosages_sn.T
-        dosages = ((codes >> 1) + (codes & 1)).astype(np.int8)
-        return Genotypes(dosages, variants, samples, self.counts, phase_codes=codes)
+        return Genotypes(_dosages_of_codes(codes), variants, samples, self.counts,
+                         phase_codes=codes)
+
+
+def _dosages_of_codes(codes_NxS: np.ndarray, block: int = 4096) -> np.ndarray:
+    """a + b of phase codes 2 a + b, a block of variants at a time: the peak stays at the two
+    matrices (the whole-matrix expression would hold three more N x S temporaries)."""
+    dosages = np.empty(codes_NxS.shape, np.int8, order="F")
+    for start in range(0, codes_NxS.shape[1], block):
+        codes = codes_NxS[:, start:start + block]
+        out = dosages[:, start:start + block]
+        np.right_shift(codes, 1, out=out)
+        out += codes & 1
+    return dosages
 
 
 def _os_backed_empty(shape: tuple[int, int]) -> np.ndarray:

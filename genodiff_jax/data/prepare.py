@@ -151,19 +151,22 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
 
 def _write_tokens(path: Path, genotypes: io.Genotypes, rows: np.ndarray, columns: np.ndarray,
                   kind: str) -> None:
-    """The split's tokens as .npy, written in blocks of people (memory: one block extra)."""
+    """The split's tokens as .npy, written in blocks of people (memory: one block extra; plain
+    writes, not a memmap, whose dirty pages would count as the process's own memory)."""
     n, S = len(rows), len(columns)
     shape = (n, 2, S) if kind == "haplotypes" else (n, S)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.int8, shape=shape)
-    for start in range(0, n, _TOKEN_ROWS):
-        block = rows[start:start + _TOKEN_ROWS]
-        if kind == "haplotypes":
-            out[start:start + len(block)] = genotypes.haplotypes(block)[:, :, columns]
-        else:
-            out[start:start + len(block)] = genotypes.dosages[block][:, columns]
-    out.flush()
-    del out
+    with open(path, "wb") as f:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int8)),
+                  "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, n, _TOKEN_ROWS):
+            block = rows[start:start + _TOKEN_ROWS]
+            if kind == "haplotypes":
+                tokens = genotypes.haplotypes(block, columns)
+            else:
+                tokens = genotypes.dosages[block][:, columns]
+            f.write(np.ascontiguousarray(tokens, np.int8).tobytes())
 
 
 def _write_tables(folder: Path, samples: np.ndarray, labels: np.ndarray, train: np.ndarray,

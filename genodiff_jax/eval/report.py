@@ -127,7 +127,7 @@ def load_synthetic(folder: str | os.PathLike, data: PreparedDataset) -> Generato
     genotypes = io.read_vcf(vcf, progress=False, drop_monomorphic=False, haplotypes=True)
     columns = _aligned_columns(genotypes, data.variants, vcf)
     calls = genotypes.dosages[:, columns]
-    haplotypes = genotypes.haplotypes()[:, :, columns] if genotypes.phased else None
+    haplotypes = genotypes.haplotypes(columns=columns) if genotypes.phased else None
     if not npz.is_file():
         labels = _panel_labels(panel, genotypes.samples, data)
         return Generator(calls, data.codec.encode(calls), labels, haplotypes)
