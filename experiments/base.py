@@ -29,6 +29,10 @@ Keys
   predictions to the training range).
 - distributed.coordinator_address: "" (one process), "auto", or host:port with num_processes and
   process_id, for jax.distributed.
+
+These keys are the schema of every config: `load_config` refuses a key that is not here (naming
+it and the file), except the diffusion process's own fields, the model's fields under model.kwargs
+and the free-form diffusion.schedule_kwargs and sampling.options (genodiff_jax/train/config.py).
 """
 
 from __future__ import annotations
