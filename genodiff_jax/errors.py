@@ -16,6 +16,8 @@ class InputError(Exception):
 
 
 def require_file(path: str | os.PathLike) -> None:
-    """InputError unless `path` is an existing file."""
+    """InputError unless `path` is an existing file (a folder is named as one)."""
+    if Path(path).is_dir():
+        raise InputError(path, "is a directory, not a file")
     if not Path(path).is_file():
         raise InputError(path, "file not found")

@@ -111,3 +111,67 @@ def test_real_vcf_counts_add_up(shared_data):
     assert c.n_used + c.n_skipped == 8076
     assert set(np.unique(g.dosages)) == {0, 1, 2}
     assert "rs4988235" in set(g.variants.id)  # the lactase-persistence SNP survives the filters
+
+
+# -- malformed calls and files (issue 15) ----------------------------------------------------------
+
+@pytest.mark.parametrize("haplotypes", [False, True])
+def test_allele_index_beyond_the_site_is_an_input_error(tmp_path, haplotypes):
+    """`0/3` at a biallelic site was read as heterozygous."""
+    rows = [("1", 10, "s1", "A", "G", ["0|1", "1|1", "0|0"]),
+            ("1", 20, "s2", "C", "T", ["0|1", "0/3", "0|0"])]
+    path = write_text_vcf(tmp_path / "idx.vcf", ["a", "b", "c"], rows)
+    with pytest.raises(InputError, match=r"idx\.vcf: record 1:20, sample b: allele index 3 but "
+                                         r"the site has 2 alleles"):
+        io.read_vcf(path, haplotypes=haplotypes, progress=False)
+
+
+def test_haploid_calls_are_homozygous_on_x_and_an_error_on_autosomes(tmp_path):
+    rows = [("X", 10, "x1", "A", "G", ["1", "0|1", "0"]),
+            ("chrY", 20, "y1", "C", "T", ["0", "1", "1"]),  # a record of haploid calls only
+            ("X", 30, "x2", "G", "A", [".", "1|1", "0|0"])]  # '.' alone is a no-call
+    path = write_text_vcf(tmp_path / "sex.vcf", ["a", "b", "c"], rows)
+    for chunk in (1, 4096):
+        g = io.read_vcf(path, haplotypes=True, keep_missing=True, chunk_size=chunk,
+                        progress=False)
+        assert g.counts.n_haploid == 5 and g.phased  # a haploid call has no phase to lose
+        M = io.MISSING
+        np.testing.assert_array_equal(g.haplotypes(), [[[1, 0, M], [1, 0, M]],
+                                                       [[0, 1, 1], [1, 1, 1]],
+                                                       [[0, 1, 0], [0, 1, 0]]])
+        dosages = io.read_vcf(path, progress=False)
+        np.testing.assert_array_equal(dosages.dosages[:, :2], [[2, 0], [1, 2], [0, 2]])
+        assert dosages.counts.n_haploid == 5 and dosages.counts.n_missing_filled == 1
+    rows[1] = ("2", 20, "y1", "C", "T", ["0|0", "0|1", "1"])
+    path = write_text_vcf(tmp_path / "auto.vcf", ["a", "b", "c"], rows)
+    for haplotypes in (False, True):
+        with pytest.raises(InputError, match=r"auto\.vcf: record 2:20, sample c: haploid call on "
+                                             r"chromosome 2"):
+            io.read_vcf(path, haplotypes=haplotypes, progress=False)
+
+
+@pytest.mark.parametrize("keep", ["body", "header"])
+def test_truncated_bgzip_is_named_as_such(tmp_path, keep):
+    """Cut inside a later bgzip block, htslib said only `error-code: 0 and ret: -2`."""
+    rng = np.random.default_rng(0)
+    s = 3000  # ~170 kB of text: three bgzip blocks
+    variants = io.Variants(np.array(["1"] * s), np.arange(s, dtype=np.int64) * 10 + 100,
+                           np.array([f"rs{i}" for i in range(s)]), np.array(["A"] * s),
+                           np.array(["G"] * s))
+    writers.write_vcf(tmp_path / "full.vcf.gz", variants, ["a", "b", "c", "d"],
+                      (rng.random((4, s, 2)) < 0.3).astype(np.int8), phased=True)
+    data = (tmp_path / "full.vcf.gz").read_bytes()
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(data[:len(data) * 3 // 4] if keep == "body" else data[:200])
+    with pytest.raises(InputError, match=r"cut\.vcf\.gz: truncated or corrupt compressed file$"):
+        io.read_vcf(cut, progress=False)
+
+
+def test_a_directory_is_named_as_one(tmp_path):
+    folder = tmp_path / "cohort.vcf.gz"
+    folder.mkdir()
+    for read in (io.read_vcf, io.read_genotypes, tables.read_panel, tables.read_bed):
+        with pytest.raises(InputError, match=r"cohort\.vcf\.gz: is a directory"):
+            read(folder)
+    with pytest.raises(InputError, match="is a directory"):
+        io.read_genotypes(tmp_path)  # no genotype suffix: still named as a directory

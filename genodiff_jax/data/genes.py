@@ -115,7 +115,7 @@ def _nearest_gene(pos: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nda
 def window_genes(variants: Variants, window: int) -> GeneAssignment:
     """Without an annotation: consecutive runs of `window` SNPs per chromosome act as genes."""
     if window < 1:
-        raise ValueError(f"--window must be >= 1, got {window}")
+        raise InputError(None, f"--window must be >= 1, got {window}")
     names, members = [], []
     for c, cols in _chromosome_runs(np.asarray(variants.chrom, dtype=str)):
         cols = cols[np.argsort(variants.pos[cols], kind="stable")]

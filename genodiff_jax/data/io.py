@@ -6,7 +6,9 @@ sample ids; a VCF read with `haplotypes=True` also keeps each call's two alleles
 2 a + b, from which `Genotypes.haplotypes` gives int8 [N, 2, S]). Reading works in chunks of
 variants so memory stays near N x S bytes. Site policies, each counted: multi-allelic records and
 indels/MNPs are skipped, monomorphic sites dropped, missing calls filled with the per-variant mode
-(or an `InputError` under `strict`).
+(or an `InputError` under `strict`). Call policies (VCF, `read_vcf`): an allele index beyond the
+site's two alleles is an `InputError`; a haploid call `a` is read as `a/a` on X, Y and MT
+(`HAPLOID_CHROMOSOMES`, counted) and is an `InputError` anywhere else.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from genodiff_jax.errors import InputError, require_file
 
 MISSING = -1
 _NUCLEOTIDES = frozenset("ACGT")
+# Chromosomes where haploid calls are expected (male X and Y, mitochondria), by every usual name.
+HAPLOID_CHROMOSOMES = frozenset({"X", "Y", "MT", "M", "chrX", "chrY", "chrM", "chrMT",
+                                 "23", "24", "25", "26"})
+_VECTOR_END = -2  # cyvcf2's allele index past a call's last allele (a haploid call's 2nd)
+_DECODE_BLOCK = 256  # VCF records whose raw calls are checked and converted at once
+_GZIP_MAGIC = b"\x1f\x8b"  # bgzip (and BCF) files are gzip streams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +80,7 @@ class SiteCounts:
     n_indel: int = 0
     n_monomorphic: int = 0
     n_missing_filled: int = 0  # calls, not sites
+    n_haploid: int = 0  # haploid calls on X/Y/MT read as homozygous (calls)
 
     @property
     def n_skipped(self) -> int:
@@ -130,13 +139,18 @@ class _ChunkCleaner:
         self.kept_variants: list[Variants] = []
         self.counts = SiteCounts()
 
-    def add(self, calls: np.ndarray, chrom: str, pos: int, vid: str, ref: str, alt: str) -> None:
-        j = len(self.fields[0])
-        self.buffer[j] = calls
-        for column, value in zip(self.fields, (chrom, pos, vid, ref, alt)):
-            column.append(value)
-        if j + 1 == self.chunk_size:
-            self.flush()
+    def add_rows(self, rows: np.ndarray, sites: Sequence[tuple]) -> None:
+        """Records' calls, variant-major [n, N], with their (chrom, pos, id, ref, alt)."""
+        done = 0
+        while done < len(rows):
+            j = len(self.fields[0])
+            take = min(self.chunk_size - j, len(rows) - done)
+            self.buffer[j:j + take] = rows[done:done + take]
+            for column, values in zip(self.fields, zip(*sites[done:done + take])):
+                column.extend(values)
+            done += take
+            if j + take == self.chunk_size:
+                self.flush()
 
     def add_block(self, block: np.ndarray, variants: Variants) -> None:
         """A block of columns at once (PLINK reads whole chunks)."""
@@ -234,16 +248,71 @@ def _is_snp(ref: str, alt: str) -> bool:
     return len(ref) == 1 and len(alt) == 1 and ref in _NUCLEOTIDES and alt in _NUCLEOTIDES
 
 
-def _phase_codes(record, path: Path) -> tuple[np.ndarray, int]:
-    """(2 a + b per sample, MISSING where an allele is missing; number of unphased calls)."""
-    gt = record.genotype.array()  # int16 [N, 3]: allele, allele, phased flag; < 0 missing
-    a, b = gt[:, 0], gt[:, 1]
-    if (a > 1).any() or (b > 1).any():
-        raise InputError(path, f"allele index beyond the site's two alleles at "
-                               f"{record.CHROM}:{record.POS}")
-    missing = (a < 0) | (b < 0)
-    codes = np.where(missing, MISSING, 2 * a + b).astype(np.int8)
-    return codes, int(np.sum(gt[:, 2] == 0))
+class _VcfCalls:
+    """The raw calls of biallelic SNP records, checked and converted a block of records at a time
+    (per record only a copy): to dosages a + b, or to phase codes 2 a + b, MISSING where an allele
+    is missing. Policies: see `read_vcf`."""
+
+    def __init__(self, path: Path, samples: np.ndarray, cleaner: _ChunkCleaner, codes: bool,
+                 block: int = _DECODE_BLOCK):
+        self.path, self.samples, self.cleaner, self.codes = path, samples, cleaner, codes
+        # cyvcf2's layout: allele, allele (MISSING for '.', _VECTOR_END past a haploid call's
+        # only allele), phased flag.
+        self.raw = np.empty((block, len(samples), 3), np.int16)
+        self.sites: list[tuple] = []
+        self.n_unphased = 0
+
+    def add(self, gt: np.ndarray, site: tuple) -> None:
+        """One record: `gt` int16 [N, ploidy + 1] from cyvcf2, `site` (chrom, pos, id, ref, alt)."""
+        j = len(self.sites)
+        if gt.shape[1] == 3:
+            self.raw[j] = gt
+        elif gt.shape[1] == 2:  # every call of the record is haploid
+            self.raw[j, :, 0] = gt[:, 0]
+            self.raw[j, :, 1] = _VECTOR_END
+            self.raw[j, :, 2] = 1
+        else:
+            i = int(np.argmax(gt[:, 2] != _VECTOR_END))
+            raise InputError(self.path, f"record {site[0]}:{site[1]}, sample {self.samples[i]}: "
+                                        f"a call of ploidy {gt.shape[1] - 1}; only diploid calls "
+                                        "(and haploid ones on X, Y and MT) are read")
+        self.sites.append(site)
+        if j + 1 == len(self.raw):
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self.sites)
+        if n == 0:
+            return
+        raw = self.raw[:n]
+        a, b = raw[..., 0], raw[..., 1]
+        beyond = (a > 1) | (b > 1)
+        if beyond.any():
+            j, i = np.unravel_index(np.argmax(beyond), beyond.shape)
+            raise InputError(self.path, f"{self._where(j, i)}: allele index "
+                                        f"{max(a[j, i], b[j, i])} but the site has 2 alleles")
+        # One called allele: '.' alone is a missing call (whatever the ploidy), not a haploid one.
+        haploid = (b == _VECTOR_END) & (a >= 0)
+        n_haploid = int(haploid.sum())
+        if n_haploid:
+            allowed = np.array([site[0] in HAPLOID_CHROMOSOMES for site in self.sites])
+            wrong = haploid & ~allowed[:, None]
+            if wrong.any():
+                j, i = np.unravel_index(np.argmax(wrong), wrong.shape)
+                raise InputError(self.path, f"{self._where(j, i)}: haploid call on chromosome "
+                                            f"{self.sites[j][0]} (read as homozygous only on X, "
+                                            "Y and MT)")
+            b = np.where(haploid, a, b)
+            self.cleaner.counts.n_haploid += n_haploid
+        # A haploid call has no phase to lose: it counts as phased.
+        self.n_unphased += int(np.count_nonzero((raw[..., 2] == 0) & (raw[..., 1] != _VECTOR_END)))
+        values = 2 * a + b if self.codes else a + b
+        values[(a < 0) | (b < 0)] = MISSING
+        self.cleaner.add_rows(values.astype(np.int8), self.sites)
+        self.sites = []
+
+    def _where(self, j: int, i: int) -> str:
+        return f"record {self.sites[j][0]}:{self.sites[j][1]}, sample {self.samples[i]}"
 
 
 def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int = 4096,
@@ -251,26 +320,33 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
              haplotypes: bool = False, keep_missing: bool = False) -> Genotypes:
     """Read a VCF/BCF (plain or bgzipped) into dosages; see the module docstring for site policies.
     `haplotypes` also keeps both alleles of every call (`Genotypes.haplotypes`); `keep_missing`
-    (with `haplotypes`) leaves no-calls as MISSING instead of filling them."""
+    (with `haplotypes`) leaves no-calls as MISSING instead of filling them.
+
+    Calls at the biallelic SNPs kept, each an `InputError` naming the record and the sample when
+    broken: an allele index above 1 (`0/3`); a haploid call (`1`) outside X, Y and MT
+    (`HAPLOID_CHROMOSOMES`); a ploidy above 2. On X, Y and MT a haploid call `a` is read as the
+    homozygous `a/a` (dosage 0 or 2, both haplotype tokens `a`, phased), counted in
+    `counts.n_haploid`. A call with a missing allele (`./.`, `.`, `./1`) is missing. A truncated
+    or corrupt bgzip file is an `InputError` saying so."""
     from cyvcf2 import VCF
 
     path = Path(path)
     require_file(path)
     with _c_stderr_captured() as htslib:
         try:
-            vcf = VCF(str(path), gts012=True, lazy=True, threads=min(2, os.cpu_count() or 1))
+            vcf = VCF(str(path), lazy=True, threads=min(2, os.cpu_count() or 1))
         except Exception as e:  # cyvcf2 raises bare Exceptions/OSErrors with htslib's text
+            if _broken_compression(path, htslib, e):
+                raise InputError(path, "truncated or corrupt compressed file") from None
             raise InputError(path, "not a readable VCF/BCF "
                                    f"({htslib.text() or _one_line(e)})") from None
         samples = np.array(vcf.samples, dtype=str)
         if samples.size == 0:
             raise InputError(path, "VCF has no samples")
-        # gts012: 0/1/2 = ALT count, 3 = no call; mapped per chunk, not per record.
         cleaner = _ChunkCleaner(path, len(samples), chunk_size, strict,
-                                missing_code=MISSING if haplotypes else 3,
                                 drop_monomorphic=drop_monomorphic, phase_codes=haplotypes,
                                 keep_missing=keep_missing and haplotypes)
-        unphased = 0
+        calls = _VcfCalls(path, samples, cleaner, codes=haplotypes)
         counts = cleaner.counts
         last = "the header"
         bar = tqdm(desc=f"reading {path.name}", unit=" variants", disable=not progress, leave=False,
@@ -290,22 +366,21 @@ def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int =
                 if not _is_snp(record.REF, alts[0]):
                     counts.n_indel += 1
                     continue
-                if haplotypes:
-                    calls, n_unphased = _phase_codes(record, path)
-                    unphased += n_unphased
-                else:
-                    calls = record.gt_types
-                cleaner.add(calls, record.CHROM, record.POS, record.ID or ".", record.REF, alts[0])
+                calls.add(record.genotype.array(),
+                          (record.CHROM, record.POS, record.ID or ".", record.REF, alts[0]))
+            calls.flush()
         except InputError:
             raise
         except Exception as e:
+            if _broken_compression(path, htslib, e):
+                raise InputError(path, "truncated or corrupt compressed file") from None
             raise InputError(path, f"malformed VCF record after {last}: "
                                    f"{htslib.errors() or _one_line(e)}") from None
         finally:
             bar.close()
             vcf.close()
     genotypes = cleaner.finish(samples)
-    genotypes.phased = haplotypes and unphased == 0
+    genotypes.phased = haplotypes and calls.n_unphased == 0
     return genotypes
 
 
@@ -353,6 +428,8 @@ GENOTYPE_READERS: dict[str, Callable[..., Genotypes]] = {
 
 def reader_for(path: str | os.PathLike) -> Callable[..., Genotypes]:
     """The reader that the file's suffix names."""
+    if Path(path).is_dir():
+        require_file(path)  # says it is a directory, whatever its name
     name = Path(path).name.lower()
     for suffix in sorted(GENOTYPE_READERS, key=len, reverse=True):
         if name.endswith(suffix):
@@ -397,6 +474,21 @@ def _c_stderr_captured() -> Iterator[_CapturedStderr]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _broken_compression(path: Path, htslib: _CapturedStderr, e: BaseException) -> bool:
+    """Whether a failed read of a gzip-compressed file (bgzipped VCF, BCF) is the compression's
+    fault: htslib names its bgzf/gzip layer or a missing end-of-file marker, or gives no reason
+    at all (a bgzip block cut short fails with only cyvcf2's `error-code: 0 and ret: -2`)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != _GZIP_MAGIC:
+                return False
+    except OSError:  # unreadable: the caller's message says what htslib saw
+        return False
+    text = htslib.text()
+    return (not htslib.errors() and "ret: -2" in str(e)) or any(
+        word in text for word in ("EOF marker is absent", "[E::bgzf", "[E::inflate"))
 
 
 def _one_line(e: BaseException) -> str:
