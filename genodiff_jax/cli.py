@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +48,9 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contig-length", type=int, default=None, help="base pairs per contig")
     p.add_argument("--num-contigs", type=int, default=None, help="number of contigs (chromosomes)")
     p.add_argument("--no-trait", action="store_true", help="no tstrait case/control column")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it is a file or a folder genodiff did not write "
+                   "(never an input or a work dir)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -64,7 +70,8 @@ def _simulation_params(args: argparse.Namespace):
 def _simulate(args: argparse.Namespace) -> None:
     from genodiff_jax.data.simulate import simulate_cohort
 
-    files = simulate_cohort(args.out, _simulation_params(args), progress=not args.quiet)
+    files = simulate_cohort(args.out, _simulation_params(args), overwrite=args.overwrite,
+                            progress=not args.quiet)
     print(f"wrote {files.vcf}, {files.panel}, {files.bed}")
 
 
@@ -89,6 +96,9 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokens", default="auto", choices=["auto", "haplotypes", "genotypes"],
                    help="genotype tokens stored for the masked-diffusion family: haplotypes "
                    "(needs every call phased), genotypes (dosages), or auto")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it is a file or a folder genodiff did not write "
+                   "(never an input or a work dir)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -100,7 +110,7 @@ def _prepare(args: argparse.Namespace) -> None:
     summary = prepare_dataset(args.vcf, args.panel, args.out, genes=args.genes, window=args.window,
                               label=args.label, test_fraction=args.test_fraction, seed=args.seed,
                               strict=args.strict, components=args.components, tokens=args.tokens,
-                              progress=not args.quiet)
+                              overwrite=args.overwrite, progress=not args.quiet)
     print(format_summary(summary))
     print(f"wrote {args.out}")
 
@@ -156,6 +166,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
                    help="weight matrices for sampling: bfloat16 runs the MLP's wide matmuls in "
                    "bf16")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it is a file or a folder genodiff did not write "
+                   "(never an input or a work dir)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -187,7 +200,8 @@ def _sample(args: argparse.Namespace) -> None:
                             labels=args.labels, calling=args.calling, plink=args.plink,
                             seed=args.seed, batch_size=args.batch_size, data_dir=args.data,
                             checkpoint=args.checkpoint, ema=not args.raw_params,
-                            weights_dtype=args.weights_dtype, progress=not args.quiet)
+                            weights_dtype=args.weights_dtype, overwrite=args.overwrite,
+                            progress=not args.quiet)
     print(json.dumps(summary, default=str))
 
 
@@ -207,6 +221,9 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it is a file or a folder genodiff did not write "
+                   "(never an input or a work dir)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -216,7 +233,8 @@ def _impute(args: argparse.Namespace) -> None:
 
     summary = impute_vcf(args.workdir, args.vcf, args.out, panel=args.panel,
                          mask_sites=args.mask_sites, draws=args.draws, steps=args.steps,
-                         seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+                         seed=args.seed, batch_size=args.batch_size, overwrite=args.overwrite,
+                         progress=not args.quiet)
     print(json.dumps(summary))
 
 
@@ -228,6 +246,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="a `genodiff sample` folder; repeat as NAME=FOLDER to score several "
                    "cohorts (e.g. both generator families) in one report")
     p.add_argument("--out", required=True, type=Path, help="report folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it is a file or a folder genodiff did not write "
+                   "(never an input or a work dir)")
     _evaluate_args_defaults(p)
 
 
@@ -262,7 +283,8 @@ def synthetic_arg(values: list[str]) -> Path | dict[str, Path]:
 def _evaluate(args: argparse.Namespace) -> None:
     from genodiff_jax.eval.report import evaluate, summary_header, summary_rows
 
-    report = evaluate(args.data, synthetic_arg(args.synthetic), args.out, _eval_settings(args))
+    report = evaluate(args.data, synthetic_arg(args.synthetic), args.out, _eval_settings(args),
+                      overwrite=args.overwrite)
     _print_summary(summary_header(report), summary_rows(report))
     print(f"wrote {args.out / 'report.html'}")
 
@@ -289,6 +311,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masked-config", default="experiments/demo_masked.py",
                    help="config of the masked-diffusion family, trained and sampled beside the "
                    "gene-PCA model and scored in the same report ('none': skip it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output folders under --out even when genodiff did not write "
+                   "them (never a work dir: training resumes there)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _evaluate_args_defaults(p)
 
@@ -338,16 +363,18 @@ def _run(args: argparse.Namespace) -> None:
 
     progress = not args.quiet
     out = args.out
-    files = simulate_cohort(out / "cohort", PRESETS[args.preset], progress=progress)
+    overwrite = args.overwrite
+    files = simulate_cohort(out / "cohort", PRESETS[args.preset], overwrite=overwrite,
+                            progress=progress)
     summary = prepare_dataset(files.vcf, files.panel, out / "data", genes=files.bed,
-                              label=args.label, progress=progress)
+                              label=args.label, overwrite=overwrite, progress=progress)
     print(format_summary(summary))
     trained = run_training(out / "data", out / "train", args.config, progress=progress)
     print(f"trained: step {trained.get('step')}, loss {trained.get('loss')}, "
           f"val_recon {trained.get('val_recon')}")
     sampled = sample_cohort(out / "train", out / "synthetic", summary["n_samples"],
                             sampler=args.sampler, steps=args.steps, labels="train",
-                            progress=progress)
+                            overwrite=overwrite, progress=progress)
     print(f"sampled {sampled['n']} people with {args.sampler} ({sampled['steps']} steps) in "
           f"{sampled['sampling_seconds']} s -> {out / 'synthetic'}")
     cohorts = {"gene_pca": out / "synthetic"}
@@ -358,12 +385,14 @@ def _run(args: argparse.Namespace) -> None:
         print(f"trained the masked family: step {trained.get('step')}, "
               f"val_bits {trained.get('val_bits')}")
         sampled = sample_cohort(out / "train_masked", out / "synthetic_masked",
-                                summary["n_samples"], labels="train", progress=progress)
+                                summary["n_samples"], labels="train", overwrite=overwrite,
+                                progress=progress)
         print(f"sampled {sampled['n']} people ({sampled['steps']} unmasking steps) in "
               f"{sampled['sampling_seconds']} s -> {out / 'synthetic_masked'}")
         cohorts["masked"] = out / "synthetic_masked"
         folders += ["train_masked", "synthetic_masked"]
-    report = evaluate(out / "data", cohorts, out / "report", _eval_settings(args))
+    report = evaluate(out / "data", cohorts, out / "report", _eval_settings(args),
+                      overwrite=overwrite)
     _print_summary(summary_header(report), summary_rows(report))
     print(json.dumps({name: str(out / name) for name in [*folders, "report"]}))
 
@@ -474,9 +503,28 @@ def _training_errors() -> tuple[type[BaseException], ...]:
     return (loop.NonFiniteLossError,) if loop else ()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: outputs in progress are removed on the way out."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def _leave_now(code: int) -> None:
+    """Exit at once: a compiled computation still running (a sampler's scan on another thread)
+    would otherwise hold the interpreter's exit until it ends. Called after the stack has
+    unwound, so every temporary output is already removed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for records
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return COMMANDS[args.command].run(args) or 0
     except InputError as e:
@@ -485,10 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     except _training_errors() as e:
         print(f"genodiff {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"genodiff {args.command}: interrupted; nothing half-written was kept",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"genodiff {args.command}: {what}; nothing half-written was kept", file=sys.stderr)
+        _leave_now(143 if isinstance(e, Terminated) else 130)
 
 
 if __name__ == "__main__":

@@ -255,9 +255,12 @@ def test_write_synthetic(tmp_path: Path, tiny_codec, calling: str) -> None:
     out = tmp_path / "synthetic"
     out.mkdir()
     (out / "stale.txt").write_text("replaced")
-    summary = write_synthetic(out, features, labels, codec=codec, variants=variants,
-                              class_names=["EUR", "AFR"], label_column="super_pop",
-                              calling=calling, plink=True)
+    kwargs = dict(codec=codec, variants=variants, class_names=["EUR", "AFR"],
+                  label_column="super_pop", calling=calling, plink=True)
+    with pytest.raises(InputError, match="did not write: choose another output path or pass"):
+        write_synthetic(out, features, labels, **kwargs)  # a folder of someone else's files
+    assert (out / "stale.txt").read_text() == "replaced"
+    summary = write_synthetic(out, features, labels, overwrite=True, **kwargs)
     assert summary["n_samples"] == 25 and not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]  # no temporary left
 

@@ -101,3 +101,194 @@ def test_sample_with_a_bad_workdir_is_one_clean_line(tmp_path, capfd):
     err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert rc != 0 and len(err) == 1 and "none" in err[0] and "not a training work dir" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+# -- issue 15: nothing lost, nothing silently wrong -----------------------------------------------
+
+def snapshot(folder):
+    """Every file under `folder` (hidden ones too) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def one_line(capfd) -> list[str]:
+    return [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def synthetic(trained_run):
+    out = trained_run / "syn_small"
+    assert cli.main(["sample", "--workdir", str(trained_run / "train"), "--n", "6", "--steps", "3",
+                     "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def other_dataset(trained_run):
+    """The same cohort split with another seed: another codec of the same shape."""
+    root = trained_run
+    out = root / "data_seed7"
+    assert cli.main(["prepare", "--quiet", "--vcf", str(root / "cohort" / "cohort.vcf.gz"),
+                     "--panel", str(root / "cohort" / "cohort.panel"), "--seed", "7",
+                     "--genes", str(root / "cohort" / "genes.bed"), "--out", str(out)]) == 0
+    return out
+
+
+def test_an_output_that_holds_an_input_or_a_run_is_refused_and_nothing_changes(
+        trained_run, synthetic, tmp_path, capfd):
+    root, work, data = trained_run, str(trained_run / "train"), str(trained_run / "data")
+    cohort = root / "cohort"
+    prepare = ["prepare", "--quiet", "--vcf", str(cohort / "cohort.vcf.gz"), "--panel",
+               str(cohort / "cohort.panel"), "--genes", str(cohort / "genes.bed")]
+    (tmp_path / "notes.txt").write_text("a user's notes")
+    cases = [
+        (["sample", "--workdir", work, "--n", "3", "--out", work, "--overwrite"],
+         "is this command's input"),
+        (["sample", "--workdir", work, "--n", "3", "--out", data, "--data", data],
+         "is this command's input"),
+        (["evaluate", "--data", data, "--synthetic", str(synthetic), "--out", str(synthetic),
+          "--overwrite"], "is this command's input"),
+        ([*prepare, "--out", str(cohort), "--overwrite"], "holds this command's input"),
+        ([*prepare, "--out", str(tmp_path)], "a folder of files genodiff did not write"),
+        ([*prepare, "--out", str(tmp_path / "notes.txt")], "is an existing file"),
+        (["train", "--data", data, "--workdir", str(synthetic), "--config",
+          "experiments/demo.py:smoke", "--quiet"], "is a genodiff synthetic folder, not a "
+                                                   "training work dir"),
+    ]
+    for args, message in cases:
+        before, mine = snapshot(root), snapshot(tmp_path)
+        rc = cli.main(args)
+        err = one_line(capfd)
+        assert rc == 2 and len(err) == 1 and message in err[0], (args, err)
+        assert snapshot(root) == before and snapshot(tmp_path) == mine, args
+
+
+def test_a_cohort_is_never_used_with_another_datasets_codec(trained_run, synthetic,
+                                                             other_dataset, tmp_path, capfd):
+    work, data = str(trained_run / "train"), str(trained_run / "data")
+    cases = [
+        (["evaluate", "--data", str(other_dataset), "--synthetic", str(synthetic), "--out",
+          str(tmp_path / "r")], "was sampled from a model of another dataset"),
+        (["sample", "--workdir", work, "--data", str(other_dataset), "--n", "3", "--out",
+          str(tmp_path / "s")], "is not the dataset this run was trained on"),
+        (["train", "--data", str(other_dataset), "--workdir", work, "--config",
+          "experiments/demo.py:smoke", "--quiet"], "this run was trained on another dataset"),
+    ]
+    before = snapshot(trained_run / "train")
+    for args, message in cases:
+        rc = cli.main(args)
+        err = one_line(capfd)
+        assert rc == 2 and len(err) == 1 and message in err[0], (args, err)
+    assert snapshot(trained_run / "train") == before and not list(tmp_path.iterdir())
+    assert json.loads((trained_run / "data" / "summary.json").read_text())["fingerprint"] != \
+        json.loads((other_dataset / "summary.json").read_text())["fingerprint"]
+    del data
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--n", "0"], "--n must be >= 1, got 0"),
+    (["--guidance", "nan"], "--guidance must be a finite number, got nan"),
+    (["--steps", "100000"], "--steps: sampling steps must be in [1, T = 50]"),
+])
+def test_bad_numbers_are_one_line(trained_run, tmp_path, capfd, args, message):
+    n = [] if "--n" in args else ["--n", "3"]
+    rc = cli.main(["sample", "--workdir", str(trained_run / "train"), "--out",
+                   str(tmp_path / "o"), "--quiet", *n, *args])
+    err = one_line(capfd)
+    assert rc == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluating_a_one_person_cohort_is_one_line(trained_run, tmp_path, capfd):
+    out = tmp_path / "one"
+    assert cli.main(["sample", "--workdir", str(trained_run / "train"), "--n", "1", "--steps",
+                     "2", "--out", str(out), "--quiet"]) == 0
+    capfd.readouterr()
+    rc = cli.main(["evaluate", "--data", str(trained_run / "data"), "--synthetic", str(out),
+                   "--out", str(tmp_path / "report")])
+    err = one_line(capfd)
+    assert rc == 2 and len(err) == 1, err
+    assert "synthetic.vcf.gz: holds 1 genome(s); evaluation compares cohorts and needs at " \
+           "least 2" in err[0]
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_truncated_checkpoint_is_one_line_naming_it_and_the_way_on(trained_run, tmp_path,
+                                                                    capfd):
+    import shutil
+
+    work = tmp_path / "train"
+    shutil.copytree(trained_run / "train", work)
+    for f in (work / "checkpoints" / "best").rglob("d/*"):
+        f.write_bytes(f.read_bytes()[:10])
+    rc = cli.main(["sample", "--workdir", str(work), "--n", "3", "--steps", "2", "--out",
+                   str(tmp_path / "s"), "--quiet"])
+    err = one_line(capfd)
+    assert rc == 2 and len(err) == 1, err
+    assert f"{work / 'checkpoints' / 'best'}/20: unreadable checkpoint" in err[0]
+    assert "--checkpoint latest" in err[0] and not (tmp_path / "s").exists()
+    assert cli.main(["sample", "--workdir", str(work), "--n", "3", "--steps", "2", "--out",
+                     str(tmp_path / "s"), "--quiet", "--checkpoint", "latest"]) == 0
+    for f in (work / "checkpoints" / "latest").rglob("d/*"):
+        f.write_bytes(f.read_bytes()[:10])
+    before = snapshot(work)
+    rc = cli.main(["train", "--data", str(trained_run / "data"), "--workdir", str(work),
+                   "--config", "experiments/demo.py:smoke", "--quiet"])
+    err = one_line(capfd)
+    assert rc == 2 and len(err) == 1, err
+    assert f"{work / 'checkpoints' / 'latest'}/20: unreadable checkpoint" in err[0]
+    assert "no earlier checkpoint is kept" in err[0] and snapshot(work) == before
+
+
+def test_ctrl_c_stops_sample_within_two_seconds_and_leaves_nothing(trained_run, tmp_path):
+    """SIGINT while the compiled sampler runs: exit 130 at once (not when the scan ends), no
+    output, no temporary."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    out = tmp_path / "s"
+    # 40 batches of 100 rows x 50 steps: minutes of sampling, so the signal lands mid-scan.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genodiff_jax.cli", "sample", "--workdir",
+         str(trained_run / "train"), "--n", "4000", "--batch-size", "100", "--out", str(out)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    seen, started = bytearray(), threading.Event()
+
+    def read() -> None:
+        while chunk := proc.stderr.read1(4096):
+            seen.extend(chunk)
+            if re.search(rb"sampling: +\d+%.*\| *[1-9]\d*/40", bytes(seen)):
+                started.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert started.wait(240), seen.decode(errors="replace")[-2000:]
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        rc = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    took = time.monotonic() - sent
+    assert rc == 130 and took < 2.0, (rc, took)
+    assert b"interrupted; nothing half-written was kept" in bytes(seen)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_diverging_sampler_is_one_line_and_writes_nothing(trained_run, tmp_path, capfd,
+                                                            monkeypatch):
+    from genodiff_jax.sampling import pipeline
+    from genodiff_jax.sampling.cohort import NonFiniteSampleError
+
+    def diverges(*args, **kwargs):
+        raise NonFiniteSampleError(3, 3, 0, 7, 10)
+
+    monkeypatch.setattr(pipeline, "generate", diverges)
+    rc = cli.main(["sample", "--workdir", str(trained_run / "train"), "--n", "3", "--out",
+                   str(tmp_path / "o"), "--quiet"])
+    err = one_line(capfd)
+    assert rc == 2 and len(err) == 1 and "NaN or inf from sampler step 7 of 10" in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -207,6 +207,73 @@ def test_existing_output_survives_a_failed_run(good, capfd):
     assert rc != 0 and (good["out"] / "summary.json").read_text() == before
 
 
+@pytest.mark.parametrize("flag, value, problem", [
+    ("--window", "0", "--window must be >= 1, got 0"),
+    ("--window", "-3", "--window must be >= 1, got -3"),
+    ("--test-fraction", "1.5", "--test-fraction must be in (0, 1), got 1.5"),
+    ("--test-fraction", "0", "--test-fraction must be in (0, 1), got 0.0"),
+])
+def test_bad_window_or_test_fraction_is_one_line(good, capfd, flag, value, problem):
+    genes = [] if flag == "--window" else ["--genes", good["bed"]]
+    rc = _prepare("--vcf", good["vcf"], "--panel", good["panel"], *genes, flag, value,
+                  "--out", good["out"])
+    assert rc == 2
+    assert capfd.readouterr().err.splitlines() == [f"genodiff prepare: error: {problem}"]
+    assert not good["out"].exists()
+
+
+def test_window_genes_rejects_an_empty_window():
+    from genodiff_jax.data import io
+    from genodiff_jax.data.genes import window_genes
+    from genodiff_jax.errors import InputError
+
+    with pytest.raises(InputError, match="--window must be >= 1, got 0"):
+        window_genes(io.Variants.empty(), 0)
+
+
+@pytest.mark.parametrize("flag", ["--vcf", "--panel", "--genes"])
+def test_a_directory_given_as_an_input_file(good, capfd, flag):
+    inputs = {"--vcf": good["vcf"], "--panel": good["panel"], "--genes": good["bed"]}
+    inputs[flag] = good["dir"] / "folder"
+    inputs[flag].mkdir()
+    rc = _prepare(*(x for item in inputs.items() for x in item), "--out", good["out"])
+    assert rc == 2
+    _assert_clean_failure(capfd, rc, good["out"], "folder: is a directory", "is a directory")
+
+
+@pytest.mark.parametrize("call, chrom, problem", [
+    ("0/3", "1", "record 1:400, sample b: allele index 3 but the site has 2 alleles"),
+    ("1", "1", "record 1:400, sample b: haploid call on chromosome 1"),
+    ("0/1/1", "X", "record X:400, sample b: a call of ploidy 3"),
+])
+def test_malformed_call_is_one_line(good, capfd, call, chrom, problem):
+    rows = _good_rows()
+    rows[3] = (chrom,) + rows[3][1:5] + (["0|1", call, "0|0", "0|1"],)
+    path = write_text_vcf(good["dir"] / "calls.vcf", ["a", "b", "c", "d"], rows)
+    rc = _prepare("--vcf", path, "--panel", good["panel"], "--genes", good["bed"],
+                  "--out", good["out"])
+    assert rc == 2
+    _assert_clean_failure(capfd, rc, good["out"], "calls.vcf", problem)
+
+
+def test_haploid_calls_on_x_are_homozygous_and_counted(good, capfd):
+    """Samples a and b are haploid on X (males); c and d diploid."""
+    rows = [("X", 100 * (i + 1), f"rs{i}", "A", "G", [str(i % 2), str(1 - i % 2), "0|1", "1|1"])
+            for i in range(8)]
+    path = write_text_vcf(good["dir"] / "x.vcf", ["a", "b", "c", "d"], rows)
+    assert _prepare("--vcf", path, "--panel", good["panel"], "--window", "4", "--out",
+                    good["out"], "--test-fraction", "0.5") == 0
+    assert "16 haploid calls (X/Y/MT) read as homozygous" in capfd.readouterr().out
+    assert json.loads((good["out"] / "summary.json").read_text())["n_haploid_calls"] == 16
+    data = load_prepared(good["out"])
+    assert data.token_kind == "haplotypes"  # a haploid call counts as phased
+    tokens = np.concatenate([data.tokens("train"), data.tokens("test")])
+    index = np.concatenate([data.train.index, data.test.index])
+    a, b = tokens[np.argsort(index)][:2]
+    np.testing.assert_array_equal(a, [np.arange(8) % 2] * 2)
+    np.testing.assert_array_equal(b, [1 - np.arange(8) % 2] * 2)
+
+
 # -- the real 1000 Genomes region ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genodiff_jax.atomic import MARKER
 from genodiff_jax.data import simulate
 from genodiff_jax.data.io import read_vcf
 from genodiff_jax.data.simulate import PRESETS, CohortFiles, SimulationParams, simulate_cohort
@@ -192,4 +193,5 @@ def test_cache_location_and_unwritable_cache(tmp_path, monkeypatch):
         files = simulate_cohort(tmp_path / "out", dataclasses.replace(TINY, trait=False),
                                 cache_dir=blocker, progress=False)
     assert not files.cached and files.vcf.is_file() and files.bed.is_file()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(simulate.COHORT_FILES)
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted([*simulate.COHORT_FILES, MARKER])

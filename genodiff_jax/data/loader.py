@@ -13,7 +13,7 @@ import numpy as np
 from genodiff_jax.data import io
 from genodiff_jax.data import tfds as tfds_io
 from genodiff_jax.data.codec import GeneCodec
-from genodiff_jax.data.prepare import CODEC, SUMMARY, TOKENS_DIR, VARIANTS
+from genodiff_jax.data.prepare import CODEC, SUMMARY, TOKENS_DIR, VARIANTS, fingerprint
 from genodiff_jax.errors import InputError
 
 
@@ -52,6 +52,16 @@ class PreparedDataset:
     @functools.cached_property
     def codec(self) -> GeneCodec:
         return GeneCodec.load(self.path / CODEC)
+
+    @functools.cached_property
+    def fingerprint(self) -> str | None:
+        """The dataset's identity (`prepare.fingerprint`); computed for folders prepared before
+        it was recorded; None for a dataset built in memory (no codec files)."""
+        if self.summary.get("fingerprint"):
+            return self.summary["fingerprint"]
+        if not (Path(self.path) / CODEC).is_file():
+            return None
+        return fingerprint(self.path)
 
     @property
     def token_kind(self) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genodiff_jax.atomic import atomic_dir
+from genodiff_jax.atomic import atomic_dir, check_output
 from genodiff_jax.data import io, tables
 from genodiff_jax.data import tfds as tfds_io
 from genodiff_jax.data.codec import COMPONENT_RULES, GeneCodec
@@ -25,6 +25,7 @@ from genodiff_jax.errors import InputError
 SUMMARY = "summary.json"
 CODEC = "codec.npz"
 VARIANTS = "variants.npz"
+DATASET_KIND = "dataset"
 SAMPLES = "samples.tsv"
 GENES = "genes.tsv"
 TOKENS_DIR = "tokens"
@@ -71,13 +72,20 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
                     genes: str | os.PathLike | None = None, window: int | None = None,
                     label: str = "pop", test_fraction: float = 0.1, seed: int = 0,
                     strict: bool = False, components: str = "paper", tokens: str = "auto",
-                    progress: bool = True) -> dict:
+                    overwrite: bool = False, progress: bool = True) -> dict:
     """Run the whole preparation; returns the summary that is also saved as summary.json.
 
     `tokens`: "haplotypes" (needs a VCF whose every call is phased), "genotypes" (dosages), or
-    "auto" (haplotypes when the file allows, else genotypes)."""
+    "auto" (haplotypes when the file allows, else genotypes). An existing `out` is replaced only
+    when it is an earlier dataset or `overwrite` is set (`atomic.check_output`)."""
+    inputs = _input_files(vcf, panel, genes)
+    check_output(out, DATASET_KIND, inputs=inputs, overwrite=overwrite)
     if (genes is None) == (window is None):
         raise InputError(None, "give exactly one of --genes BED or --window N")
+    if window is not None and window < 1:
+        raise InputError(None, f"--window must be >= 1, got {window}")
+    if not 0.0 < test_fraction < 1.0:  # checked before the long read, not only at the split
+        raise InputError(None, f"--test-fraction must be in (0, 1), got {test_fraction}")
     if tokens not in TOKEN_KINDS:
         raise InputError(None, f"--tokens must be one of {', '.join(TOKEN_KINDS)}, got {tokens!r}")
     is_vcf = io.reader_for(vcf) is io.read_vcf
@@ -119,6 +127,7 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
         "n_variants_skipped": int(sum(skipped.values())),
         "skipped": skipped,
         "n_missing_filled": counts.n_missing_filled,
+        "n_haploid_calls": counts.n_haploid,
         "n_genes": codec.n_genes,
         "feature_shape": list(codec.feature_shape),
         "n_classes": int(len(class_names)),
@@ -134,7 +143,7 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
     }
     assert summary["n_variants_used"] + summary["n_variants_skipped"] == counts.n_records
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, DATASET_KIND, inputs=inputs, overwrite=overwrite) as tmp:
         splits = {name: {"features": features[rows], "label": y[rows].astype(np.int64),
                          "sample": genotypes.samples[rows], "index": rows.astype(np.int64)}
                   for name, rows in (("train", train), ("test", test))}
@@ -145,8 +154,33 @@ def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str |
         with open(tmp / VARIANTS, "wb") as f:
             np.savez(f, **variants.to_dict())
         _write_tables(tmp, genotypes.samples, label_values, train, codec)
+        summary["fingerprint"] = fingerprint(tmp)
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _input_files(vcf, panel, genes) -> list[Path]:
+    """The files `prepare` reads (a PLINK .bed comes with its .bim and .fam)."""
+    files = [Path(vcf), Path(panel)] + ([] if genes is None else [Path(genes)])
+    if Path(vcf).suffix == ".bed":
+        files += [Path(vcf).with_suffix(".bim"), Path(vcf).with_suffix(".fam")]
+    return files
+
+
+def fingerprint(folder: str | os.PathLike) -> str:
+    """A dataset's identity: a hash of the contents (not the bytes on disk, which carry zip
+    timestamps) of its codec and variant table. A work dir and a synthetic cohort record it, so a
+    cohort is never scored against, or sampled with, a different dataset's codec."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in (CODEC, VARIANTS):
+        with np.load(Path(folder) / name, allow_pickle=False) as z:
+            for key in sorted(z.files):
+                a = np.ascontiguousarray(z[key])
+                digest.update(f"{name}/{key}:{a.dtype.str}:{a.shape}".encode())
+                digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _write_tokens(path: Path, genotypes: io.Genotypes, rows: np.ndarray, columns: np.ndarray,
@@ -196,7 +230,9 @@ def format_summary(summary: dict) -> str:
         f"{summary['n_variants_skipped']} skipped ({sk['multiallelic']} multi-allelic, "
         f"{sk['indel']} indel/MNP, {sk['monomorphic']} monomorphic, "
         f"{sk['no_gene']} without a gene); "
-        f"{summary['n_missing_filled']} missing calls filled",
+        f"{summary['n_missing_filled']} missing calls filled"
+        + (f"; {summary['n_haploid_calls']} haploid calls (X/Y/MT) read as homozygous"
+           if summary.get("n_haploid_calls") else ""),
         f"genes     {summary['n_genes']} (by components: "
         + ", ".join(f"{n} with {k}" for k, n in summary["genes_by_components"].items())
         + f"); features {tuple(summary['feature_shape'])}",

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from genodiff_jax.atomic import atomic_dir, atomic_file
+from genodiff_jax.atomic import atomic_dir, atomic_file, check_output, write_marker
 from genodiff_jax.data.io import Variants
 from genodiff_jax.data.tables import write_bed, write_panel
 from genodiff_jax.data.writers import VcfWriter
@@ -34,6 +34,7 @@ VCF_NAME, PANEL_NAME, BED_NAME, META_NAME = ("cohort.vcf.gz", "cohort.panel", "g
                                              "simulation.json")
 COHORT_FILES = (VCF_NAME, PANEL_NAME, BED_NAME, META_NAME)
 CACHE_ENV = "GENODIFF_CACHE"
+COHORT_KIND = "cohort"  # the marker kind of a `genodiff simulate` folder
 # Bumped whenever the output for the same parameters changes, so stale cache entries are not reused.
 FORMAT_VERSION = 1
 
@@ -144,7 +145,7 @@ def params_key(params: SimulationParams) -> str:
 
 
 def simulate_cohort(out_dir: str | os.PathLike, params: SimulationParams, *,
-                    cache_dir: str | os.PathLike | None = None,
+                    cache_dir: str | os.PathLike | None = None, overwrite: bool = False,
                     progress: bool = True) -> CohortFiles:
     """Write `cohort.vcf.gz`, `cohort.panel`, `genes.bed`, `simulation.json` into `out_dir`.
 
@@ -152,6 +153,7 @@ def simulate_cohort(out_dir: str | os.PathLike, params: SimulationParams, *,
     killed run leaves nothing) and copied from there; the same parameters later only copy.
     """
     out_dir = Path(out_dir)
+    check_output(out_dir, COHORT_KIND, overwrite=overwrite)
     entry = Path(cache_dir or default_cache_dir()).expanduser() / "cohorts" / params_key(params)
     cached = all((entry / name).is_file() for name in COHORT_FILES)
     if not cached:
@@ -162,7 +164,7 @@ def simulate_cohort(out_dir: str | os.PathLike, params: SimulationParams, *,
         except OSError:
             cache_ok = False
         if cache_ok:
-            with atomic_dir(entry) as tmp:
+            with atomic_dir(entry, "simulation", overwrite=True) as tmp:
                 _simulate_into(tmp, params, progress)
         else:  # read-only cache: simulate without keeping a copy
             warnings.warn(f"cache {entry.parent} is not writable; simulating without caching",
@@ -175,11 +177,13 @@ def simulate_cohort(out_dir: str | os.PathLike, params: SimulationParams, *,
 
 
 def _copy_cohort(src: Path, out_dir: Path, cached: bool = False) -> CohortFiles:
-    """Copy whichever cohort files `src` has into `out_dir`, each atomically."""
+    """Copy whichever cohort files `src` has into `out_dir`, each atomically (other files in
+    `out_dir` stay), and mark the folder as a cohort."""
     for name in COHORT_FILES:
         if (src / name).is_file():
             with atomic_file(out_dir / name) as tmp:
                 shutil.copyfile(src / name, tmp)
+    write_marker(out_dir, COHORT_KIND)
     return CohortFiles(out_dir / VCF_NAME, out_dir / PANEL_NAME, out_dir / BED_NAME,
                        out_dir / META_NAME, cached=cached)
 

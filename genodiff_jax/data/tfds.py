@@ -25,6 +25,12 @@ def _builder_class():
     the CLI's --help need not pay."""
     import tensorflow_datasets as tfds
 
+    class LocalInfo(tfds.core.DatasetInfo):
+        """Never looked up on TFDS's bucket (the lookup leaves an empty folder in /tmp)."""
+
+        def initialize_from_bucket(self) -> None:
+            pass
+
     # Not registered by name: readers find the dataset from its files (features.json,
     # dataset_info.json), so reading needs no code of ours.
     class GenotypeFeatures(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -40,7 +46,7 @@ def _builder_class():
             super().__init__(**kwargs)
 
         def _info(self):
-            return tfds.core.DatasetInfo(
+            return LocalInfo(
                 builder=self,
                 description=self.__doc__,
                 features=tfds.features.FeaturesDict({

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from genodiff_jax.atomic import atomic_dir, atomic_file
+from genodiff_jax.atomic import atomic_file
 from genodiff_jax.data.io import Variants
 
 
@@ -98,7 +99,8 @@ def write_plink(prefix: str | os.PathLike, variants: Variants, samples: Sequence
 
     prefix = Path(prefix)
     samples = [str(s) for s in samples]
-    with atomic_dir(prefix.parent / f".{prefix.name}.plink") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f".{prefix.name}.plink.", dir=prefix.parent) as tmp:
+        tmp = Path(tmp)
         to_bed(tmp / (prefix.name + ".bed"), np.asarray(dosages, np.int8),
                properties={"fid": samples, "iid": samples, "sid": list(variants.id),
                            "chromosome": list(variants.chrom), "bp_position": list(variants.pos),

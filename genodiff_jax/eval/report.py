@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genodiff_jax.atomic import atomic_dir
+from genodiff_jax.atomic import atomic_dir, check_output, read_marker
 from genodiff_jax.data import io, tables
 from genodiff_jax.data.loader import PreparedDataset, load_prepared
 from genodiff_jax.errors import InputError
@@ -80,6 +80,9 @@ class Generator:
     haplotypes: np.ndarray | None = None
 
 
+REPORT_KIND = "report"  # the marker kind of a report folder
+
+
 def _variant_keys(chrom, pos, ref, alt) -> np.ndarray:
     return np.array([f"{c}:{p}:{r}:{a}" for c, p, r, a in zip(chrom, pos, ref, alt)])
 
@@ -118,6 +121,10 @@ def load_synthetic(folder: str | os.PathLike, data: PreparedDataset) -> Generato
     when every call of the VCF is phased."""
     folder = Path(folder)
     vcf, panel, npz = folder / SYNTHETIC_VCF, folder / SYNTHETIC_PANEL, folder / SYNTHETIC_FEATURES
+    recorded = (read_marker(folder) or {}).get("dataset")
+    if recorded and data.fingerprint and recorded != data.fingerprint:
+        raise InputError(folder, f"was sampled from a model of another dataset (fingerprint "
+                                 f"{recorded}; {data.path} has {data.fingerprint})")
     if not vcf.is_file():
         raise InputError(folder, f"not a synthetic cohort (no {SYNTHETIC_VCF}); "
                                  "run `genodiff sample`")
@@ -125,6 +132,9 @@ def load_synthetic(folder: str | os.PathLike, data: PreparedDataset) -> Generato
         raise InputError(folder, f"not a synthetic cohort (no {SYNTHETIC_FEATURES} and no "
                                  f"{SYNTHETIC_PANEL}); run `genodiff sample`")
     genotypes = io.read_vcf(vcf, progress=False, drop_monomorphic=False, haplotypes=True)
+    if len(genotypes.samples) < 2:
+        raise InputError(vcf, f"holds {len(genotypes.samples)} genome(s); evaluation compares "
+                              "cohorts and needs at least 2 per cohort")
     columns = _aligned_columns(genotypes, data.variants, vcf)
     calls = genotypes.dosages[:, columns]
     haplotypes = genotypes.haplotypes(columns=columns) if genotypes.phased else None
@@ -133,6 +143,9 @@ def load_synthetic(folder: str | os.PathLike, data: PreparedDataset) -> Generato
         return Generator(calls, data.codec.encode(calls), labels, haplotypes)
     with np.load(npz) as z:
         features, labels = z["features"].astype(np.float32), z["labels"].astype(np.int32)
+    if len(features) != len(calls) or len(labels) != len(calls):
+        raise InputError(npz, f"{len(features)} feature rows and {len(labels)} labels for the "
+                              f"{len(calls)} genomes of {SYNTHETIC_VCF}")
     if features.shape[1:] != data.mask.shape:
         raise InputError(npz, f"features {features.shape[1:]} do not match the dataset's "
                               f"{data.mask.shape}")
@@ -229,13 +242,17 @@ def synthetic_folders(synthetic: str | os.PathLike | Mapping[str, str | os.PathL
 
 def evaluate(data_dir: str | os.PathLike,
              synthetic_dir: str | os.PathLike | Mapping[str, str | os.PathLike],
-             out: str | os.PathLike, settings: EvalSettings = EvalSettings()) -> dict:
+             out: str | os.PathLike, settings: EvalSettings = EvalSettings(), *,
+             overwrite: bool = False) -> dict:
     """Run the configured sections for one synthetic cohort (named "model") or several ({name:
     folder}, e.g. both generator families), each beside the references; write report.json, the
-    plots and report.html into `out`."""
+    plots and report.html into `out` (an earlier report is replaced; anything else only with
+    `overwrite`, never an input)."""
     sections = configured_sections(settings.sections)  # a bad name fails before any work
-    data = load_prepared(data_dir)
     folders = synthetic_folders(synthetic_dir)
+    inputs = (data_dir, *folders.values())
+    check_output(out, REPORT_KIND, inputs=inputs, overwrite=overwrite)
+    data = load_prepared(data_dir)
     cohorts = {name: load_synthetic(folder, data) for name, folder in folders.items()}
     synthetic = next(iter(cohorts.values()))
     calls = real_calls(data)
@@ -256,7 +273,8 @@ def evaluate(data_dir: str | os.PathLike,
     }
     tables = [table for name, section in sections.items() if section.tables is not None
               for table in section.tables(results[name])]
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, REPORT_KIND, inputs=inputs, overwrite=overwrite,
+                    dataset=data.fingerprint) as tmp:
         plots = render.write_plots(tmp, ctx, sections, results)
         (tmp / "report.json").write_text(json.dumps(to_json(report), indent=2) + "\n")
         summary = (summary_header(report), summary_rows(report))

@@ -95,6 +95,7 @@ def sample_ids(n: int) -> list[str]:
 
 
 SYNTHETIC_VCF = "synthetic.vcf.gz"
+SYNTHETIC_KIND = "synthetic"  # the marker kind of a synthetic cohort folder
 SYNTHETIC_PANEL = "synthetic.panel"
 SYNTHETIC_FEATURES = "features.npz"
 SYNTHETIC_PLINK = "synthetic"  # prefix of .bed/.bim/.fam
@@ -111,13 +112,18 @@ def write_synthetic(
     label_column: str,
     calling: str = "round",
     plink: bool = False,
+    overwrite: bool = False,
+    inputs: Sequence = (),
+    dataset: str | None = None,
 ) -> dict:
     """Write a synthetic cohort to `out_dir`, all at once (a temporary folder renamed at the end).
 
     Leaves `synthetic.vcf.gz` (the original variant table, samples SYN000001..., unphased calls),
     `synthetic.panel` (sample + `label_column`), `features.npz` (features with padded slots zeroed,
     labels, samples, class_names) and, with `plink`, `synthetic.bed/.bim/.fam`. An existing
-    `out_dir` is replaced. Returns a small summary (n_samples, n_variants, calling, files).
+    `out_dir` is replaced where `atomic.check_output` allows (an earlier cohort, or `overwrite`;
+    never one of `inputs`); `dataset` (the dataset fingerprint) goes into its marker.
+    Returns a small summary (n_samples, n_variants, calling, files).
     """
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, np.int32)
@@ -135,7 +141,8 @@ def write_synthetic(
     samples = sample_ids(len(labels))
     names = np.asarray([str(c) for c in class_names])
     files = [SYNTHETIC_VCF, SYNTHETIC_PANEL, SYNTHETIC_FEATURES]
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, SYNTHETIC_KIND, inputs=inputs, overwrite=overwrite,
+                    dataset=dataset) as tmp:
         tmp = Path(tmp)
         writers.write_vcf(tmp / SYNTHETIC_VCF, variants, samples, calls, phased=False)
         tables.write_panel(tmp / SYNTHETIC_PANEL, samples, {label_column: names[labels]})

@@ -24,6 +24,7 @@ from jax.sharding import Mesh
 
 from genodiff_jax.diffusion.process import Process, check_sampler_options
 from genodiff_jax.sampling.guidance import ApplyFn, make_denoise_fn
+from genodiff_jax.sampling.samplers import reporting_non_finite_steps
 from genodiff_jax.sharding import (
     batch_sharding,
     make_mesh,
@@ -210,17 +211,20 @@ def generate(
         lo = b * batch_size
         out[lo:lo + batch_size] = host[: n - lo]
 
-    t0, first = time.perf_counter(), None
-    pending = None
-    for b in _progress(range(num_batches), progress):
+    def batch_args(b: int) -> tuple:
         row_ids = np.arange(b * batch_size, (b + 1) * batch_size, dtype=np.int32)
         labels_B = np.where(row_ids < n, labels_N[np.minimum(row_ids, max(n - 1, 0))], 0)
         start_B = None
         if start is not None:
             take = np.minimum(row_ids, n - 1)
             start_B = jax.tree.map(lambda a, i=take: put_global(np.asarray(a[i]), rows), start)
-        x0 = fn(params, grid, mask_arr, put_global(labels_B.astype(np.int32), rows),
+        return (params, grid, mask_arr, put_global(labels_B.astype(np.int32), rows),
                 put_global(row_ids, rows), key, w, start_B)
+
+    t0, first = time.perf_counter(), None
+    pending = None
+    for b in _progress(range(num_batches), progress):
+        x0 = fn(*batch_args(b))
         # Dispatch batch b before copying b - 1 to the host, so the two overlap.
         if pending is not None:
             fetch(*pending)
@@ -235,7 +239,31 @@ def generate(
              "%.2f s)", n, num_batches, batch_size, total, first or 0.0)
     if out is None:
         out = np.empty((0,), np.float32)
+    if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
+        bad = np.flatnonzero(~np.isfinite(out.reshape(n, -1)).all(axis=1))
+        diagnostic = _batch_sampler.__wrapped__(
+            apply_fn, process, sampler, tuple(sorted(options.items())), row_key, guided,
+            num_classes if guided else None, mesh, xla)
+        steps_hit: list[int] = []
+        with reporting_non_finite_steps(steps_hit.append):
+            jax.block_until_ready(diagnostic(*batch_args(int(bad[0]) // batch_size)))
+        jax.effects_barrier()
+        raise NonFiniteSampleError(len(bad), n, int(bad[0]), min(steps_hit, default=None), steps)
     return out
+
+
+class NonFiniteSampleError(ValueError):
+    """Generated values hold a NaN or an inf: names the rows and the first sampler step."""
+
+    def __init__(self, num_bad: int, num_rows: int, first_row: int, step: int | None,
+                 num_steps: int | None):
+        self.step = step
+        where = "at a step"
+        if step is not None:
+            where = f"from sampler step {step}" + (f" of {num_steps}" if num_steps else "")
+        super().__init__(f"the sampler produced NaN or inf {where} (0-based) in {num_bad} of "
+                         f"{num_rows} rows, the first row {first_row}; the model or the sampler "
+                         "settings diverge (e.g. try clip_x0, fewer guidance, another sampler)")
 
 
 def _progress(it, enabled: bool):

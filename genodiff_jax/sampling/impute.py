@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from genodiff_jax.atomic import atomic_dir
+from genodiff_jax.atomic import atomic_dir, check_output
 from genodiff_jax.data import io, tables, writers
 from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.data.views import token_plan
@@ -25,6 +25,7 @@ from genodiff_jax.sampling.tokens import UNKNOWN, generate_tokens
 
 IMPUTED_VCF = "imputed.vcf.gz"
 IMPUTED_DOSAGES = "dosages.npz"
+IMPUTED_KIND = "imputed"
 
 
 def _keys(v: io.Variants) -> list[str]:
@@ -75,11 +76,15 @@ def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray, *, draws
 def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, out: str | os.PathLike, *,
                panel: str | os.PathLike | None = None, mask_sites: str | os.PathLike | None = None,
                draws: int = 1, steps: int | None = None, seed: int = 0,
-               batch_size: int | None = None, progress: bool = True) -> dict:
+               batch_size: int | None = None, overwrite: bool = False,
+               progress: bool = True) -> dict:
     """Impute the people of `vcf` with the run in `workdir`; write `imputed.vcf.gz` (phased, the
-    run's variant table) and `dosages.npz` (mean dosage over draws) into `out`."""
+    run's variant table) and `dosages.npz` (mean dosage over draws) into `out` (an earlier
+    imputation is replaced; anything else only with `overwrite`, never an input)."""
     from genodiff_jax.train.trained import load_trained
 
+    inputs = (workdir, vcf, panel, mask_sites)
+    check_output(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite)
     trained = load_trained(workdir)
     if trained.process.representation != "tokens" or trained.process.tokens != "haplotypes":
         raise InputError(workdir, "imputation needs a masked-diffusion run on haplotypes")
@@ -98,7 +103,8 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, out: str | os
     filled = impute_tokens(trained, data, known, labels, draws=draws, steps=steps, seed=seed,
                            batch_size=batch_size, progress=progress)
     dosages = filled.sum(axis=2).mean(axis=0).astype(np.float32)  # [N, S]
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite,
+                    dataset=data.fingerprint) as tmp:
         writers.write_vcf(Path(tmp) / IMPUTED_VCF, data.variants, genotypes.samples,
                           filled[0].transpose(0, 2, 1), phased=True)
         with open(Path(tmp) / IMPUTED_DOSAGES, "wb") as f:

@@ -6,6 +6,7 @@ sample genotype tokens window by window (`sampling.tokens`) and write them as th
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -14,12 +15,13 @@ from typing import Any
 
 import jax
 
+from genodiff_jax.atomic import check_output
 from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.data.views import token_plan
 from genodiff_jax.diffusion.process import sampler_option_names
 from genodiff_jax.errors import InputError
-from genodiff_jax.sampling.calling import write_synthetic
-from genodiff_jax.sampling.cohort import generate
+from genodiff_jax.sampling.calling import SYNTHETIC_KIND, write_synthetic
+from genodiff_jax.sampling.cohort import NonFiniteSampleError, generate
 from genodiff_jax.sampling.labels import labels_from_spec
 from genodiff_jax.sampling.tokens import generate_tokens, write_token_cohort
 from genodiff_jax.sharding import is_main_process, make_mesh
@@ -40,14 +42,21 @@ def resolve_sampling(process, defaults: dict, sampler: str | None, steps: int | 
     merged = {k: v for k, v in defaults["options"].items() if k in takes}
     merged.update(options or {})
     steps = steps if steps is not None else (defaults["steps"] or None)
+    guidance = float(defaults["guidance"] if guidance is None else guidance)
+    if not math.isfinite(guidance):
+        raise InputError(None, f"--guidance must be a finite number, got {guidance}")
+    bad = [k for k, v in merged.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise InputError(None, f"--sampler-options: {bad[0]} must be finite, got {merged[bad[0]]}")
     try:
         process.check_steps(steps)
+    except ValueError as e:
+        raise InputError(None, f"--steps: {e}") from e
+    try:
         merged = process.sampler_options(name, merged, train_x)
     except ValueError as e:
-        raise InputError(None, str(e)) from e
-    return {"sampler": name, "steps": steps,
-            "guidance": float(defaults["guidance"] if guidance is None else guidance),
-            "options": merged}
+        raise InputError(None, f"--sampler-options: {e}") from e
+    return {"sampler": name, "steps": steps, "guidance": guidance, "options": merged}
 
 
 def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | None, *,
@@ -57,7 +66,7 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
                   seed: int = 0, batch_size: int | None = None,
                   data_dir: str | os.PathLike | None = None, checkpoint: str = "best",
                   ema: bool = True, weights_dtype: str | None = None,
-                  progress: bool = True) -> dict:
+                  overwrite: bool = False, progress: bool = True) -> dict:
     """Sample `n` people (labels by `labels` spec) from a run's EMA parameters and write them out.
 
     `sampler`, `steps`, `guidance` and `sampler_options` default to the run config's `sampling`
@@ -67,14 +76,25 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     cosine schedule has alpha ~ 1e-4 and x0_hat = (x_t - sigma eps_hat) / alpha multiplies the
     network's eps error by ~1e4 (measured on the demo: feature std 14 instead of 1).
     `weights_dtype="bfloat16"` samples with weight matrices rounded to bf16
-    (`models.cast_weights`).
+    (`models.cast_weights`). `out` is checked before any work (`atomic.check_output`): it may be
+    new, empty or an earlier cohort (any folder or file with `overwrite`), never the work dir or
+    the dataset. A `data_dir` must be the dataset the run was trained on (its fingerprint).
     """
     from genodiff_jax.models import cast_weights, inference_compiler_options
     from genodiff_jax.train.config import sampling_defaults
-    from genodiff_jax.train.trained import load_trained
+    from genodiff_jax.train.trained import load_trained, read_run
 
+    if n is not None and n < 1:
+        raise InputError(None, f"--n must be >= 1, got {n}")
+    data_dir = data_dir or read_run(workdir)[1]["data_dir"]
+    inputs = (workdir, data_dir)
+    check_output(out, SYNTHETIC_KIND, inputs=inputs, overwrite=overwrite)
     trained = load_trained(workdir, which=checkpoint, ema=ema)
-    data = load_prepared(data_dir or trained.run["data_dir"])
+    data = load_prepared(data_dir)
+    recorded = trained.run.get("dataset_fingerprint")
+    if recorded and data.fingerprint and recorded != data.fingerprint:
+        raise InputError(data_dir, f"is not the dataset this run was trained on (fingerprint "
+                         f"{data.fingerprint}, the run's {recorded})")
     process = trained.process
     chosen = resolve_sampling(process, sampling_defaults(trained.config), sampler, steps,
                               guidance, sampler_options, data.train.features)
@@ -90,10 +110,13 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
         samples = generate_tokens(trained, data, labels_n, plan, options=chosen["options"],
                                   **common)
     else:
-        samples = generate(trained.model.apply, trained.params, process=process,
-                           labels_N=labels_n, shape=trained.row.shape, mask=data.mask,
-                           sampler_options=chosen["options"], num_classes=data.num_classes,
-                           **common)
+        try:
+            samples = generate(trained.model.apply, trained.params, process=process,
+                               labels_N=labels_n, shape=trained.row.shape, mask=data.mask,
+                               sampler_options=chosen["options"], num_classes=data.num_classes,
+                               **common)
+        except NonFiniteSampleError as e:
+            raise InputError(workdir, f"{e}; nothing was written") from e
     seconds = time.perf_counter() - t0
     summary = {"n": int(len(labels_n)), "sampler": chosen["sampler"],
                "steps": chosen["steps"] or process.num_steps,
@@ -103,7 +126,8 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     if not is_main_process():
         return summary
     written = dict(variants=data.variants, class_names=data.class_names,
-                   label_column=data.summary["label"], plink=plink)
+                   label_column=data.summary["label"], plink=plink, overwrite=overwrite,
+                   inputs=inputs, dataset=data.fingerprint)
     if process.representation == "tokens":
         summary.update(write_token_cohort(Path(out), samples, labels_n, **written))
     else:

@@ -29,7 +29,9 @@ float64).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
 import jax
@@ -149,8 +151,44 @@ def step_noise(key: jax.Array, j: jax.Array, x: jax.Array) -> jax.Array:
     return jax.random.normal(jax.random.fold_in(key, j), x.shape, x.dtype)
 
 
+# Set while tracing a diagnostic run (`reporting_non_finite_steps`): called on the host with each
+# step number whose new state holds a NaN or an inf.
+_NON_FINITE_STEP: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "non_finite_step", default=None)
+
+
+@contextlib.contextmanager
+def reporting_non_finite_steps(report: Callable[[int], None]) -> Iterator[None]:
+    """Samplers traced inside call `report(j)` for each step j whose state is not finite (a
+    diagnostic: every step adds a host callback)."""
+    token = _NON_FINITE_STEP.set(report)
+    try:
+        yield
+    finally:
+        _NON_FINITE_STEP.reset(token)
+
+
+def _with_finite_check(step, report: Callable[[int], None]):
+    def checked(carry, xs):
+        carry, out = step(carry, xs)
+        floats = [x for x in jax.tree.leaves(carry) if jnp.issubdtype(x.dtype, jnp.floating)]
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats]))
+
+        def host(j, ok):
+            if not ok:
+                report(int(j))
+
+        jax.debug.callback(host, xs[0], finite, ordered=True)
+        return carry, out
+
+    return checked
+
+
 def _scan_grid(step, carry, ts: jax.Array):
     """Run `step(carry, (j, t, s))` over the grid: j the step number, s the next index (-1 last)."""
+    report = _NON_FINITE_STEP.get()
+    if report is not None:
+        step = _with_finite_check(step, report)
     ts = jnp.asarray(ts, jnp.int32)
     s = jnp.concatenate([ts[1:], jnp.full((1,), -1, jnp.int32)])
     j = jnp.arange(ts.shape[0], dtype=jnp.int32)

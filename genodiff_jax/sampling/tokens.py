@@ -20,6 +20,7 @@ from genodiff_jax.atomic import atomic_dir
 from genodiff_jax.data import io, tables, writers
 from genodiff_jax.data.views import WindowPlan, snp_context, window_context
 from genodiff_jax.sampling.calling import (
+    SYNTHETIC_KIND,
     SYNTHETIC_PANEL,
     SYNTHETIC_PLINK,
     SYNTHETIC_VCF,
@@ -78,10 +79,11 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan, *, sa
 
 def write_token_cohort(out_dir: str | os.PathLike, tokens: np.ndarray, labels: np.ndarray, *,
                        variants: io.Variants, class_names: Sequence[str], label_column: str,
-                       plink: bool = False) -> dict:
+                       plink: bool = False, overwrite: bool = False, inputs: Sequence = (),
+                       dataset: str | None = None) -> dict:
     """`synthetic.vcf.gz` straight from the tokens (phased from haplotypes [N, 2, S], unphased
     from dosages [N, 1, S]), `synthetic.panel`, and with `plink` `.bed/.bim/.fam`; written into a
-    temporary folder renamed at the end."""
+    temporary folder renamed at the end (as `calling.write_synthetic`)."""
     tokens = np.asarray(tokens, np.int8)
     labels = np.asarray(labels, np.int32)
     phased = tokens.shape[1] == 2
@@ -89,7 +91,8 @@ def write_token_cohort(out_dir: str | os.PathLike, tokens: np.ndarray, labels: n
     samples = sample_ids(len(labels))
     names = np.asarray([str(c) for c in class_names])
     files = [SYNTHETIC_VCF, SYNTHETIC_PANEL]
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, SYNTHETIC_KIND, inputs=inputs, overwrite=overwrite,
+                    dataset=dataset) as tmp:
         tmp = Path(tmp)
         genotypes = tokens.transpose(0, 2, 1) if phased else dosages
         writers.write_vcf(tmp / SYNTHETIC_VCF, variants, samples, genotypes, phased=phased)

@@ -13,13 +13,18 @@ arrays land directly in their final placement. Saves are asynchronous; call `wai
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from genodiff_jax.errors import InputError
 from genodiff_jax.train.state import TrainState
 
 PyTree = Any
@@ -27,6 +32,54 @@ PyTree = Any
 LATEST = "latest"
 BEST = "best"
 BEST_METRIC = "val_recon"  # the Gaussian process's; a store is told its run's metric
+
+
+class UnreadableCheckpointError(InputError):
+    """A checkpoint that orbax cannot read back (truncated, corrupt, or of another model)."""
+
+
+def _closed_loop_muted(previous):
+    """An unraisable-exception hook that drops "Event loop is closed": after a failed restore,
+    reads still in flight complete into orbax's closed event loop and report that."""
+
+    def hook(unraisable) -> None:
+        value = unraisable.exc_value
+        if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+            previous(unraisable)
+
+    return hook
+
+
+@contextlib.contextmanager
+def _reading(step_dir: Path, advice: str) -> Iterator[None]:
+    """Restore under this: an unreadable checkpoint becomes one `UnreadableCheckpointError`
+    naming it and `advice`. Orbax's reader threads print tracebacks of their own when a read
+    fails; stderr is held back meanwhile and shown only when the restore succeeds, and their
+    late reports stay muted after a failure."""
+    sys.stderr.flush()
+    saved, hook = os.dup(2), sys.unraisablehook
+    sys.unraisablehook = _closed_loop_muted(hook)
+    failed = False
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, ...
+            failed = True
+            while e.__cause__ is not None:  # the reader's own error says what is wrong
+                e = e.__cause__
+            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise UnreadableCheckpointError(
+                step_dir, f"unreadable checkpoint ({first[:200]}); {advice}") from None
+        else:
+            held.seek(0)
+            os.write(saved, held.read())
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not failed:
+                sys.unraisablehook = hook
 
 
 def best_item(state: TrainState) -> dict:
@@ -92,7 +145,15 @@ class CheckpointStore:
         step = self.latest.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint under {self.directory / LATEST}")
-        return self.latest.restore(step, args=ocp.args.StandardRestore(target))
+        with _reading(self.directory / LATEST / str(step), self._resume_advice(step)):
+            return self.latest.restore(step, args=ocp.args.StandardRestore(target))
+
+    def _resume_advice(self, step: int) -> str:
+        earlier = [s for s in self.latest.all_steps() if s < step]
+        if earlier:
+            return (f"move {self.directory / LATEST / str(step)} aside to resume from step "
+                    f"{max(earlier)}, the previous one kept")
+        return "no earlier checkpoint is kept (checkpoint.keep): train again with a new --workdir"
 
     # -- best --------------------------------------------------------------------------------------
 
@@ -118,7 +179,10 @@ class CheckpointStore:
         step = self.best.best_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint under {self.directory / BEST}")
-        return self.best.restore(step, args=ocp.args.StandardRestore(target))
+        advice = ("use the last training step instead (`genodiff sample --checkpoint latest`)"
+                  if self.latest_step() is not None else "train again with a new --workdir")
+        with _reading(self.directory / BEST / str(step), advice):
+            return self.best.restore(step, args=ocp.args.StandardRestore(target))
 
     # -- lifetime ----------------------------------------------------------------------------------
 
@@ -165,12 +229,13 @@ def restore_params(
             if step is None:
                 raise FileNotFoundError(f"no checkpoint under {store.directory}")
             # Only the needed subtree: restoring the full state would need the optimiser's shapes.
-            restored = store.latest.restore(step, args=ocp.args.PyTreeRestore(
-                item={key: abstract_params, "step": jax.ShapeDtypeStruct((), "int32")},
-                restore_args=ocp.checkpoint_utils.construct_restore_args(
-                    {key: abstract_params, "step": jax.ShapeDtypeStruct((), "int32")}),
-                partial_restore=True,
-            ))
+            item = {key: abstract_params, "step": jax.ShapeDtypeStruct((), "int32")}
+            advice = ("sample from the best step instead (`--checkpoint best`)"
+                      if store.best.best_step() is not None else store._resume_advice(step))
+            with _reading(store.directory / LATEST / str(step), advice):
+                restored = store.latest.restore(step, args=ocp.args.PyTreeRestore(
+                    item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+                    partial_restore=True))
         return restored[key], int(restored["step"])
     finally:
         store.close()

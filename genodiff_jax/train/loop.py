@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from genodiff_jax.atomic import atomic_file
+from genodiff_jax.atomic import atomic_file, read_marker, write_marker
 from genodiff_jax.data.loader import PreparedDataset, load_prepared, put_data
 from genodiff_jax.data.views import VIEWS
 from genodiff_jax.errors import InputError
@@ -47,7 +47,13 @@ from genodiff_jax.train.config import (
 )
 from genodiff_jax.train.metrics import METRICS_FILE, MetricsWriter, read_metrics, truncate_after
 from genodiff_jax.train.program import build_program
-from genodiff_jax.train.trained import CHECKPOINT_DIR, CONFIG_FILE, RUN_FILE, row_to_json
+from genodiff_jax.train.trained import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    RUN_FILE,
+    WORKDIR_KIND,
+    row_to_json,
+)
 
 # Config sections that define the run; the others (eval, checkpoint, log, mesh, distributed,
 # sampling) may change between a run and its resumption.
@@ -121,6 +127,26 @@ def _check_same_run(config_file: Path, config: ml_collections.ConfigDict) -> Non
                          f"differs in {', '.join(differ)}); use a new --workdir or the same config")
 
 
+def _check_workdir(workdir: Path, ds: PreparedDataset) -> None:
+    """`workdir` is new, empty or a work dir of a run on this dataset: train never writes into a
+    folder of other files (a dataset, a cohort) or resumes a run on another dataset."""
+    if not workdir.exists():
+        return
+    if not workdir.is_dir():
+        raise InputError(workdir, "is a file, not a work dir")
+    marker = read_marker(workdir)
+    ours = (marker or {}).get("kind") == WORKDIR_KIND or (workdir / CONFIG_FILE).is_file()
+    if not ours and any(workdir.iterdir()):
+        what = f"a genodiff {marker['kind']} folder" if marker else "a folder of other files"
+        raise InputError(workdir, f"is {what}, not a training work dir: choose a new --workdir")
+    if (workdir / RUN_FILE).is_file():
+        recorded = json.loads((workdir / RUN_FILE).read_text()).get("dataset_fingerprint")
+        if recorded and ds.fingerprint and recorded != ds.fingerprint:
+            raise InputError(workdir, f"this run was trained on another dataset (fingerprint "
+                             f"{recorded}, {ds.path} has {ds.fingerprint}); use a new --workdir "
+                             "or the run's own dataset")
+
+
 def _result(record: dict, total: int, step: int, workdir: Path, store: CheckpointStore) -> dict:
     result = dict(record)
     result.update({"num_train_steps": total, "stopped_at_step": step, "workdir": str(workdir)})
@@ -149,6 +175,7 @@ def train(
     ds = data if isinstance(data, PreparedDataset) else load_prepared(data)
     if len(ds.test) == 0:
         raise InputError(ds.path, "the test split is empty; prepare with --test-fraction > 0")
+    _check_workdir(workdir, ds)
     main = is_main_process()
     mesh = make_mesh(config.mesh.num_devices)
     batch_size = int(config.train.batch_size)
@@ -183,9 +210,11 @@ def train(
             raise
     if main:
         workdir.mkdir(parents=True, exist_ok=True)
+        write_marker(workdir, WORKDIR_KIND)
         _write_json(workdir / CONFIG_FILE, config.to_dict())
         _write_json(workdir / RUN_FILE, {
-            "data_dir": str(Path(ds.path).absolute()), "feature_shape": list(ds.mask.shape),
+            "data_dir": str(Path(ds.path).absolute()), "dataset_fingerprint": ds.fingerprint,
+            "feature_shape": list(ds.mask.shape),
             "row": row_to_json(program.row),
             "num_classes": ds.num_classes, "class_names": list(ds.class_names),
             "num_train": len(ds.train), "num_test": len(ds.test), "num_train_steps": total,

@@ -26,6 +26,7 @@ from genodiff_jax.train.state import abstract_params
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
+WORKDIR_KIND = "workdir"  # the marker kind of a work dir (`atomic.PROTECTED_KINDS`)
 CHECKPOINT_DIR = "checkpoints"
 
 
