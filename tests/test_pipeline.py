@@ -149,6 +149,8 @@ def test_an_output_that_holds_an_input_or_a_run_is_refused_and_nothing_changes(
         (["evaluate", "--data", data, "--synthetic", str(synthetic), "--out", str(synthetic),
           "--overwrite"], "is this command's input"),
         ([*prepare, "--out", str(cohort), "--overwrite"], "holds this command's input"),
+        (["evaluate", "--data", data, "--synthetic", str(synthetic), "--out", str(cohort),
+          "--overwrite"], "holds this command's input"),  # the real genotypes are read too
         ([*prepare, "--out", str(tmp_path)], "a folder of files genodiff did not write"),
         ([*prepare, "--out", str(tmp_path / "notes.txt")], "is an existing file"),
         (["train", "--data", data, "--workdir", str(synthetic), "--config",

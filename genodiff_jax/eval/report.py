@@ -250,9 +250,10 @@ def evaluate(data_dir: str | os.PathLike,
     `overwrite`, never an input)."""
     sections = configured_sections(settings.sections)  # a bad name fails before any work
     folders = synthetic_folders(synthetic_dir)
-    inputs = (data_dir, *folders.values())
-    check_output(out, REPORT_KIND, inputs=inputs, overwrite=overwrite)
     data = load_prepared(data_dir)
+    # The real genotypes are read too: a report written over their folder would delete them.
+    inputs = (data_dir, *folders.values(), data.summary["sources"]["genotypes"])
+    check_output(out, REPORT_KIND, inputs=inputs, overwrite=overwrite)
     cohorts = {name: load_synthetic(folder, data) for name, folder in folders.items()}
     synthetic = next(iter(cohorts.values()))
     calls = real_calls(data)
