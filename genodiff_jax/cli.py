@@ -35,6 +35,13 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
     return register
 
 
+def add_overwrite_flag(p: argparse.ArgumentParser) -> None:
+    """`--overwrite`, as every command with an --out folder takes it (`atomic.check_output`)."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it is a file or a folder genodiff did not write "
+                   "(never an input or a work dir)")
+
+
 # -- simulate --------------------------------------------------------------------------------------
 
 def _simulate_args(p: argparse.ArgumentParser) -> None:
@@ -48,9 +55,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contig-length", type=int, default=None, help="base pairs per contig")
     p.add_argument("--num-contigs", type=int, default=None, help="number of contigs (chromosomes)")
     p.add_argument("--no-trait", action="store_true", help="no tstrait case/control column")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even when it is a file or a folder genodiff did not write "
-                   "(never an input or a work dir)")
+    add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -96,9 +101,7 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokens", default="auto", choices=["auto", "haplotypes", "genotypes"],
                    help="genotype tokens stored for the masked-diffusion family: haplotypes "
                    "(needs every call phased), genotypes (dosages), or auto")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even when it is a file or a folder genodiff did not write "
-                   "(never an input or a work dir)")
+    add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -166,9 +169,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
                    help="weight matrices for sampling: bfloat16 runs the MLP's wide matmuls in "
                    "bf16")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even when it is a file or a folder genodiff did not write "
-                   "(never an input or a work dir)")
+    add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -221,9 +222,7 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even when it is a file or a folder genodiff did not write "
-                   "(never an input or a work dir)")
+    add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -246,9 +245,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="a `genodiff sample` folder; repeat as NAME=FOLDER to score several "
                    "cohorts (e.g. both generator families) in one report")
     p.add_argument("--out", required=True, type=Path, help="report folder")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even when it is a file or a folder genodiff did not write "
-                   "(never an input or a work dir)")
+    add_overwrite_flag(p)
     _evaluate_args_defaults(p)
 
 

@@ -191,8 +191,9 @@ def generate(
     batch_size = -(-int(batch_size) // mesh.size) * mesh.size
     xla = tuple(sorted(compiler_options.items())) if compiler_options else None
     row_key = (jax.tree.structure(row), tuple(jax.tree.leaves(row)))
-    fn = _batch_sampler(apply_fn, process, sampler, tuple(sorted(options.items())), row_key,
-                        guided, num_classes if guided else None, mesh, xla)
+    sampler_key = (apply_fn, process, sampler, tuple(sorted(options.items())), row_key, guided,
+                   num_classes if guided else None, mesh, xla)
+    fn = _batch_sampler(*sampler_key)
 
     rows = batch_sharding(mesh)
     # Replicated on the mesh whatever the number of processes (device_put of host values onto
@@ -241,9 +242,7 @@ def generate(
         out = np.empty((0,), np.float32)
     if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
         bad = np.flatnonzero(~np.isfinite(out.reshape(n, -1)).all(axis=1))
-        diagnostic = _batch_sampler.__wrapped__(
-            apply_fn, process, sampler, tuple(sorted(options.items())), row_key, guided,
-            num_classes if guided else None, mesh, xla)
+        diagnostic = _batch_sampler.__wrapped__(*sampler_key)  # traced anew, not cached
         steps_hit: list[int] = []
         with reporting_non_finite_steps(steps_hit.append):
             jax.block_until_ready(diagnostic(*batch_args(int(bad[0]) // batch_size)))
