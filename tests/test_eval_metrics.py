@@ -157,13 +157,28 @@ def test_nnaa_hamming_ties_and_equal_sizes():
     train, test, synthetic = _hwe(600, _HWE_P, rng), _hwe(400, _HWE_P, rng), _hwe(500, _HWE_P, rng)
     half = nnaa.nnaa(train, test, synthetic, metric="hamming", ties="half")
     strict = nnaa.nnaa(train, test, synthetic, metric="hamming", ties="strict")
-    assert half["n"] == 400 and half["train"]["n_real"] == 400  # subsampled to the smallest set
+    # Each comparison pairs equal sizes: the training side as many as there are synthetic people.
+    assert half["n"] == half["train"]["n_real"] == half["train"]["n_synthetic"] == 500
+    assert half["n_test"] == half["test"]["n_real"] == half["test"]["n_synthetic"] == 400
     for split in ("train", "test"):
         assert abs(half[split]["aa"] - 0.5) < 0.05, half[split]
         # Integer distances tie often; a strict "closer" counts ties against, so it sits lower.
         assert strict[split]["aa"] < half[split]["aa"]
     with pytest.raises(ValueError, match="tie rule"):
         nnaa.adversarial_accuracy(train[:10], synthetic[:10], metric="hamming", ties="coin")
+
+
+def test_privacy_loss_sees_copies_whatever_the_test_split_size():
+    """A copier of the training split reads a privacy loss near 0.5 with a test split a tenth of
+    the training split's size (a random training subset of the test split's size read ~0.1)."""
+    rng = np.random.default_rng(8)
+    train, test = _hwe(600, _HWE_P, rng), _hwe(60, _HWE_P, rng)
+    copies, _ = references.train_copies(train, None, 600, rng)  # each training person once
+    out = nnaa.nnaa(train, test, copies, metric="hamming", ties="half")
+    assert out["n"] == 600 and out["n_test"] == 60
+    assert out["train"]["aa"] == 0.0 and out["privacy_loss"] > 0.4, out
+    fresh = nnaa.nnaa(train, test, _hwe(600, _HWE_P, rng), metric="hamming", ties="half")
+    assert abs(fresh["privacy_loss"]) < 0.1, fresh  # a generator of new people: about 0
 
 
 def test_copies_on_calls_counted_as_identical_matches():

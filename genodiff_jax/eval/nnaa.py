@@ -8,16 +8,27 @@ For a real set T and a synthetic set S of equal size n:
     AA       = (AA_truth + AA_syn) / 2           (0.5: the sets are indistinguishable)
 
 Ties: "closer" is strict (`ties="strict"`, Yale's indicator 1[d_TS > d_TT]), so a tie counts as the
-*other* set being closer. A synthetic exact copy of real i (d_TS(i) = 0) therefore always counts as
-the synthetic being closer, and two synthetic copies of one genome (d_SS = d_ST = 0) count as the
-real being closer: copies drive both shares to 0. Under Hamming distance ties are common and strict
-ties bias AA below 0.5 by half the tie rate even for ideal data; `ties="half"` gives a tie 1/2
-instead (unbiased, like an AUC with ties).
+*other* set being closer. Under Hamming distance ties are common and strict ties bias AA below 0.5
+by half the tie rate even for ideal data; `ties="half"` gives a tie 1/2 instead (unbiased, like an
+AUC with ties). Either way a synthetic exact copy of real i (d_TS(i) = 0 < d_TT(i)) counts as the
+synthetic being closer, and the copy's own nearest real is its original at 0, below any other
+synthetic that is not a copy of the same person: copies drive both shares towards 0.
 
 `nnaa` computes AA against the real test split and against the real training split; privacy loss =
 AA(test) - AA(train). A model that memorises its training data has AA(train) far below AA(test), so
 a large positive loss flags memorisation. Works on features (`metric="euclidean"`) or decoded calls
 (`metric="hamming"`).
+
+Sizes (Yale et al.'s equal-size argument): AA_truth and AA_syn each depend on how densely the two
+sets cover the space (a synthetic set twice the real one's size is nearer to every real person),
+so each comparison uses a real and a synthetic set of the same size. The two comparisons need not
+share one size: for an ideal generator both read 0.5 at any size. The training side therefore uses
+as many training people as there are synthetic ones (n_train = min(N_train, M, max_n)), not the
+test split's size: a random training subset of the test split's size mostly misses the people a
+memorising model copied (the `train_copies` reference read a privacy loss of 0.03-0.09 that way;
+with every training person in the comparison it reads near 0.5). The synthetic subsamples are
+nested (the test side's is the first n_test rows of the training side's), so the two AAs share
+most of their synthetic people.
 """
 
 from __future__ import annotations
@@ -60,6 +71,13 @@ def _aa(real: np.ndarray, synthetic: np.ndarray, d_ss: np.ndarray, ties: str, kw
             "n_real": int(len(real)), "n_synthetic": int(len(synthetic))}
 
 
+def mean_aa(results: list[dict]) -> dict:
+    """The mean of several `adversarial_accuracy` dicts (sizes summed), with "repeats"."""
+    out = {k: float(np.mean([r[k] for r in results])) for k in ("aa", "aa_truth", "aa_syn")}
+    return {**out, "n_real": int(results[0]["n_real"]),
+            "n_synthetic": int(sum(r["n_synthetic"] for r in results)), "repeats": len(results)}
+
+
 def nnaa(
     train: np.ndarray,
     test: np.ndarray,
@@ -71,24 +89,36 @@ def nnaa(
     max_n: int | None = None,
     seed: int = 0,
     block_size: int | None = None,
+    max_test_repeats: int = 16,
 ) -> dict:
     """AA against the real test and the real training split; privacy loss = AA(test) - AA(train).
 
-    With `equal_size` (Yale et al.), all three sets are subsampled (seeded, without replacement) to
-    n = min(len(train), len(test), len(synthetic), max_n): AA depends on how densely each set
-    covers the space, so the two comparisons must see the same n. One synthetic subsample serves
-    both, so their difference is not inflated by subsampling noise. `max_n` applies only here.
+    With `equal_size` (see the module docstring), each comparison pairs a real set and a synthetic
+    set of one size, drawn seeded and without replacement: the training side n_train = min(N_train,
+    M, max_n) of each, where M is the synthetic set's size; the test side n_test = min(N_test, M,
+    max_n) test people against each of up to `max_test_repeats` disjoint synthetic subsets of that
+    size, averaged (a small test split would otherwise let a few synthetic people decide it).
 
-    Returns {"test": {...}, "train": {...}, "privacy_loss": float, "n": int}; "test" and "train"
-    are `adversarial_accuracy` dicts.
+    Returns {"test": {...}, "train": {...}, "privacy_loss": float, "n": int (synthetic people on
+    the training side), "n_test": int}; "train" is an `adversarial_accuracy` dict, "test" their
+    `mean_aa` over the repeats.
     """
-    if equal_size:
-        n = min(len(train), len(test), len(synthetic), max_n or len(train))
-        rng = np.random.default_rng(seed)
-        train, test, synthetic = (subsample(x, n, rng) for x in (train, test, synthetic))
     kw = {"metric": metric, "block_size": block_size}
-    d_ss, _ = nearest_neighbors(synthetic, **kw)  # shared by both comparisons
-    on_test = _aa(test, synthetic, d_ss, ties, kw)
-    on_train = _aa(train, synthetic, d_ss, ties, kw)
+    if not equal_size:
+        d_ss, _ = nearest_neighbors(synthetic, **kw)  # shared by both comparisons
+        on_test, on_train = (_aa(real, synthetic, d_ss, ties, kw) for real in (test, train))
+        return {"test": on_test, "train": on_train,
+                "privacy_loss": on_test["aa"] - on_train["aa"], "n": int(len(synthetic)),
+                "n_test": int(len(synthetic))}
+    cap = max_n or max(len(train), len(test), len(synthetic))
+    n_train = min(len(train), len(synthetic), cap)
+    n_test = min(len(test), len(synthetic), cap)
+    rng = np.random.default_rng(seed)
+    synthetic = np.asarray(synthetic)[rng.permutation(len(synthetic))]
+    train, test = subsample(train, n_train, rng), subsample(test, n_test, rng)
+    on_train = adversarial_accuracy(train, synthetic[:n_train], ties=ties, **kw)
+    repeats = max(1, min(max_test_repeats, len(synthetic) // n_test))
+    on_test = mean_aa([adversarial_accuracy(test, synthetic[i * n_test:(i + 1) * n_test],
+                                            ties=ties, **kw) for i in range(repeats)])
     return {"test": on_test, "train": on_train, "privacy_loss": on_test["aa"] - on_train["aa"],
-            "n": int(len(synthetic))}
+            "n": n_train, "n_test": n_test}

@@ -12,8 +12,12 @@ third item: `(calls, labels, haplotypes)`.
 - `real_test`: the real test split itself, as given (`labels` and `rng` are ignored): the ideal.
 - `independent_sites`: every call drawn independently as Binomial(2, p_c) from the training allele
   frequency p_c of the person's class (Hardy-Weinberg at each site): keeps AF, destroys LD.
-- `train_copies`: training genomes of the same class, drawn with replacement: perfect fidelity and
-  the privacy failure.
+- `train_copies`: training genomes of the same class, each copied once before any is copied twice
+  (a copier that covers its training set): perfect fidelity and the privacy failure.
+- `codec_roundtrip` (option `calling`): real training genomes (drawn as `train_copies` draws
+  them) encoded, decoded and called: what a perfect model of the gene-PCA features could reach,
+  before any model is trained (`report.py` scores one `codec_roundtrip_<calling>` generator per
+  method in `EvalSettings.roundtrip_calling`).
 - `mosaic` (option `segment_length`, the mean in SNPs): HAPNEST-like; each synthetic haplotype is
   copied in segments of geometric length from random training haplotypes of the person's class
   (from training genotype rows, one mosaic a person, when there are no haplotypes). The strongest
@@ -105,6 +109,19 @@ def independent_sites(
     return out, labels
 
 
+def covering_draw(train_labels: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+                  ) -> np.ndarray:
+    """Training rows [len(labels)] of each requested label: a shuffled pass over the class's
+    training people, then another, so each is drawn once before any twice."""
+    pick = np.empty(len(labels), np.int64)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        pool = np.flatnonzero(train_labels == c)
+        passes = -(-len(rows) // len(pool))
+        pick[rows] = np.concatenate([rng.permutation(pool) for _ in range(passes)])[:len(rows)]
+    return pick
+
+
 @register_reference("train_copies")
 def train_copies(
     train_calls: np.ndarray,
@@ -114,17 +131,45 @@ def train_copies(
     train_haplotypes: np.ndarray | None = None,
     **_splits: np.ndarray | None,
 ) -> tuple[np.ndarray, ...]:
-    """Training genomes of the requested class, drawn with replacement (with their haplotypes
-    when given)."""
+    """Training genomes of the requested class, each copied once before any twice
+    (`covering_draw`), with their haplotypes when given."""
     train_calls = np.asarray(train_calls, np.int8)
     train_labels, labels = requested_labels(train_labels, labels, len(train_calls))
-    pick = np.empty(len(labels), np.int64)
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        pick[rows] = rng.choice(np.flatnonzero(train_labels == c), size=len(rows), replace=True)
+    pick = covering_draw(train_labels, labels, rng)
     if train_haplotypes is None:
         return train_calls[pick], labels
     return train_calls[pick], labels, np.asarray(train_haplotypes[pick], np.int8)
+
+
+@register_reference("codec_roundtrip")
+def codec_roundtrip(
+    train_calls: np.ndarray,
+    train_labels: np.ndarray | None,
+    labels: np.ndarray | int,
+    rng: np.random.Generator,
+    *,
+    codec=None,
+    calling: str = "round",
+    **_splits: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real people through the codec and back: training genomes drawn as `train_copies` draws
+    them, encoded, decoded and called by `calling` (a name in `sampling.calling.CALLERS`).
+
+    What a perfect model of the features could reach. Training people, not the test split: every
+    section compares a generator with the test split, and the test split's own round trip would
+    be paired with it (a classifier or a nearest neighbour would meet each person's original).
+    The codec was fitted on them, which flatters the reconstruction by about K/N_train per gene
+    (K components); as near-copies of training people its privacy figures are a copier's.
+    `codec` is the dataset's `GeneCodec`."""
+    from genodiff_jax.sampling.calling import call_genotypes, decode_features
+
+    if codec is None:
+        raise ValueError("the codec_roundtrip reference needs the dataset's codec")
+    train_calls = np.asarray(train_calls, np.int8)
+    train_labels, labels = requested_labels(train_labels, labels, len(train_calls))
+    pick = covering_draw(train_labels, labels, rng)
+    dosages = decode_features(codec.encode(train_calls[pick]), codec)
+    return call_genotypes(dosages, calling), labels
 
 
 @register_reference("mosaic")

@@ -13,7 +13,10 @@ import numpy as np
 from genodiff_jax.eval.sections import EvalContext, Section, Table
 
 _REFERENCES_NOTE = (
-    "References: <b>real_test</b>\n(the ideal), <b>independent_sites</b> (per-population allele "
+    "References: <b>real_test</b>\n(the ideal), <b>codec_roundtrip_&lt;calling&gt;</b> (real "
+    "training people through the codec and back,\ncalled by each method: what a perfect model of "
+    "the features could reach; its privacy figures are\na copier's), "
+    "<b>independent_sites</b> (per-population allele "
     "frequencies under Hardy-Weinberg: keeps\nAF, destroys LD), <b>train_copies</b> (copies of "
     "training genomes: the privacy failure), <b>mosaic_N</b>\n(same-population training "
     "haplotypes copied in segments of mean length N SNPs: keeps LD by\ncopying). Every number "

@@ -4,8 +4,10 @@ Generators compared, each on the same footing:
 - `model`: the synthetic cohort (its VCF calls and its features);
 - the references of `references.py`: `real_test` (the ideal), `independent_sites` (the floor for
   LD), `train_copies` (the privacy failure), `mosaic_<N>` (HAPNEST-like mosaics of training
-  haplotypes, one per mean segment length N in `EvalSettings.mosaic_segments`). Reference features
-  are the codec's encoding of their calls.
+  haplotypes, one per mean segment length N in `EvalSettings.mosaic_segments`),
+  `codec_roundtrip_<calling>` (real people through the codec and back, called by each method in
+  `EvalSettings.roundtrip_calling`: the representation's own ceiling). Reference features are the
+  codec's encoding of their calls.
 
 Each generator carries haplotypes int8 [n, 2, S] where it has them (real splits of a dataset with
 haplotype tokens, a synthetic folder whose VCF is phased, references that copy or mosaic them);
@@ -55,9 +57,10 @@ class EvalSettings:
     seeds: tuple[int, ...] = (0, 1, 2)
     fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5)
     augmentation_classifier: str = "mlp"
-    references: tuple[str, ...] = ("real_test", "independent_sites", "train_copies", "mosaic")
+    references: tuple[str, ...] = ("real_test", "independent_sites", "train_copies", "mosaic",
+                                   "codec_roundtrip")
     classifier_epochs: int = 30
-    max_nnaa: int = 2000
+    max_nnaa: int = 3000  # people per set in NNAA: a memorising model is seen when >= N_train
     ld_window: int = 100
     seed: int = 0
     sections: tuple[str, ...] = DEFAULT_SECTIONS
@@ -67,6 +70,7 @@ class EvalSettings:
     two_sample_folds: int = 5
     max_two_sample: int = 2000  # people per side in the two-sample test
     max_run_people: int = 300  # people per generator whose longest identical runs are measured
+    roundtrip_calling: tuple[str, ...] = ("round", "frequency")  # codec_roundtrip_<method> each
 
 
 @dataclasses.dataclass
@@ -175,12 +179,17 @@ def _panel_labels(panel_path: Path, samples: np.ndarray, data: PreparedDataset) 
 
 def reference_generators(settings: EvalSettings) -> list[tuple[str, str, dict]]:
     """(generator name, reference name, options) per reference generator to score: `mosaic`
-    becomes one `mosaic_<N>` per mean segment length N in `settings.mosaic_segments`."""
+    becomes one `mosaic_<N>` per mean segment length N in `settings.mosaic_segments`,
+    `codec_roundtrip` one `codec_roundtrip_<method>` per calling method in
+    `settings.roundtrip_calling`."""
     out = []
     for name in settings.references:
         if name == "mosaic":
             out += [(f"mosaic_{n:g}", name, {"segment_length": n})
                     for n in settings.mosaic_segments]
+        elif name == "codec_roundtrip":
+            out += [(f"{name}_{method}", name, {"calling": method})
+                    for method in settings.roundtrip_calling]
         else:
             out.append((name, name, {}))
     return out
@@ -202,7 +211,8 @@ def build_generators(data: PreparedDataset, synthetic: Generator | dict[str, Gen
     for generator, name, options in reference_generators(settings):
         ref_calls, ref_labels, *ref_haplotypes = get_reference(name)(
             train_calls, data.train.labels, synthetic.labels, rng, test_calls=test_calls,
-            test_labels=data.test.labels, chroms=data.variants.chrom, **haplotypes, **options)
+            test_labels=data.test.labels, chroms=data.variants.chrom, codec=data.codec,
+            **haplotypes, **options)
         ref_calls = np.asarray(ref_calls, np.int8)
         generators[generator] = Generator(ref_calls, data.codec.encode(ref_calls),
                                           np.asarray(ref_labels, np.int32),
