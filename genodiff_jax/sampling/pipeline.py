@@ -20,7 +20,7 @@ from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.data.views import token_plan
 from genodiff_jax.diffusion.process import sampler_option_names
 from genodiff_jax.errors import InputError
-from genodiff_jax.sampling.calling import SYNTHETIC_KIND, write_synthetic
+from genodiff_jax.sampling.calling import DEFAULT_CALLING, SYNTHETIC_KIND, write_synthetic
 from genodiff_jax.sampling.cohort import NonFiniteSampleError, generate
 from genodiff_jax.sampling.labels import labels_from_spec
 from genodiff_jax.sampling.tokens import generate_tokens, write_token_cohort
@@ -62,7 +62,7 @@ def resolve_sampling(process, defaults: dict, sampler: str | None, steps: int | 
 def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | None, *,
                   sampler: str | None = None, steps: int | None = None,
                   guidance: float | None = None, sampler_options: Mapping[str, Any] | None = None,
-                  labels: str = "uniform", calling: str = "round", plink: bool = False,
+                  labels: str = "uniform", calling: str = DEFAULT_CALLING, plink: bool = False,
                   seed: int = 0, batch_size: int | None = None,
                   data_dir: str | os.PathLike | None = None, checkpoint: str = "best",
                   ema: bool = True, weights_dtype: str | None = None,
