@@ -244,8 +244,8 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
                     dataset=data.fingerprint, workdir=str(Path(workdir).resolve())) as tmp:
         tmp = Path(tmp)
         plots = write_plots(tmp, rows_out, measures, reference)
-        _write_csv(tmp / SWEEP_CSV, rows_out)
-        _write_csv(tmp / CONVERGENCE_CSV, table)
+        write_csv(tmp / SWEEP_CSV, rows_out)
+        write_csv(tmp / CONVERGENCE_CSV, table)
         result["files"] = [SWEEP_JSON, SWEEP_CSV, CONVERGENCE_CSV, *plots]
         result["seconds"]["total"] = round(time.perf_counter() - t_start, 4)
         (tmp / SWEEP_JSON).write_text(json.dumps(result, indent=2, default=_plain) + "\n")
@@ -284,7 +284,7 @@ def _plain(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _write_csv(path: Path, rows: Sequence[dict]) -> None:
+def write_csv(path: Path, rows: Sequence[dict]) -> None:
     """One row per dict, columns in order of first appearance, `options` (as JSON) and `error`
     last; None as an empty field."""
     columns: list[str] = []

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def run_study(data_dir: str | os.PathLike, study: Study | str, out: str | os.Pat
     """Train and sweep every cell of `study` (a `Study` or a study file spec) into `out`; return
     what study.json holds. `out` may be new, empty or an earlier study (whose trained cells
     resume); another folder only with `overwrite`, never the dataset."""
-    from genodiff_jax.sweep.run import sweep_workdir
+    from genodiff_jax.sweep.run import sweep_workdir, write_csv
     from genodiff_jax.train.config import apply_overrides, load_config
     from genodiff_jax.train.loop import run_training
 
@@ -142,7 +142,7 @@ def run_study(data_dir: str | os.PathLike, study: Study | str, out: str | os.Pat
         tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
     rows = study_rows(result)
     with atomic_file(out / STUDY_CSV) as tmp:
-        _write_rows(tmp, rows)
+        write_csv(tmp, rows)
     result["files"] = [STUDY_JSON, STUDY_CSV, *write_study_plots(out, result)]
     return result
 
@@ -183,19 +183,6 @@ def study_summary(result: dict) -> tuple[list[str], list[list]]:
 
 def _cell(value):
     return "-" if value is None else round(value, 4) if isinstance(value, float) else value
-
-
-def _write_rows(path: Path, rows: Sequence[dict]) -> None:
-    import csv
-
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
 
 
 def write_study_plots(out: Path, result: dict) -> list[str]:
