@@ -179,6 +179,10 @@ def test_privacy_loss_sees_copies_whatever_the_test_split_size():
     assert out["train"]["aa"] == 0.0 and out["privacy_loss"] > 0.4, out
     fresh = nnaa.nnaa(train, test, _hwe(600, _HWE_P, rng), metric="hamming", ties="half")
     assert abs(fresh["privacy_loss"]) < 0.1, fresh  # a generator of new people: about 0
+    assert abs(fresh["privacy_loss_at_test_size"]) < 0.1, fresh
+    # With both sides at the test split's size, the training side holds a tenth of the copied
+    # people: the old reading, which misses the copier.
+    assert out["privacy_loss_at_test_size"] < out["privacy_loss"] - 0.2, out
 
 
 def test_copies_on_calls_counted_as_identical_matches():

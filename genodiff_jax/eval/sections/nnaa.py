@@ -55,8 +55,11 @@ def _halved_test_split(train: np.ndarray, test: np.ndarray, metric: str, ties: s
         runs.append(nnaa(train, real, cohort, metric=metric, ties=ties, max_n=settings.max_nnaa,
                          seed=settings.seed + i))
     test_aa, train_aa = mean_aa([r["test"] for r in runs]), mean_aa([r["train"] for r in runs])
+    matched = mean_aa([r["train_at_test_size"] for r in runs])
     return {"test": test_aa, "train": train_aa, "privacy_loss": test_aa["aa"] - train_aa["aa"],
-            "n": runs[0]["n"], "n_test": runs[0]["n_test"], "halved_test_split": _HALVINGS}
+            "n": runs[0]["n"], "n_test": runs[0]["n_test"], "train_at_test_size": matched,
+            "privacy_loss_at_test_size": test_aa["aa"] - matched["aa"],
+            "halved_test_split": _HALVINGS}
 
 
 COLUMNS = [
