@@ -23,8 +23,12 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 # The arguments each shipped config takes ("" for none); any other file takes "" and "smoke".
 VARIANTS = {"base.py": ("",)}
 SHIPPED = [f"{path.name}{':' + arg if arg else ''}"
-           for path in sorted(EXPERIMENTS.glob("*.py")) if path.name != "__init__.py"
+           for path in sorted(EXPERIMENTS.glob("*.py"))
+           if path.name != "__init__.py" and not path.name.startswith("study_")
            for arg in VARIANTS.get(path.name, ("", "smoke"))]
+# Study files (`genodiff sweep --train`): a base config and a grid of overrides, not a config.
+STUDIES = [f"{path.name}{':' + arg if arg else ''}"
+           for path in sorted(EXPERIMENTS.glob("study_*.py")) for arg in ("", "smoke")]
 
 
 @pytest.mark.parametrize("spec", SHIPPED)
@@ -36,9 +40,24 @@ def test_every_shipped_config_passes_the_schema_and_builds(spec: str):
     model_from_config(config, num_classes=3)
 
 
+@pytest.mark.parametrize("spec", STUDIES)
+def test_every_cell_of_every_shipped_study_builds(spec: str):
+    from genodiff_jax.sweep.study import _sweep_settings, load_study
+    from genodiff_jax.train.config import apply_overrides
+
+    study = load_study(f"experiments/{spec}")
+    _sweep_settings(study.sweep)
+    for _, overrides in study.cells():
+        config = load_config(study.base)
+        apply_overrides(config, overrides)
+        process_from_config(config)
+        model_from_config(config, num_classes=3)
+
+
 def test_every_config_file_is_covered():
     assert {s.split(":")[0] for s in SHIPPED} >= {"base.py", "demo.py", "masked.py",
                                                   "demo_masked.py", "lct_masked.py"}
+    assert "study_schedules.py" in {s.split(":")[0] for s in STUDIES}
 
 
 def write_config(tmp_path: Path, body: str, start: str = "demo", arg: str = "smoke") -> Path:
