@@ -242,7 +242,7 @@ def test_a_truncated_checkpoint_is_one_line_naming_it_and_the_way_on(trained_run
     assert "no earlier checkpoint is kept" in err[0] and snapshot(work) == before
 
 
-def test_ctrl_c_stops_sample_within_two_seconds_and_leaves_nothing(trained_run, tmp_path):
+def test_ctrl_c_stops_sample_at_once_and_leaves_nothing(trained_run, tmp_path):
     """SIGINT while the compiled sampler runs: exit 130 at once (not when the scan ends), no
     output, no temporary."""
     import re
@@ -275,7 +275,9 @@ def test_ctrl_c_stops_sample_within_two_seconds_and_leaves_nothing(trained_run, 
     finally:
         proc.kill()
     took = time.monotonic() - sent
-    assert rc == 130 and took < 2.0, (rc, took)
+    # Idle: 0.1 s; 4.1 s measured while a test suite shared the 2 cores. The whole sampling
+    # takes minutes, so 10 s still tells "at once" from "when the scan ends".
+    assert rc == 130 and took < 10.0, (rc, took)
     assert b"interrupted; nothing half-written was kept" in bytes(seen)
     assert not out.exists() and not list(tmp_path.iterdir())
 
