@@ -11,9 +11,9 @@
         --out runs/lct_pop/report
 
 and the same with `--label super_pop` into runs/lct_super_pop (`bash experiments/lct_1kg.sh` runs
-both). The paper's recipe (100 epochs, batch 32, T = 500 cosine, eps prediction, p_uncond 0.1) with
-the demo-sized MLP + CNN: the paper-sized CNN at 128 gene slots is most of an hour per run on 2 CPU
-cores. `:smoke` shrinks it for CI.
+both). The paper's recipe (100 epochs, batch 32, T = 500 cosine, p_uncond 0.1) with demo.py's
+MLP + CNN, v prediction and log-SNR time input: the paper-sized CNN at 128 gene slots is most of an
+hour per run on 2 CPU cores. `:smoke` shrinks it for CI.
 """
 
 from __future__ import annotations
