@@ -159,8 +159,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", default="uniform",
                    help="uniform | train (training frequencies) | case_rate=R | A=10,B=5")
     p.add_argument("--calling", default=DEFAULT_CALLING, choices=sorted(CALLERS),
-                   help="dosages -> calls: rounding or frequency-matched (default %(default)s: "
-                   "it keeps LD, see the README)")
+                   help="dosages -> calls: round, frequency (counts matched to the decoded "
+                   "frequency, by rank) or hybrid (frequency where the codec keeps the variant, "
+                   "round elsewhere) (default %(default)s, see the README)")
     p.add_argument("--plink", action="store_true", help="also write synthetic.bed/.bim/.fam")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")

@@ -86,6 +86,30 @@ def test_save_load_round_trip(tmp_path):
     loaded = C.GeneCodec.load(tmp_path / "codec.npz")
     np.testing.assert_array_equal(loaded.encode(x), codec.encode(x))
     np.testing.assert_array_equal(loaded.gene_names, codec.gene_names)
+    np.testing.assert_array_equal(loaded.variant_variance, codec.variant_variance)
+
+
+def test_kept_variance_fraction_is_each_variants_reconstruction_r2(tmp_path):
+    """Per variant, 1 - (training reconstruction error) / (training variance), exactly; a codec
+    saved before variant variances were stored estimates it from 2p(1 - p), scaled per gene."""
+    x, _ = _cohort()
+    assignment = _sized_genes([3, 12, 60, 300, 25])  # 1, 4, 8, 8, 8 components
+    codec = C.GeneCodec.fit(x, assignment)
+    kept = codec.kept_variance_fraction()
+    var = x.var(axis=0)
+    resid = ((codec.decode(codec.encode(x)) - x) ** 2).mean(axis=0)
+    truth = np.where(var > 0, 1 - resid / np.maximum(var, 1e-12), 1.0)
+    np.testing.assert_allclose(kept, truth, atol=1e-4)
+    assert kept[:3].max() < 1 and kept[75:375].min() < 0.2  # truncated genes lose some variants
+    lossless = C.GeneCodec.fit(x[:, :12], _sized_genes([3, 8, 1]), rule=C.all_components)
+    np.testing.assert_allclose(lossless.kept_variance_fraction(), 1.0, atol=1e-5)
+    # An older codec file (no variant_variance): the estimate, close to the truth.
+    codec.variant_variance = None
+    codec.save(tmp_path / "old.npz")
+    old = C.GeneCodec.load(tmp_path / "old.npz")
+    assert old.variant_variance is None
+    estimate = old.kept_variance_fraction()
+    assert np.corrcoef(estimate, truth)[0, 1] > 0.9 and np.abs(estimate - truth).mean() < 0.06
 
 
 def test_twenty_thousand_genes_encode_vectorised():
@@ -127,5 +151,7 @@ def test_restricting_a_codec_to_the_used_columns_equals_fitting_on_them():
     np.testing.assert_array_equal(restricted.encode(x[:, used]), on_copy.encode(x[:, used]))
     np.testing.assert_array_equal(restricted.decode(on_copy.encode(x[:, used])),
                                   on_copy.decode(on_copy.encode(x[:, used])))
+    np.testing.assert_allclose(restricted.kept_variance_fraction(),
+                               on_copy.kept_variance_fraction(), atol=1e-6)
     with pytest.raises(ValueError, match="not in `used`"):
         C.GeneCodec.fit(x, assignment).restricted_to(used[1:])

@@ -28,7 +28,7 @@ from genodiff_jax.sampling import (
     sample_ids,
     write_synthetic,
 )
-from genodiff_jax.sampling.calling import frequency_counts
+from genodiff_jax.sampling.calling import HYBRID_KEPT, frequency_counts
 from genodiff_jax.sampling.cohort import auto_batch_size, bytes_per_sample
 from genodiff_jax.sharding import make_mesh
 
@@ -225,6 +225,33 @@ def test_frequency_calls_match_the_decoded_frequency() -> None:
     assert np.all((n2 >= 0) & (n1 >= 0) & (n2 + n1 <= n))
 
 
+def test_hybrid_calls_by_frequency_only_where_the_codec_keeps_the_variant() -> None:
+    """One-SNP genes keep everything (frequency: the decoded AF, which rounding loses for rare
+    SNPs); the SNPs of a 40-SNP gene cut to 8 components keep little (round: LD kept)."""
+    rng = np.random.default_rng(3)
+    n, s = 300, 60
+    freq = np.concatenate([rng.uniform(0.02, 0.08, 20), rng.uniform(0.1, 0.5, 40)])
+    x = rng.binomial(2, freq, (n, s)).astype(np.int8)
+    assignment = genes.GeneAssignment.from_lists(
+        [f"g{i}" for i in range(21)], [np.array([i]) for i in range(20)] + [np.arange(20, 60)])
+    codec = GeneCodec.fit(x, assignment, gene_multiple=8)
+    kept = codec.kept_variance_fraction() >= HYBRID_KEPT
+    assert kept[:20].all() and not kept[20:].any()
+    # A blurred model: dosages shrunk towards the mean, so the rare SNPs round to 0.
+    d = (0.3 * x + 0.7 * x.mean(0) + rng.normal(0, 0.05, (n, s))).astype(np.float32)
+    calls = call_genotypes(d, "hybrid", codec)
+    np.testing.assert_array_equal(calls[:, :20], call_genotypes(d[:, :20], "frequency"))
+    np.testing.assert_array_equal(calls[:, 20:], call_genotypes(d[:, 20:], "round"))
+    decoded_af = np.clip(d[:, :20], 0, 2).mean(0) / 2
+    af_err = np.abs(calls[:, :20].mean(0) / 2 - decoded_af)
+    rounded_err = np.abs(call_genotypes(d[:, :20], "round").mean(0) / 2 - decoded_af)
+    assert af_err.max() <= 0.5 / n and rounded_err.mean() > 10 * af_err.mean()
+    with pytest.raises(ValueError, match="hybrid calling needs the dataset's codec"):
+        call_genotypes(d, "hybrid")
+    with pytest.raises(ValueError, match="59 dosage columns, but the codec has 60 variants"):
+        call_genotypes(d[:, 1:], "hybrid", codec)
+
+
 # ----------------------------------------------------------------------------- writing
 
 
@@ -242,7 +269,7 @@ def tiny_codec():
     return codec, variants, dosages
 
 
-@pytest.mark.parametrize("calling", ["round", "frequency"])
+@pytest.mark.parametrize("calling", ["round", "frequency", "hybrid"])
 def test_write_synthetic(tmp_path: Path, tiny_codec, calling: str) -> None:
     from bed_reader import open_bed
     from cyvcf2 import VCF
@@ -264,7 +291,7 @@ def test_write_synthetic(tmp_path: Path, tiny_codec, calling: str) -> None:
     assert summary["n_samples"] == 25 and not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]  # no temporary left
 
-    expected = call_genotypes(codec.decode(np.where(codec.mask, features, 0)), calling)
+    expected = call_genotypes(codec.decode(np.where(codec.mask, features, 0)), calling, codec)
     vcf = VCF(str(out / "synthetic.vcf.gz"), gts012=True)
     assert vcf.samples == sample_ids(25) and vcf.samples[0] == "SYN000001"
     records = list(vcf)

@@ -18,7 +18,8 @@ from genodiff_jax.eval.sections import EvalContext, Section
 
 SECTIONS = ("transfer", "nnaa", "fidelity", "privacy", "two_sample", "haplotype_privacy")
 GENERATORS = ["gene_pca", "masked", "real_test", "independent_sites", "train_copies",
-              "mosaic_100", "codec_roundtrip_round", "codec_roundtrip_frequency"]
+              "mosaic_100", "codec_roundtrip_round", "codec_roundtrip_frequency",
+              "codec_roundtrip_hybrid"]
 
 
 def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, monkeypatch, capsys):
@@ -163,7 +164,7 @@ def test_a_section_registered_in_a_test_runs_and_is_reported(prepared, tmp_path,
     settings = R.EvalSettings(sections=("fidelity", "toy"), mosaic_segments=(100,))
     report = R.evaluate(data.path, folder, out, settings)
     generators = ["model", "real_test", "independent_sites", "train_copies", "mosaic_100",
-                  "codec_roundtrip_round", "codec_roundtrip_frequency"]
+                  "codec_roundtrip_round", "codec_roundtrip_frequency", "codec_roundtrip_hybrid"]
     assert report["generators"] == generators
     assert report["toy"]["model"] == pytest.approx(train.mean() / 2)
     assert list(report["seconds"]) == ["fidelity", "toy"] and "transfer" not in report
@@ -198,7 +199,7 @@ def test_generators_carry_haplotypes_and_copies_share_whole_ones(prepared, tmp_p
     report = R.evaluate(data.path, phased, tmp_path / "report", settings)
     assert report["generators"] == ["model", "real_test", "independent_sites", "train_copies",
                                     "mosaic_100", "codec_roundtrip_round",
-                                    "codec_roundtrip_frequency"]
+                                    "codec_roundtrip_frequency", "codec_roundtrip_hybrid"]
     runs, n_sites = report["haplotype_privacy"], train.shape[1]
     for name in ("model", "train_copies"):  # copies of training haplotypes: the whole region
         assert runs[name]["unit"] == "haplotypes" and runs[name]["median"] == n_sites
@@ -218,7 +219,8 @@ def test_generators_carry_haplotypes_and_copies_share_whole_ones(prepared, tmp_p
     for name, g in before.items():  # the mosaics draw last: the other references are unchanged
         np.testing.assert_array_equal(g.calls, gens[name].calls)
     assert [name for name, g in gens.items() if g.haplotypes is None] == [
-        "independent_sites", "codec_roundtrip_round", "codec_roundtrip_frequency"]
+        "independent_sites", "codec_roundtrip_round", "codec_roundtrip_frequency",
+        "codec_roundtrip_hybrid"]
     for g in gens.values():
         if g.haplotypes is not None:
             np.testing.assert_array_equal(g.haplotypes.sum(axis=1), g.calls)
@@ -270,7 +272,7 @@ def test_lct_privacy_loss_sees_copies_and_the_codec_round_trip_scores_both_calle
         assert nn[space]["train_copies"]["privacy_loss"] >= 0.4, nn[space]["train_copies"]
         assert nn[space]["train_copies"]["n"] == len(data.train)
         assert abs(nn[space]["real_test"]["privacy_loss"]) < 0.05, nn[space]["real_test"]
-    trips = {k: gens[f"codec_roundtrip_{k}"] for k in ("round", "frequency")}
+    trips = {k: gens[f"codec_roundtrip_{k}"] for k in ("round", "frequency", "hybrid")}
     two = REGISTERED_SECTIONS["two_sample"].compute(EvalContext(
         data, calls, {f"codec_roundtrip_{k}": g for k, g in trips.items()}, settings))
     ld = {k: ld_correlation(calls[data.train.index], g.calls, window=settings.ld_window)["r"]

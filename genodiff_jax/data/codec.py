@@ -77,6 +77,7 @@ class GeneCodec:
     explained_variance: np.ndarray  # [G_pad, K] training-set variance of each kept score
     total_variance: np.ndarray  # [G] training-set variance of each gene's SNPs (sum over columns)
     buckets: list[Bucket]
+    variant_variance: np.ndarray | None = None  # [S] training-set variance (None: an older codec)
 
     @property
     def feature_shape(self) -> tuple[int, int]:
@@ -128,7 +129,8 @@ class GeneCodec:
                                       loadings.astype(np.float32)))
         mask = np.arange(k_slots)[None, :] < np.pad(n_components, (0, g_pad - len(genes)))[:, None]
         codec = cls(n_variants, genes.names, n_components, mask, np.zeros((g_pad, k_slots)),
-                    np.ones((g_pad, k_slots)), explained, total, buckets)
+                    np.ones((g_pad, k_slots)), explained, total, buckets,
+                    _column_variances(dosages, rows))
         scores = codec.scores(dosages, rows=rows)
         codec.z_mean = np.where(mask, scores.mean(axis=0), 0.0).astype(np.float32)
         std = scores.std(axis=0)
@@ -183,6 +185,32 @@ class GeneCodec:
                     total[rows] = block
         return total / np.maximum(counts, 1.0)
 
+    def kept_variance_fraction(self) -> np.ndarray:
+        """Per variant [S], the share of its training-set variance the kept components carry (1:
+        the codec gives every training person's genotype back; 0: only the mean comes back).
+
+        Kept variance is sum_k loading^2 x the score's variance; a SNP in several genes gets the
+        mean over them, as `decode` averages them. A codec saved before `variant_variance` was
+        stored takes each variant's variance as 2p(1 - p), scaled so that a gene's variants add up
+        to its stored total (exact for a one-SNP gene). Clipped to [0, 1]; 1 for a constant SNP."""
+        total = np.zeros(self.n_variants)
+        counts = np.zeros(self.n_variants)
+        for b in self.buckets:
+            valid = b.columns >= 0
+            if self.variant_variance is not None:
+                own = np.where(valid, self.variant_variance[np.maximum(b.columns, 0)], 0.0)
+            else:
+                p = np.clip(b.mean.astype(np.float64) / 2.0, 0.0, 1.0)
+                hwe = 2.0 * p * (1.0 - p) * valid  # [B, P]
+                own = hwe * (self.total_variance[b.slots]
+                             / np.maximum(hwe.sum(1), 1e-12))[:, None]
+            kept = np.einsum("bkp,bk->bp", np.square(b.loadings.astype(np.float64)),
+                             self.explained_variance[b.slots])
+            frac = np.where(own > 1e-12, kept / np.maximum(own, 1e-12), 1.0)
+            np.add.at(total, b.columns[valid], frac[valid])
+            np.add.at(counts, b.columns[valid], 1.0)
+        return np.clip(total / np.maximum(counts, 1.0), 0.0, 1.0)  # in no gene: 0
+
     def restricted_to(self, used: np.ndarray) -> GeneCodec:
         """The same codec over the variant columns `used` (sorted; every column a gene reads must
         be among them), renumbered 0..len(used)-1: fit and encode on the full matrix, then keep
@@ -195,13 +223,15 @@ class GeneCodec:
                 raise ValueError("restricted_to: a gene reads a column that is not in `used`")
             columns = np.where(valid, np.searchsorted(used, b.columns), -1)
             buckets.append(dataclasses.replace(b, columns=columns))
-        return dataclasses.replace(self, n_variants=len(used), buckets=buckets)
+        variance = None if self.variant_variance is None else self.variant_variance[used]
+        return dataclasses.replace(self, n_variants=len(used), buckets=buckets,
+                                   variant_variance=variance)
 
     # -- persistence ---------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
         arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name != "buckets"}
+                  if f.name != "buckets" and getattr(self, f.name) is not None}
         arrays["n_variants"] = np.array(self.n_variants)
         arrays["n_buckets"] = np.array(len(self.buckets))
         for i, b in enumerate(self.buckets):
@@ -216,13 +246,21 @@ class GeneCodec:
             buckets = [Bucket(*(z[f"bucket{i}_{f.name}"] for f in dataclasses.fields(Bucket)))
                        for i in range(int(z["n_buckets"]))]
             kwargs = {f.name: z[f.name] for f in dataclasses.fields(cls)
-                      if f.name not in ("buckets", "n_variants")}
+                      if f.name not in ("buckets", "n_variants") and f.name in z.files}
             return cls(n_variants=int(z["n_variants"]), buckets=buckets, **kwargs)
 
 
 def to_calls(dosages: np.ndarray) -> np.ndarray:
     """Expected dosages -> hard calls in {0, 1, 2} by rounding."""
     return np.clip(np.rint(dosages), 0, 2).astype(np.int8)
+
+
+def _column_variances(dosages: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Variance [S] float64 over `rows` of each column of dosages [N, S], in column blocks."""
+    out = np.zeros(dosages.shape[1])
+    for cols in _row_chunks(dosages.shape[1], len(rows) * 8):
+        out[cols] = dosages[:, cols][rows].astype(np.float64).var(axis=0)
+    return out
 
 
 def _padded_width(sizes: np.ndarray) -> np.ndarray:

@@ -169,7 +169,7 @@ def codec_roundtrip(
     train_labels, labels = requested_labels(train_labels, labels, len(train_calls))
     pick = covering_draw(train_labels, labels, rng)
     dosages = decode_features(codec.encode(train_calls[pick]), codec)
-    return call_genotypes(dosages, calling), labels
+    return call_genotypes(dosages, calling, codec), labels
 
 
 @register_reference("mosaic")

@@ -70,7 +70,8 @@ class EvalSettings:
     two_sample_folds: int = 5
     max_two_sample: int = 2000  # people per side in the two-sample test
     max_run_people: int = 300  # people per generator whose longest identical runs are measured
-    roundtrip_calling: tuple[str, ...] = ("round", "frequency")  # codec_roundtrip_<method> each
+    # codec_roundtrip_<method>, one per calling method
+    roundtrip_calling: tuple[str, ...] = ("round", "frequency", "hybrid")
 
 
 @dataclasses.dataclass

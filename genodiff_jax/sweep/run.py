@@ -106,7 +106,7 @@ def to_cohort(samples: np.ndarray, labels_N: np.ndarray, data, representation: s
         calls = np.asarray(samples).sum(axis=1, dtype=np.int8)
         return Cohort(calls, labels_N, data.codec.encode(calls))
     features = np.where(data.mask, np.asarray(samples, np.float32), 0.0)
-    calls = call_genotypes(decode_features(features, data.codec), calling)
+    calls = call_genotypes(decode_features(features, data.codec), calling, data.codec)
     return Cohort(np.asarray(calls, np.int8), labels_N, features)
 
 
