@@ -39,7 +39,7 @@ def test_train_leaves_the_contracted_files(trained_run):
 
 
 @pytest.mark.parametrize("sampler,options,calling,weights", [
-    ("ddim", "eta=0.5", "round", "float32"), ("dpmpp", "", "frequency", "bfloat16")])
+    ("ddim", "eta=0.5", "round", "float32"), ("dpmpp", "", "hybrid", "bfloat16")])
 def test_sample_writes_a_cohort_that_reads_back(trained_run, sampler, options, calling, weights,
                                                 capsys):
     out = trained_run / f"syn_{sampler}"

@@ -105,7 +105,7 @@ def test_a_gaussian_sweep_writes_every_cell_and_the_files(gauss, tmp_path, monke
     assert [(c["sampler"], c["steps"]) for c in cells] == [
         ("ancestral", 3), ("ancestral", 10), ("ddim", 3), ("ddim", 10)]
     assert result["family"] == "features" and result["n"] == 10
-    assert result["settings"]["calling"] == "round"  # the calling module's default
+    assert result["settings"]["calling"] == "hybrid"  # the calling module's default
     for cell in cells:
         assert cell["error"] is None and cell["guidance"] == pytest.approx(0.1)
         assert cell["temperature"] is None and "clip_x0" in cell["options"]
