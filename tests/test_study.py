@@ -25,8 +25,8 @@ def test_study_cells_are_the_grid_product():
     study = S.load_study("experiments/study_schedules.py")
     cells = study.cells()
     assert len(cells) == 6 and cells[0][0] == "cosine_eps" and cells[-1][0] == "sigmoid_v"
-    assert cells[3][1] == {"train.num_epochs": 50.0, "diffusion.schedule": "linear",
-                           "diffusion.prediction": "v"}
+    assert cells[3][1] == {"train.num_epochs": 50.0, "diffusion.time_input": "t",
+                           "diffusion.schedule": "linear", "diffusion.prediction": "v"}
 
 
 def test_smoke_study_trains_and_sweeps_every_cell(prepared, tmp_path, capsys):
