@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README "A sparse genome-wide panel": the demo-size MLP + CNN (experiments/thinned_panel.py) on
 # ~800 unlinked SNPs, one drawn at random (any frequency) per 50 kb window over 20 simulated
-# contigs of 2 Mb, 600 people in 3 populations. About 15 minutes on 2 CPU cores.
+# contigs of 2 Mb, 600 people in 3 populations. About 7 minutes on 2 idle CPU cores.
 # CONFIG=... picks another config (e.g. one that sets diffusion.prediction = "eps" for the old default).
 set -euo pipefail
 OUT=${OUT:-runs/thinned}
