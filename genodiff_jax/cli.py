@@ -163,6 +163,8 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                    "frequency, by rank) or hybrid (frequency where the codec keeps the variant, "
                    "round elsewhere) (default %(default)s, see the README)")
     p.add_argument("--plink", action="store_true", help="also write synthetic.bed/.bim/.fam")
+    p.add_argument("--pgen", action="store_true",
+                   help="also write PLINK 2 synthetic.pgen/.pvar/.psam (phased when the cohort is)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
@@ -201,7 +203,8 @@ def _sample(args: argparse.Namespace) -> None:
                             guidance=args.guidance,
                             sampler_options=parse_options(args.sampler_options),
                             labels=args.labels, calling=args.calling, plink=args.plink,
-                            seed=args.seed, batch_size=args.batch_size, data_dir=args.data,
+                            pgen=args.pgen, seed=args.seed, batch_size=args.batch_size,
+                            data_dir=args.data,
                             checkpoint=args.checkpoint, ema=not args.raw_params,
                             weights_dtype=args.weights_dtype, overwrite=args.overwrite,
                             progress=not args.quiet)

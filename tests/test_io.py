@@ -39,6 +39,51 @@ def test_unphased_vcf_and_plink_round_trips(small_cohort, tmp_path):
     np.testing.assert_array_equal(p.samples, g.samples)
 
 
+@pytest.mark.parametrize("phased", [True, False])
+def test_pgen_round_trips_through_pgenlib(small_cohort, tmp_path, phased):
+    """PLINK 2 files read back with pgenlib's own reader: alleles in order (phased) or dosages,
+    the phase flag, .pvar's REF/ALT and .psam's columns."""
+    import pgenlib
+
+    g = io.read_vcf(small_cohort["vcf"], haplotypes=True, progress=False)
+    haps = g.haplotypes().transpose(0, 2, 1)  # [N, S, 2]
+    genotypes = haps if phased else g.dosages
+    pops = [f"P{i % 3}" for i in range(len(g.samples))]
+    writers.write_pgen(tmp_path / "syn", g.variants, g.samples, genotypes, phased=phased,
+                       sample_columns={"pop": pops})
+    n, s = g.shape
+    with pgenlib.PgenReader(str(tmp_path / "syn.pgen").encode()) as reader:
+        assert (reader.get_raw_sample_ct(), reader.get_variant_ct()) == (n, s)
+        assert bool(reader.hardcall_phase_present()) == phased
+        alleles = np.empty((s, 2 * n), np.int32)
+        phase = np.empty((s, n), np.uint8)
+        reader.read_alleles_and_phasepresent_range(0, s, alleles, phase)
+        dosages = np.empty((s, n), np.int8)
+        reader.read_range(0, s, dosages)
+    np.testing.assert_array_equal(dosages.T, g.dosages)
+    het = g.dosages.T == 1
+    if phased:
+        np.testing.assert_array_equal(alleles.reshape(s, n, 2).transpose(1, 0, 2), haps)
+        assert phase[het].all()
+    else:
+        assert not phase[het].any()
+    pvar = [line.split("\t") for line in (tmp_path / "syn.pvar").read_text().splitlines()]
+    assert pvar[0] == ["#CHROM", "POS", "ID", "REF", "ALT"] and len(pvar) == s + 1
+    assert pvar[5] == [str(g.variants.chrom[4]), str(g.variants.pos[4]), g.variants.id[4],
+                       g.variants.ref[4], g.variants.alt[4]]
+    psam = [line.split("\t") for line in (tmp_path / "syn.psam").read_text().splitlines()]
+    assert psam[0] == ["#IID", "pop"] and psam[1:] == [[str(i), p] for i, p in zip(g.samples, pops)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("syn", ".syn"))) == [
+        "syn.pgen", "syn.psam", "syn.pvar"]
+
+
+def test_pgen_refuses_a_shape_that_does_not_match_and_writes_nothing(small_cohort, tmp_path):
+    g = io.read_vcf(small_cohort["vcf"], progress=False)
+    with pytest.raises(ValueError, match="phased haplotypes"):
+        writers.write_pgen(tmp_path / "syn", g.variants, g.samples, g.dosages, phased=True)
+    assert list(tmp_path.glob("syn*")) == [] and list(tmp_path.glob(".syn.pgen.*")) == []
+
+
 def test_site_policies_are_applied_and_counted(tmp_path):
     rows = [
         ("1", 10, "snp", "A", "G", ["0|1", "1|1", "0|0", "0|1"]),

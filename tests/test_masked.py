@@ -186,7 +186,7 @@ def test_sampling_writes_phased_genotypes_of_the_dataset_s_variants(masked_run, 
     out = masked_run / "synthetic"
     assert cli.main(["sample", "--workdir", str(masked_run / "train"), "--n", "9", "--labels",
                      "train", "--out", str(out), "--steps", "4", "--sampler-options",
-                     "temperature=0.8", "--quiet"]) == 0
+                     "temperature=0.8", "--pgen", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["phased"] and summary["steps"] == 4
     data = load_prepared(masked_run / "data")
@@ -195,6 +195,15 @@ def test_sampling_writes_phased_genotypes_of_the_dataset_s_variants(masked_run, 
     assert g.phased and g.shape == (9, len(data.variants.pos))
     np.testing.assert_array_equal(g.variants.pos, data.variants.pos)
     assert not (out / "features.npz").exists()
+    # The PLINK 2 copy holds the same haplotypes, phased.
+    import pgenlib
+
+    n, s = g.shape
+    with pgenlib.PgenReader(str(out / "synthetic.pgen").encode()) as reader:
+        assert reader.hardcall_phase_present()
+        alleles = np.empty((s, 2 * n), np.int32)
+        reader.read_alleles_range(0, s, alleles)
+    np.testing.assert_array_equal(alleles.reshape(s, n, 2).transpose(1, 2, 0), g.haplotypes())
 
 
 def test_a_pinned_masked_train_step():

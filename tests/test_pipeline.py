@@ -45,7 +45,7 @@ def test_sample_writes_a_cohort_that_reads_back(trained_run, sampler, options, c
     out = trained_run / f"syn_{sampler}"
     assert cli.main(["sample", "--workdir", str(trained_run / "train"), "--n", "12", "--out",
                      str(out), "--sampler", sampler, "--steps", "5", "--calling", calling,
-                     "--labels", "uniform", "--plink", "--weights-dtype", weights,
+                     "--labels", "uniform", "--plink", "--pgen", "--weights-dtype", weights,
                      "--sampler-options", options, "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == 12 and summary["weights_dtype"] == weights
@@ -79,6 +79,17 @@ def test_sample_writes_a_cohort_that_reads_back(trained_run, sampler, options, c
                        plink.variants.pos.astype(str))
     keep = np.isin(key, kept)
     np.testing.assert_array_equal(plink.dosages, calls[:, keep])
+    # PLINK 2 keeps every site, unphased (the gene-PCA family calls dosages), the label in .psam.
+    import pgenlib
+
+    with pgenlib.PgenReader(str(out / "synthetic.pgen").encode()) as reader:
+        assert not reader.hardcall_phase_present()
+        pgen = np.empty((reader.get_variant_ct(), 12), np.int8)
+        reader.read_range(0, len(pgen), pgen)
+    np.testing.assert_array_equal(pgen.T, calls)
+    psam = (out / "synthetic.psam").read_text().splitlines()
+    rows = (f"{s}\t{p}" for s, p in zip(panel.samples, panel.columns["pop"]))
+    assert psam == ["#IID\tpop", *rows]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -1,4 +1,5 @@
-"""Genotype files out: bgzipped VCF (phased or not) and PLINK .bed/.bim/.fam, written atomically."""
+"""Genotype files out: bgzipped VCF (phased or not), PLINK .bed/.bim/.fam and PLINK 2
+.pgen/.pvar/.psam (phased or not), written atomically."""
 
 from __future__ import annotations
 
@@ -108,3 +109,52 @@ def write_plink(prefix: str | os.PathLike, variants: Variants, samples: Sequence
                count_A1=True)
         for suffix in (".bed", ".bim", ".fam"):
             os.replace(tmp / (prefix.name + suffix), prefix.with_name(prefix.name + suffix))
+
+
+def write_pgen(prefix: str | os.PathLike, variants: Variants, samples: Sequence[str],
+               genotypes: np.ndarray, *, phased: bool,
+               sample_columns: dict[str, Sequence[str]] | None = None) -> None:
+    """Write PLINK 2 .pgen/.pvar/.psam through pgenlib: dosages [N, S] (unphased) or haplotype
+    alleles [N, S, 2] (phased, stored as phased hard calls), REF and ALT as in `variants` (REF is
+    the reference allele, so no non-ref flags). `sample_columns` become .psam columns after
+    #IID (a label column reads as a categorical phenotype in PLINK 2)."""
+    import pgenlib
+
+    genotypes = np.asarray(genotypes)
+    samples = [str(s) for s in samples]
+    n, s = len(samples), len(variants)
+    expected = (n, s, 2) if phased else (n, s)
+    if genotypes.shape != expected:
+        raise ValueError(f"genotypes {genotypes.shape} do not match {expected} "
+                         f"({'phased haplotypes' if phased else 'dosages'})")
+    if genotypes.size and (genotypes.min() < 0 or genotypes.max() > (1 if phased else 2)):
+        raise ValueError("genotype codes out of range")
+    if n == 0 or s == 0:
+        raise ValueError("a .pgen needs at least one sample and one variant")
+    prefix = Path(prefix)
+    with tempfile.TemporaryDirectory(prefix=f".{prefix.name}.pgen.", dir=prefix.parent) as tmp:
+        def part(suffix: str) -> Path:
+            return Path(tmp) / (prefix.name + suffix)
+
+        with pgenlib.PgenWriter(str(part(".pgen")).encode(), n, variant_ct=s,
+                                nonref_flags=False, hardcall_phase_present=phased) as writer:
+            for start in range(0, s, 4096):
+                block = genotypes[:, start:start + 4096]
+                if phased:  # variant-major allele codes [S, 2N]: person i's at 2i and 2i + 1
+                    codes = block.transpose(1, 0, 2).reshape(block.shape[1], 2 * n)
+                    codes = np.ascontiguousarray(codes, np.int32)
+                    writer.append_alleles_batch(codes, all_phased=True)
+                else:
+                    writer.append_biallelic_batch(np.ascontiguousarray(block.T, np.int8))
+        rows = zip(variants.chrom, variants.pos, variants.id, variants.ref, variants.alt)
+        part(".pvar").write_text(
+            "#CHROM\tPOS\tID\tREF\tALT\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+        columns = {k: [str(v) for v in vals] for k, vals in (sample_columns or {}).items()}
+        if any(len(vals) != n for vals in columns.values()):
+            raise ValueError(f"every .psam column needs {n} values")
+        lines = ["\t".join(["#IID", *columns])]
+        lines += ["\t".join([iid, *(vals[i] for vals in columns.values())])
+                  for i, iid in enumerate(samples)]
+        part(".psam").write_text("\n".join(lines) + "\n")
+        for suffix in (".pgen", ".pvar", ".psam"):
+            os.replace(part(suffix), prefix.with_name(prefix.name + suffix))

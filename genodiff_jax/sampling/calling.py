@@ -145,6 +145,7 @@ def write_synthetic(
     label_column: str,
     calling: str = DEFAULT_CALLING,
     plink: bool = False,
+    pgen: bool = False,
     overwrite: bool = False,
     inputs: Sequence = (),
     dataset: str | None = None,
@@ -153,7 +154,8 @@ def write_synthetic(
 
     Leaves `synthetic.vcf.gz` (the original variant table, samples SYN000001..., unphased calls),
     `synthetic.panel` (sample + `label_column`), `features.npz` (features with padded slots zeroed,
-    labels, samples, class_names) and, with `plink`, `synthetic.bed/.bim/.fam`. An existing
+    labels, samples, class_names), with `plink` `synthetic.bed/.bim/.fam` and with `pgen`
+    `synthetic.pgen/.pvar/.psam` (the label as a .psam column). An existing
     `out_dir` is replaced where `atomic.check_output` allows (an earlier cohort, or `overwrite`;
     never one of `inputs`); `dataset` (the dataset fingerprint) goes into its marker.
     Returns a small summary (n_samples, n_variants, calling, files).
@@ -185,5 +187,9 @@ def write_synthetic(
         if plink:
             writers.write_plink(tmp / SYNTHETIC_PLINK, variants, samples, calls)
             files += [SYNTHETIC_PLINK + suffix for suffix in (".bed", ".bim", ".fam")]
+        if pgen:
+            writers.write_pgen(tmp / SYNTHETIC_PLINK, variants, samples, calls, phased=False,
+                               sample_columns={label_column: names[labels]})
+            files += [SYNTHETIC_PLINK + suffix for suffix in (".pgen", ".pvar", ".psam")]
     return {"n_samples": len(labels), "n_variants": len(variants), "calling": calling,
             "files": files}

@@ -63,7 +63,7 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
                   sampler: str | None = None, steps: int | None = None,
                   guidance: float | None = None, sampler_options: Mapping[str, Any] | None = None,
                   labels: str = "uniform", calling: str = DEFAULT_CALLING, plink: bool = False,
-                  seed: int = 0, batch_size: int | None = None,
+                  pgen: bool = False, seed: int = 0, batch_size: int | None = None,
                   data_dir: str | os.PathLike | None = None, checkpoint: str = "best",
                   ema: bool = True, weights_dtype: str | None = None,
                   overwrite: bool = False, progress: bool = True) -> dict:
@@ -126,7 +126,8 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     if not is_main_process():
         return summary
     written = dict(variants=data.variants, class_names=data.class_names,
-                   label_column=data.summary["label"], plink=plink, overwrite=overwrite,
+                   label_column=data.summary["label"], plink=plink, pgen=pgen,
+                   overwrite=overwrite,
                    inputs=inputs, dataset=data.fingerprint)
     if process.representation == "tokens":
         summary.update(write_token_cohort(Path(out), samples, labels_n, **written))

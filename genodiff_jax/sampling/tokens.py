@@ -79,11 +79,12 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan, *, sa
 
 def write_token_cohort(out_dir: str | os.PathLike, tokens: np.ndarray, labels: np.ndarray, *,
                        variants: io.Variants, class_names: Sequence[str], label_column: str,
-                       plink: bool = False, overwrite: bool = False, inputs: Sequence = (),
-                       dataset: str | None = None) -> dict:
+                       plink: bool = False, pgen: bool = False, overwrite: bool = False,
+                       inputs: Sequence = (), dataset: str | None = None) -> dict:
     """`synthetic.vcf.gz` straight from the tokens (phased from haplotypes [N, 2, S], unphased
-    from dosages [N, 1, S]), `synthetic.panel`, and with `plink` `.bed/.bim/.fam`; written into a
-    temporary folder renamed at the end (as `calling.write_synthetic`)."""
+    from dosages [N, 1, S]), `synthetic.panel`, with `plink` `.bed/.bim/.fam` and with `pgen`
+    `.pgen/.pvar/.psam` (phased as the VCF); written into a temporary folder renamed at the end
+    (as `calling.write_synthetic`)."""
     tokens = np.asarray(tokens, np.int8)
     labels = np.asarray(labels, np.int32)
     phased = tokens.shape[1] == 2
@@ -100,5 +101,9 @@ def write_token_cohort(out_dir: str | os.PathLike, tokens: np.ndarray, labels: n
         if plink:
             writers.write_plink(tmp / SYNTHETIC_PLINK, variants, samples, dosages)
             files += [SYNTHETIC_PLINK + suffix for suffix in (".bed", ".bim", ".fam")]
+        if pgen:
+            writers.write_pgen(tmp / SYNTHETIC_PLINK, variants, samples, genotypes, phased=phased,
+                               sample_columns={label_column: names[labels]})
+            files += [SYNTHETIC_PLINK + suffix for suffix in (".pgen", ".pvar", ".psam")]
     return {"n_samples": len(labels), "n_variants": len(variants), "phased": phased,
             "files": files}
