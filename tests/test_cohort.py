@@ -28,7 +28,7 @@ from genodiff_jax.sampling import (
     sample_ids,
     write_synthetic,
 )
-from genodiff_jax.sampling.calling import HYBRID_KEPT, frequency_counts
+from genodiff_jax.sampling.calling import HYBRID_KEPT, frequency_calls, frequency_counts
 from genodiff_jax.sampling.cohort import auto_batch_size, bytes_per_sample
 from genodiff_jax.sharding import make_mesh
 
@@ -240,12 +240,22 @@ def test_hybrid_calls_by_frequency_only_where_the_codec_keeps_the_variant() -> N
     # A blurred model: dosages shrunk towards the mean, so the rare SNPs round to 0.
     d = (0.3 * x + 0.7 * x.mean(0) + rng.normal(0, 0.05, (n, s))).astype(np.float32)
     calls = call_genotypes(d, "hybrid", codec)
-    np.testing.assert_array_equal(calls[:, :20], call_genotypes(d[:, :20], "frequency"))
+    residual = codec.residual_variance()
+    assert np.all(residual[:20] < 1e-6) and np.all(residual[20:] > 0.05 * x[:, 20:].var(0))
+    np.testing.assert_array_equal(calls[:, :20],
+                                  frequency_calls(d[:, :20], residual=residual[:20]))
     np.testing.assert_array_equal(calls[:, 20:], call_genotypes(d[:, 20:], "round"))
     decoded_af = np.clip(d[:, :20], 0, 2).mean(0) / 2
     af_err = np.abs(calls[:, :20].mean(0) / 2 - decoded_af)
     rounded_err = np.abs(call_genotypes(d[:, :20], "round").mean(0) / 2 - decoded_af)
     assert af_err.max() <= 0.5 / n and rounded_err.mean() > 10 * af_err.mean()
+    # Real people through the codec and back: where it is lossless, hybrid gives every genotype
+    # back; frequency's Binomial(2, d / 2) count would turn a quarter of the heterozygotes'
+    # expected dosage into homozygotes.
+    back = codec.decode(codec.encode(x))
+    np.testing.assert_array_equal(call_genotypes(back, "hybrid", codec)[:, :20], x[:, :20])
+    hom = (call_genotypes(back[:, :20], "frequency") == 2).sum()
+    assert hom > (x[:, :20] == 2).sum() + 10, (hom, (x[:, :20] == 2).sum())
     with pytest.raises(ValueError, match="hybrid calling needs the dataset's codec"):
         call_genotypes(d, "hybrid")
     with pytest.raises(ValueError, match="59 dosage columns, but the codec has 60 variants"):

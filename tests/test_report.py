@@ -257,7 +257,8 @@ def test_lct_privacy_loss_sees_copies_and_the_codec_round_trip_scores_both_calle
     """A cohort of the report's size (2504 people, as experiments/lct_1kg.sh samples): copies of
     the training split read a privacy loss near 0.5 (0.03-0.09 when the training side was a random
     subset of the test split's size), the ideal about 0. Real people through the codec and back:
-    frequency calling is harder to tell from real people than rounding, but loses LD."""
+    frequency calling is harder to tell from real people than rounding, but loses LD; hybrid keeps
+    round's LD."""
     from genodiff_jax.eval.popgen import ld_correlation
 
     data, calls = lct
@@ -281,6 +282,10 @@ def test_lct_privacy_loss_sees_copies_and_the_codec_round_trip_scores_both_calle
     # real test split: 0.796).
     assert two["codec_roundtrip_frequency"]["auc"] < 0.7 < 0.9 < two["codec_roundtrip_round"]["auc"]
     assert ld["round"] > 0.7 > 0.5 > ld["frequency"], ld
+    # hybrid (the default) calls the ~8 % of variants the codec keeps by frequency: LD stays
+    # round's, and so does the two-sample AUC (the representation's limit, not the caller's).
+    assert ld["hybrid"] > ld["round"] - 0.03, ld
+    assert two["codec_roundtrip_hybrid"]["auc"] > 0.9, two["codec_roundtrip_hybrid"]
 
 
 def test_lct_two_sample_test_snp_recovery_and_longest_runs_of_the_references(lct):

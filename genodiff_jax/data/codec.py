@@ -193,7 +193,19 @@ class GeneCodec:
         mean over them, as `decode` averages them. A codec saved before `variant_variance` was
         stored takes each variant's variance as 2p(1 - p), scaled so that a gene's variants add up
         to its stored total (exact for a one-SNP gene). Clipped to [0, 1]; 1 for a constant SNP."""
+        return self._variance_shares()[0]
+
+    def residual_variance(self) -> np.ndarray:
+        """Per variant [S], the training-set genotype variance the kept components leave out,
+        (1 - kept share) x the variant's variance: how far, on average, a person's genotype lies
+        from its decoded dosage (0 where the codec is lossless)."""
+        kept, own = self._variance_shares()
+        return (1.0 - kept) * own
+
+    def _variance_shares(self) -> tuple[np.ndarray, np.ndarray]:
+        """(kept share, the variant's variance), each [S], averaged over the genes holding it."""
         total = np.zeros(self.n_variants)
+        variance = np.zeros(self.n_variants)
         counts = np.zeros(self.n_variants)
         for b in self.buckets:
             valid = b.columns >= 0
@@ -206,10 +218,12 @@ class GeneCodec:
                              / np.maximum(hwe.sum(1), 1e-12))[:, None]
             kept = np.einsum("bkp,bk->bp", np.square(b.loadings.astype(np.float64)),
                              self.explained_variance[b.slots])
-            frac = np.where(own > 1e-12, kept / np.maximum(own, 1e-12), 1.0)
+            frac = np.clip(np.where(own > 1e-12, kept / np.maximum(own, 1e-12), 1.0), 0.0, 1.0)
             np.add.at(total, b.columns[valid], frac[valid])
+            np.add.at(variance, b.columns[valid], own[valid])
             np.add.at(counts, b.columns[valid], 1.0)
-        return np.clip(total / np.maximum(counts, 1.0), 0.0, 1.0)  # in no gene: 0
+        counts = np.maximum(counts, 1.0)  # in no gene: share 0, variance 0
+        return total / counts, variance / counts
 
     def restricted_to(self, used: np.ndarray) -> GeneCodec:
         """The same codec over the variant columns `used` (sorted; every column a gene reads must

@@ -15,7 +15,10 @@ Calling methods are found by name in `CALLERS`, each `fn(dosages [N, S] float, c
   by the dosages is kept. Rounding instead shrinks rare variants towards 0: a SNP with frequency
   0.05 decodes to dosages near 0.1 that all round to 0.
 - `hybrid`: `frequency` where the codec keeps at least `HYBRID_KEPT` of the variant's variance
-  (`GeneCodec.kept_variance_fraction`), `round` elsewhere. Where the codec is (nearly) lossless the
+  (`GeneCodec.kept_variance_fraction`), `round` elsewhere. Its homozygous count takes each
+  person's genotype spread from what the codec leaves out (`GeneCodec.residual_variance`) instead
+  of Binomial(2, p_i): a decoded dosage of 1.0 from a lossless codec is a heterozygote, not a
+  quarter of a homozygote (with the binomial count, LCT's round trip moved from AA 0.66 to 0.79). Where the codec is (nearly) lossless the
   dosage ranks people by their own genotype, so matching counts by rank fixes the frequency without
   inventing LD; where it keeps little, every variant's rank follows the same few leading components,
   and `frequency` would hand the rare alleles of many variants to the same people (LD r 0.34 on
@@ -45,8 +48,9 @@ _CHUNK_ELEMENTS = 1 << 24  # variants are called in column blocks of about this 
 
 # Chosen by measurement (README, "The representation's ceiling"): real people through the codec and
 # back keep LD with `round` (LD r 0.76 on LCT, real 0.80) and lose it with `frequency` (0.34);
-# `hybrid` keeps it (within 0.01 of `round` on LCT and the demo) and, where the codec is lossless,
-# matches frequencies that `round` loses (AF r 0.998 against 0.986 on the sparse panel).
+# `hybrid` keeps it and round's NNAA (LCT: LD r 0.760 for both, AA 0.656 vs 0.657) and, where the
+# codec is lossless, matches frequencies that `round` loses (AF r 0.998 against 0.986 on the
+# sparse panel).
 DEFAULT_CALLING = "hybrid"
 
 
@@ -61,27 +65,40 @@ def round_calls(dosages: np.ndarray, codec: GeneCodec | None = None) -> np.ndarr
     return to_calls(dosages)
 
 
-def frequency_counts(dosages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n2, n1) per variant [S] for `frequency` calling (see the module docstring)."""
-    d = np.asarray(dosages, np.float64)
+def frequency_counts(dosages: np.ndarray,
+                     residual: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(n2, n1) per variant [S] for `frequency` calling (see the module docstring).
+
+    Each person's genotype has mean d_i (the decoded dosage, clipped to [0, 2]) and variance v_i,
+    so P(2) = (d_i^2 - d_i + v_i) / 2, kept where a law on {0, 1, 2} with that mean can have it
+    ([max(0, d_i - 1), d_i / 2]). `residual` None takes v_i = d_i (1 - d_i / 2), Binomial(2, p_i),
+    hence P(2) = p_i^2; `residual` [S] (the codec's left-out variance per variant) takes v_i from
+    it, so a variant the codec gives back exactly keeps its heterozygotes."""
+    d = np.clip(np.asarray(dosages, np.float64), 0.0, 2.0)
     n = d.shape[0]
-    p = np.clip(d / 2.0, 0.0, 1.0)
-    alt = np.floor(2.0 * p.sum(axis=0) + 0.5).astype(np.int64)
-    n2 = np.floor(np.square(p).sum(axis=0) + 0.5).astype(np.int64)
+    alt = np.floor(d.sum(axis=0) + 0.5).astype(np.int64)
+    if residual is None:
+        p2 = np.square(d / 2.0)
+    else:
+        p2 = np.clip((d * d - d + np.asarray(residual, np.float64)) / 2.0,
+                     np.maximum(d - 1.0, 0.0), d / 2.0)
+    n2 = np.floor(p2.sum(axis=0) + 0.5).astype(np.int64)
     n2 = np.clip(n2, np.maximum(alt - n, 0), alt // 2)
     return n2, alt - 2 * n2
 
 
 @register_caller("frequency")
-def frequency_calls(dosages: np.ndarray, codec: GeneCodec | None = None) -> np.ndarray:
-    """Per-variant genotype counts matched to the decoded expectation, assigned by dosage rank."""
+def frequency_calls(dosages: np.ndarray, codec: GeneCodec | None = None, *,
+                    residual: np.ndarray | None = None) -> np.ndarray:
+    """Per-variant genotype counts matched to the decoded expectation, assigned by dosage rank
+    (`residual`: see `frequency_counts`)."""
     dosages = np.asarray(dosages)
     n, s = dosages.shape
     calls = np.empty((n, s), np.int8)
     step = max(1, _CHUNK_ELEMENTS // max(n, 1))
     for lo in range(0, s, step):
         d = dosages[:, lo:lo + step]
-        n2, n1 = frequency_counts(d)
+        n2, n1 = frequency_counts(d, None if residual is None else residual[lo:lo + step])
         # rank[i, v] = position of person i when variant v's dosages are sorted high to low.
         order = np.argsort(-d, axis=0, kind="stable")
         rank = np.empty_like(order)
@@ -95,7 +112,8 @@ HYBRID_KEPT = 0.99  # `hybrid` calls a variant by `frequency` from this kept-var
 
 @register_caller("hybrid")
 def hybrid_calls(dosages: np.ndarray, codec: GeneCodec | None = None) -> np.ndarray:
-    """`frequency` on the variants the codec keeps (share >= HYBRID_KEPT), `round` on the rest."""
+    """`frequency` on the variants the codec keeps (share >= HYBRID_KEPT), with the codec's
+    left-out variance as each genotype's spread, `round` on the rest."""
     if codec is None:
         raise ValueError("hybrid calling needs the dataset's codec")
     dosages = np.asarray(dosages)
@@ -104,7 +122,8 @@ def hybrid_calls(dosages: np.ndarray, codec: GeneCodec | None = None) -> np.ndar
         raise ValueError(f"{dosages.shape[1]} dosage columns, but the codec has {kept.size} "
                          "variants")
     calls = round_calls(dosages)
-    calls[:, kept] = frequency_calls(dosages[:, kept])
+    residual = codec.residual_variance()[kept]
+    calls[:, kept] = frequency_calls(dosages[:, kept], residual=residual)
     return calls
 
 
