@@ -15,14 +15,14 @@ Calling methods are found by name in `CALLERS`, each `fn(dosages [N, S] float, c
   by the dosages is kept. Rounding instead shrinks rare variants towards 0: a SNP with frequency
   0.05 decodes to dosages near 0.1 that all round to 0.
 - `hybrid`: `frequency` where the codec keeps at least `HYBRID_KEPT` of the variant's variance
-  (`GeneCodec.kept_variance_fraction`), `round` elsewhere. Its homozygous count takes each
-  person's genotype spread from what the codec leaves out (`GeneCodec.residual_variance`) instead
-  of Binomial(2, p_i): a decoded dosage of 1.0 from a lossless codec is a heterozygote, not a
-  quarter of a homozygote (with the binomial count, LCT's round trip moved from AA 0.66 to 0.79). Where the codec is (nearly) lossless the
+  (`GeneCodec.kept_variance_fraction`), `round` elsewhere. Where the codec is (nearly) lossless the
   dosage ranks people by their own genotype, so matching counts by rank fixes the frequency without
   inventing LD; where it keeps little, every variant's rank follows the same few leading components,
   and `frequency` would hand the rare alleles of many variants to the same people (LD r 0.34 on
-  LCT's round trip against 0.76 for `round`).
+  LCT's round trip against 0.76 for `round`). Its homozygous count takes each person's genotype
+  spread from what the codec leaves out (`GeneCodec.residual_variance`) instead of Binomial(2,
+  p_i): a decoded 1.0 from a lossless codec is a heterozygote, not a quarter of a homozygote (with
+  the binomial count, LCT's round trip read AA 0.79 instead of 0.66).
 """
 
 from __future__ import annotations
