@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+# Test processes (pytest-xdist), a file per process at a time so module fixtures are built once;
+# CI has 2 cores. TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench clean
 
@@ -18,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/genodiff run --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check genodiff_jax tests experiments benchmarks
