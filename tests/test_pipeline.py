@@ -265,10 +265,14 @@ def test_ctrl_c_stops_sample_at_once_and_leaves_nothing(trained_run, tmp_path):
 
     out = tmp_path / "s"
     # 40 batches of 100 rows x 50 steps: minutes of sampling, so the signal lands mid-scan.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "genodiff_jax.cli", "sample", "--workdir",
-         str(trained_run / "train"), "--n", "4000", "--batch-size", "100", "--out", str(out)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    # A pytest-xdist worker ignores SIGINT, and an ignored signal stays ignored across exec, so
+    # the child puts Python's Ctrl-C handler back first, as a process started from a shell has it.
+    argv = ["genodiff", "sample", "--workdir", str(trained_run / "train"), "--n", "4000",
+            "--batch-size", "100", "--out", str(out)]
+    child = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             f"sys.argv = {argv!r}; runpy.run_module('genodiff_jax.cli', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", child], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL)
     seen, started = bytearray(), threading.Event()
 
     def read() -> None:
