@@ -564,6 +564,11 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="peak TFLOP/s of one device for MFU (default: known accelerators only)")
     p.add_argument("--num-devices", type=int, default=0, help="devices in the mesh (0: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", default="none", metavar="none|torch",
+                   help="torch: also time the PyTorch twin of each gene-PCA denoiser and train "
+                   "step (benchmarks/torch_reference.py; pip install -r "
+                   "benchmarks/requirements-torch.txt) in turns with ours, train and forward "
+                   "sections; ratio = torch seconds / ours (default: none)")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON result here")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -596,7 +601,7 @@ def _bench(args: argparse.Namespace) -> None:
         samplers=_split(args.sampler), sampler_options=parse_options(args.sampler_options),
         steps=args.steps, n=args.n, guidance=args.guidance,
         sample_batch=args.sample_batch, peak_tflops=args.peak_tflops,
-        num_devices=args.num_devices, seed=args.seed)
+        num_devices=args.num_devices, seed=args.seed, reference=args.reference)
     log = None if args.quiet else (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
     result = run_bench(specs, settings, command=shlex.join(["genodiff", *args.argv]), log=log)
     if args.json is not None:

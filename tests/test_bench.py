@@ -80,7 +80,7 @@ def test_train_and_forward_timings_are_well_formed(tiny_run, section, unit):
         r[f"flops_per_{unit}"] / r[f"seconds_per_{unit}"] / 1e12)
     assert r["mfu"] == pytest.approx(r["achieved_tflops"] / 1.5)  # --peak-tflops, one device
     assert r["peak_device_memory_bytes"] is None  # CPU gives no memory_stats
-    assert "reference" not in r and "speedup" not in r  # not the reference's shape
+    assert "reference" not in r and "ratio" not in r  # no --reference: nothing beside ours
     if section == "train":
         assert r["loss_finite"] and positive(r["last_loss"])
 
@@ -216,22 +216,13 @@ def test_model_kwargs_flat_or_per_model():
     assert c.kwargs == {"num_groups": 4}
 
 
-def test_reference_and_speedup_only_where_the_pytorch_figures_apply():
-    ok = dict(backend="cpu", paper_size=True, dtype="float32")
-    r = bench.reference_fields("mlp_unet", 2048, 8, "train", 32, 0.1, **ok)
-    assert r["reference"]["seconds"] == 0.23 and r["speedup"] == pytest.approx(2.3)
-    assert r["goal_speedup"] == 1.2 and r["meets_goal"] is True
-    r = bench.reference_fields("cnn_unet", 2048, 8, "forward", 32, 1.0, **ok)
-    assert r["speedup"] == pytest.approx(0.92) and r["meets_goal"] is False
-    assert bench.reference_fields("mlp_cnn", 26624, 8, "train", 8, 10.0, **ok)["speedup"] == \
-        pytest.approx(1.73)
-    for args, kw in [(("mlp_unet", 2048, 8, "train", 16, 0.1), ok),
-                     (("mlp_unet", 1024, 8, "train", 32, 0.1), ok),
-                     (("mlp_unet", 2048, 8, "train", 32, 0.1), {**ok, "backend": "gpu"}),
-                     (("mlp_unet", 2048, 8, "train", 32, 0.1), {**ok, "paper_size": False}),
-                     (("mlp_unet", 2048, 8, "train", 32, 0.1), {**ok, "dtype": "bfloat16"}),
-                     (("mlp_cnn", 26624, 8, "forward", 32, 1.0), ok)]:  # batch not recorded
-        assert bench.reference_fields(*args, **kw) == {}
+def test_no_ratio_without_a_reference_measured_in_the_same_run(tiny_run):
+    """The hard-coded PyTorch figures are gone: a ratio exists only beside a twin timed in the
+    same run (`--reference torch`, tests/test_bench_torch.py)."""
+    assert not hasattr(bench, "REFERENCE_CPU") and bench.REFERENCES["none"] is None
+    [entry] = tiny_run["file"]["results"]
+    assert tiny_run["file"]["settings"]["reference"] == "none" and "reference" not in entry
+    assert not {"speedup", "ratio", "reference"} & (entry["train"].keys() | entry["forward"].keys())
 
 
 def test_cost_analysis_in_every_shape():
@@ -378,6 +369,12 @@ def test_the_old_gpu_script_path_forwards_its_arguments(tmp_path):
     (["--model", "mlp_unet", "--batch", "0"], "--batch must be >= 1"),
     (["--model", "mlp_unet", "--what", "sample", "--sample-batch", "0"], "--sample-batch must be"),
     (["--model", "mlp_unet", "--peak-tflops", "-1"], "--peak-tflops must be > 0"),
+    (["--model", "mlp_unet", "--reference", "numpy"],
+     "--reference must be one of none, torch, got 'numpy'"),
+    (["--model", "mlp_unet", "--reference", "torch", "--dtype", "bfloat16"],
+     "--reference torch compares float32 models; --dtype is bfloat16"),
+    (["--model", "mlp_unet", "--reference", "torch", "--what", "forward", "--weights-dtype",
+      "bfloat16"], "--weights-dtype is bfloat16"),
     (["--model", "mlp_unet", "--num-devices", "64"], "are visible"),
     (["--config", "experiments/nope.py"], "no such config file"),
     (["--config", "experiments/masked.py:smoke", "--genes", "64"],

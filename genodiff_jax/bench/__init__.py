@@ -14,10 +14,12 @@ sections (`timers`):
 
 Models come from `--model/--models` (the paper's sizes and recipe) or `--config` (`models`);
 parameters are random (speed does not depend on their values). Results are one JSON-ready dict with
-a `machine` block and the command line (`run`). Where a run matches one of the PyTorch reference's
-CPU figures (`reference`), its section gets `reference` and `speedup` (reference seconds / ours).
+a `machine` block and the command line (`run`). `--reference torch` (`reference`) times the PyTorch
+twin of each gene-PCA denoiser and of its train step (benchmarks/torch_reference.py) in the same
+run, in turns with ours: the train and forward sections get the twin's timings and `ratio`
+(twin seconds / ours). No figure from another run or machine is compared with.
 
-    genodiff bench --models all --genes 2048 --batch 32 --what train,forward --json runs/b.json
+    genodiff bench --models mlp_unet,cnn_unet --genes 2048 --batch 32 --reference torch
     genodiff bench --config experiments/masked.py --window 7680 --what train,forward,sample
 """
 
@@ -57,18 +59,18 @@ from genodiff_jax.bench.models import (
     resolve_models,
     train_program,
 )
-from genodiff_jax.bench.reference import GOAL_SPEEDUP, REFERENCE_CPU, reference_fields
+from genodiff_jax.bench.reference import REFERENCES, TorchReference, torch_twins
 from genodiff_jax.bench.run import run_bench, write_json
 from genodiff_jax.bench.settings import SECTIONS, BenchSettings, check_settings, parse_batch
 from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, random_params
 
 __all__ = [
-    "BASE_CONFIG", "BATCH_GRANULE", "EXAMPLES", "FEATURE_SHAPE", "FIT_FRACTION", "GOAL_SPEEDUP",
-    "PEAK_TFLOPS", "RECIPES", "REFERENCE_CPU", "REFINE", "SECTIONS", "BenchModel", "BenchSettings",
-    "Example", "Family", "bench_forward", "bench_sample", "bench_train", "build_denoiser",
+    "BASE_CONFIG", "BATCH_GRANULE", "EXAMPLES", "FEATURE_SHAPE", "FIT_FRACTION", "PEAK_TFLOPS",
+    "RECIPES", "REFERENCES", "REFINE", "SECTIONS", "BenchModel", "BenchSettings", "Example",
+    "Family", "TorchReference", "bench_forward", "bench_sample", "bench_train", "build_denoiser",
     "build_example", "check_settings", "check_shape_flags", "compiled_memory_bytes",
     "flops_per_device", "is_paper_size", "largest_fitting", "largest_train_batch",
     "machine_info", "memory_budget", "model_fields", "param_count", "parse_batch",
-    "parse_model_kwargs", "peak_tflops", "planned_bytes", "random_params", "reference_fields",
-    "resolve_models", "run_bench", "train_program", "write_json",
+    "parse_model_kwargs", "peak_tflops", "planned_bytes", "random_params", "resolve_models",
+    "run_bench", "torch_twins", "train_program", "write_json",
 ]

@@ -23,7 +23,6 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from genodiff_jax.bench.reference import reference_fields
 from genodiff_jax.errors import InputError
 from genodiff_jax.registry import Registry
 from genodiff_jax.train.state import abstract_params
@@ -44,7 +43,6 @@ class Example:
     data: Callable[[np.random.Generator, int], Any]  # training rows, as `put_data` takes them
     model_input: Callable[[np.random.Generator, int], Any]  # rows of x_t, as the denoiser sees
     start: Callable[[int], Any]  # the sampling start of n rows (None: the process's prior)
-    reference: Callable[..., dict] = lambda *args, **kwargs: {}  # the PyTorch figures' fields
 
     def rates(self, examples_per_s: float, suffix: str = "_per_s") -> dict[str, float]:
         """`examples_per_s` in each unit: {"tokens_per_s": ...}."""
@@ -73,8 +71,7 @@ def feature_example(spec, model: nn.Module, s) -> Example:
     return Example(
         row=jax.ShapeDtypeStruct((G, K), np.float32), mask=np.ones((G, K), bool),
         label=f"features [{G}, {K}]", fields={"feature_shape": [G, K]}, units={},
-        data=normal, model_input=normal, start=lambda n: None,
-        reference=lambda name, *args, **kw: reference_fields(name, G, K, *args, **kw))
+        data=normal, model_input=normal, start=lambda n: None)
 
 
 def _context(L: int) -> dict[str, np.ndarray]:

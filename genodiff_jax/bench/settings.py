@@ -10,6 +10,7 @@ from jax.sharding import Mesh
 
 from genodiff_jax.bench.batch_search import memory_budget
 from genodiff_jax.bench.models import BenchModel
+from genodiff_jax.bench.reference import REFERENCES
 from genodiff_jax.errors import InputError
 
 SECTIONS = ("train", "forward", "sample")
@@ -43,6 +44,7 @@ class BenchSettings:
     peak_tflops: float | None = None  # per device; None: from PEAK_TFLOPS by device kind
     num_devices: int = 0  # 0: all
     seed: int = 0
+    reference: str = "none"  # another implementation timed beside ours (bench/reference.py)
 
     def as_json(self) -> dict:
         return {**dataclasses.asdict(self), "what": list(self.what),
@@ -98,6 +100,9 @@ def check_settings(s: BenchSettings, spec: BenchModel, batch: int | str, mesh: M
     if bad or not s.what:
         raise InputError(None, f"--what: unknown section {', '.join(bad) or '(none)'}; "
                          f"known: {', '.join(SECTIONS)}")
+    if s.reference not in REFERENCES:
+        raise InputError(None, f"--reference must be one of {', '.join(REFERENCES)}, got "
+                         f"{s.reference!r}")
     if spec.dtype not in ("float32", "bfloat16"):
         raise InputError(None, f"dtype must be float32 or bfloat16, got {spec.dtype!r}")
     _check_sizes(s, batch)

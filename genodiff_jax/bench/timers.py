@@ -2,14 +2,18 @@
 
 Train and forward: lowered and compiled apart, the first call apart, `warmup` calls excluded, then
 `repeats` calls, each blocked with `block_until_ready`, under a transfer guard (everything lives
-on the devices already). Sample: `sampling.cohort.generate` end to end, compile + first run apart.
-What an example is (its spec, random data, sampling start, extra units) comes from its `Example`.
+on the devices already). With a reference (`--reference`, bench/reference.py) its call takes turns
+with ours: first calls, warm-up and timed calls alternate, one of each per round. Sample:
+`sampling.cohort.generate` end to end, compile + first run apart. What an example is (its spec,
+random data, sampling start, extra units) comes from its `Example`.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -48,17 +52,34 @@ def random_params(model: nn.Module, row, mesh: Mesh, seed: int):
     return put_replicated(host, mesh)
 
 
-def _timed_calls(call, s: BenchSettings) -> tuple[float, list[float]]:
-    """(first call's seconds, the timed calls' seconds) after `s.warmup` untimed calls."""
-    times = []
-    for _ in range(1 + s.warmup + s.repeats):
-        t0 = time.perf_counter()
-        # Everything already lives on the devices: a hidden host transfer would be an error.
+def _blocking(call: Callable[[], Any]) -> Callable[[], None]:
+    """Our call, blocked until its result is ready, under a transfer guard: everything already
+    lives on the devices, so a hidden host transfer would be an error."""
+    def run() -> None:
         with jax.transfer_guard("disallow"):
             out = call()
         jax.block_until_ready(out)
-        times.append(time.perf_counter() - t0)
-    return times[0], times[1 + s.warmup:]
+    return run
+
+
+def _timed_calls(calls: Sequence[Callable[[], Any]],
+                 s: BenchSettings) -> list[tuple[float, list[float]]]:
+    """For each call, (first call's seconds, the timed calls' seconds) after `s.warmup` untimed
+    calls. Several calls take turns, one of each per round, so that all see the machine alike
+    (its clock, the other jobs on it) rather than one after the other."""
+    times = [[] for _ in calls]
+    for _ in range(1 + s.warmup + s.repeats):
+        for call, seconds in zip(calls, times):
+            t0 = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - t0)
+    return [(seconds[0], seconds[1 + s.warmup:]) for seconds in times]
+
+
+def _beside(first_call_s: float, times: list[float], unit: str) -> dict:
+    """A reference's timings, in the keys of ours."""
+    return {"first_call_s": first_call_s, f"seconds_per_{unit}": statistics.median(times),
+            "seconds_min": min(times), "seconds_max": max(times), "times_s": times}
 
 
 def _lower_and_compile(fn, *args) -> tuple[dict, object]:
@@ -83,8 +104,9 @@ def _timings(compiled, first_call_s: float, times: list[float], unit: str, batch
 
 
 def bench_train(spec: BenchModel, example: Example, s: BenchSettings, batch: int, mesh: Mesh,
-                peak: float | None) -> dict:
-    """The real train step of `spec`'s program on random resident data, at `batch`."""
+                peak: float | None, beside: Callable[[], Any] | None = None) -> dict:
+    """The real train step of `spec`'s program on random resident data, at `batch`; `beside`: a
+    reference's train step, timed in turns with ours (its timings under "reference")."""
     program = train_program(spec, row=example.row, mask=example.mask, classes=s.classes,
                             batch=batch, mesh=mesh)
     rng = np.random.default_rng(s.seed)
@@ -99,17 +121,21 @@ def bench_train(spec: BenchModel, example: Example, s: BenchSettings, batch: int
         last["state"], last["metrics"] = compiled(last["state"], data, key)
         return last["state"], last["metrics"]
 
-    first_call_s, times = _timed_calls(step, s)
+    (first_call_s, times), *other = _timed_calls(
+        [_blocking(step), *([beside] if beside else [])], s)
     loss = float(jax.device_get(last["metrics"]["loss"]))
-    return {**compile_times,
-            **_timings(compiled, first_call_s, times, "step", batch, mesh, peak, example),
-            "last_loss": loss, "loss_finite": bool(np.isfinite(loss))}
+    out = {**compile_times,
+           **_timings(compiled, first_call_s, times, "step", batch, mesh, peak, example),
+           "last_loss": loss, "loss_finite": bool(np.isfinite(loss))}
+    if other:
+        out["reference"] = _beside(*other[0], "step")
+    return out
 
 
 def bench_forward(model: nn.Module, params, example: Example, s: BenchSettings, batch: int,
-                  mesh: Mesh, peak: float | None) -> dict:
+                  mesh: Mesh, peak: float | None, beside: Callable[[], Any] | None = None) -> dict:
     """One denoiser call at `batch` (train=False, the model's inference XLA options): the cost of
-    one unguided sampling step."""
+    one unguided sampling step; `beside`: a reference's call, timed in turns with ours."""
     rows, repl = batch_sharding(mesh), replicated(mesh)
     rng = np.random.default_rng(s.seed + 2)
     x = jax.tree.map(lambda a: put_global(a, rows), example.model_input(rng, batch))
@@ -119,9 +145,13 @@ def bench_forward(model: nn.Module, params, example: Example, s: BenchSettings, 
                  in_shardings=(repl, rows, rows, rows), out_shardings=rows,
                  compiler_options=inference_compiler_options(model))
     compile_times, compiled = _lower_and_compile(fn, params, x, t, y)
-    first_call_s, times = _timed_calls(lambda: compiled(params, x, t, y), s)
-    return {**compile_times,
-            **_timings(compiled, first_call_s, times, "call", batch, mesh, peak, example)}
+    (first_call_s, times), *other = _timed_calls(
+        [_blocking(lambda: compiled(params, x, t, y)), *([beside] if beside else [])], s)
+    out = {**compile_times,
+           **_timings(compiled, first_call_s, times, "call", batch, mesh, peak, example)}
+    if other:
+        out["reference"] = _beside(*other[0], "call")
+    return out
 
 
 def bench_sample(spec: BenchModel, model: nn.Module, params, example: Example, s: BenchSettings,
