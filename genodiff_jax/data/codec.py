@@ -193,16 +193,16 @@ class GeneCodec:
         mean over them, as `decode` averages them. A codec saved before `variant_variance` was
         stored takes each variant's variance as 2p(1 - p), scaled so that a gene's variants add up
         to its stored total (exact for a one-SNP gene). Clipped to [0, 1]; 1 for a constant SNP."""
-        return self._variance_shares()[0]
+        return self.variance_shares()[0]
 
     def residual_variance(self) -> np.ndarray:
         """Per variant [S], the training-set genotype variance the kept components leave out,
         (1 - kept share) x the variant's variance: how far, on average, a person's genotype lies
         from its decoded dosage (0 where the codec is lossless)."""
-        kept, own = self._variance_shares()
+        kept, own = self.variance_shares()
         return (1.0 - kept) * own
 
-    def _variance_shares(self) -> tuple[np.ndarray, np.ndarray]:
+    def variance_shares(self) -> tuple[np.ndarray, np.ndarray]:
         """(kept share, the variant's variance), each [S], averaged over the genes holding it."""
         total = np.zeros(self.n_variants)
         variance = np.zeros(self.n_variants)

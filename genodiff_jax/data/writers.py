@@ -131,6 +131,9 @@ def write_pgen(prefix: str | os.PathLike, variants: Variants, samples: Sequence[
         raise ValueError("genotype codes out of range")
     if n == 0 or s == 0:
         raise ValueError("a .pgen needs at least one sample and one variant")
+    columns = {k: [str(v) for v in vals] for k, vals in (sample_columns or {}).items()}
+    if any(len(vals) != n for vals in columns.values()):
+        raise ValueError(f"every .psam column needs {n} values")
     prefix = Path(prefix)
     with tempfile.TemporaryDirectory(prefix=f".{prefix.name}.pgen.", dir=prefix.parent) as tmp:
         def part(suffix: str) -> Path:
@@ -149,9 +152,6 @@ def write_pgen(prefix: str | os.PathLike, variants: Variants, samples: Sequence[
         rows = zip(variants.chrom, variants.pos, variants.id, variants.ref, variants.alt)
         part(".pvar").write_text(
             "#CHROM\tPOS\tID\tREF\tALT\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
-        columns = {k: [str(v) for v in vals] for k, vals in (sample_columns or {}).items()}
-        if any(len(vals) != n for vals in columns.values()):
-            raise ValueError(f"every .psam column needs {n} values")
         lines = ["\t".join(["#IID", *columns])]
         lines += ["\t".join([iid, *(vals[i] for vals in columns.values())])
                   for i, iid in enumerate(samples)]

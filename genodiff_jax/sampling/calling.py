@@ -117,12 +117,13 @@ def hybrid_calls(dosages: np.ndarray, codec: GeneCodec | None = None) -> np.ndar
     if codec is None:
         raise ValueError("hybrid calling needs the dataset's codec")
     dosages = np.asarray(dosages)
-    kept = codec.kept_variance_fraction() >= HYBRID_KEPT
+    share, variance = codec.variance_shares()  # one pass for the mask and the residual
+    kept = share >= HYBRID_KEPT
     if kept.shape != dosages.shape[1:]:
         raise ValueError(f"{dosages.shape[1]} dosage columns, but the codec has {kept.size} "
                          "variants")
     calls = round_calls(dosages)
-    residual = codec.residual_variance()[kept]
+    residual = ((1.0 - share) * variance)[kept]  # GeneCodec.residual_variance at the kept SNPs
     calls[:, kept] = frequency_calls(dosages[:, kept], residual=residual)
     return calls
 
