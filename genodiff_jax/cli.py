@@ -170,11 +170,19 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
     p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
     p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
-    p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="weight matrices for sampling: bfloat16 runs the MLP's wide matmuls in "
-                   "bf16")
+    add_weights_dtype_flag(p)
     add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_weights_dtype_flag(p: argparse.ArgumentParser, where: str = "for sampling") -> None:
+    """--weights-dtype: the dtype of the weight matrices a sampler runs with."""
+    from genodiff_jax.models.ops.dense import WEIGHTS_DTYPES
+
+    p.add_argument("--weights-dtype", default="auto", choices=WEIGHTS_DTYPES,
+                   help=f"weight matrices {where}: bfloat16 multiplies the Dense layers in bf16 "
+                   "(float32 accumulation, kernels stored [out, in]); auto: bfloat16 on a CPU "
+                   "with AVX512-BF16 or AMX, else float32 (default: auto)")
 
 
 def parse_options(text: str | None, flag: str = "--sampler-options") -> dict:
@@ -455,6 +463,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+    add_weights_dtype_flag(p)
     p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
     add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no line per cell on stderr")
@@ -482,7 +491,7 @@ def _sweep(args: argparse.Namespace) -> None:
         n=args.n, labels=args.labels, seed=args.seed, calling=args.calling,
         tolerance=args.tolerance, measures=parse_list(args.measures, str, "--measures"),
         reference=not args.no_reference, checkpoint=args.checkpoint, ema=not args.raw_params,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, weights_dtype=args.weights_dtype,
         panel=PanelSettings(max_nnaa=args.max_nnaa, max_two_sample=args.max_nnaa, seed=args.seed))
     result = sweep_workdir(args.workdir, args.out, settings, data_dir=args.data,
                            overwrite=args.overwrite, log=log)
@@ -541,10 +550,10 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    "CPUs report none)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
                    help="compute dtype (default: the config's, else float32; params stay float32)")
-    p.add_argument("--weights-dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="weight matrices in the forward and sample sections (as `genodiff sample`)")
-    p.add_argument("--what", default="train,forward",
-                   help="comma-separated sections: train, forward, sample")
+    add_weights_dtype_flag(p, "in the forward and sample sections")
+    p.add_argument("--what", default=None,
+                   help="comma-separated sections: train, forward, sample (default: train,forward; "
+                   "none with --project)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps / calls / cohorts")
     p.add_argument("--warmup", type=int, default=2,
                    help="untimed calls after the first (train and forward)")
@@ -569,6 +578,17 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    "step (benchmarks/torch_reference.py; pip install -r "
                    "benchmarks/requirements-torch.txt) in turns with ours, train and forward "
                    "sections; ratio = torch seconds / ours (default: none)")
+    p.add_argument("--project", default=None, metavar="h100,h200",
+                   help="also project onto these GPUs, computed without one: FLOPs, bytes and "
+                   "memory of the train and sampling steps from the programs compiled here, the "
+                   "largest train batch that fits, roofline times (lower bounds) beside the "
+                   "project's goals; bfloat16 unless --dtype")
+    p.add_argument("--project-people", type=int, default=2504,
+                   help="people a projection samples and splits for training (default: the 2504 "
+                   "of 1000 Genomes)")
+    p.add_argument("--project-snps", type=int, default=1_000_000,
+                   help="SNPs of the chromosome a token model's projection covers in windows "
+                   "(default 1,000,000, a round assumption)")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON result here")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -597,11 +617,14 @@ def _bench(args: argparse.Namespace) -> None:
         genes=args.genes, components=args.components, window=args.window, classes=args.classes,
         batch=parse_batch(args.batch), memory_limit_gb=args.memory_limit_gb, dtype=args.dtype,
         weights_dtype=args.weights_dtype, repeats=args.repeats, warmup=args.warmup,
-        what=_split(args.what),
+        what=_split(args.what if args.what is not None else
+                    "" if args.project is not None else "train,forward"),
         samplers=_split(args.sampler), sampler_options=parse_options(args.sampler_options),
         steps=args.steps, n=args.n, guidance=args.guidance,
         sample_batch=args.sample_batch, peak_tflops=args.peak_tflops,
-        num_devices=args.num_devices, seed=args.seed, reference=args.reference)
+        num_devices=args.num_devices, seed=args.seed, reference=args.reference,
+        project=_split(args.project or ""), project_people=args.project_people,
+        project_snps=args.project_snps)
     log = None if args.quiet else (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
     result = run_bench(specs, settings, command=shlex.join(["genodiff", *args.argv]), log=log)
     if args.json is not None:

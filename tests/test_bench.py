@@ -186,6 +186,17 @@ def test_bf16_weights_are_recorded(capsys):
     assert positive(entry["forward"]["seconds_per_call"])
 
 
+def test_auto_weights_dtype_is_recorded_as_chosen(capsys):
+    """--weights-dtype auto (the default) is recorded as the dtype it chose for this machine."""
+    from genodiff_jax.models import weights_dtype
+
+    assert cli.main(["bench", "--model", "mlp_unet", "--model-kwargs", TINY_MLP, "--genes", "16",
+                     "--batch", "2", "--what", "forward", "--repeats", "1", "--warmup", "0",
+                     "--quiet"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["results"]
+    assert entry["weights_dtype"] == weights_dtype("auto") in ("float32", "bfloat16")
+
+
 def test_models_default_to_the_paper_sizes():
     """Feature models take the paper's recipe and sizes; a token model its family's recipe."""
     specs = bench.resolve_models("all")
@@ -373,8 +384,6 @@ def test_the_old_gpu_script_path_forwards_its_arguments(tmp_path):
      "--reference must be one of none, torch, got 'numpy'"),
     (["--model", "mlp_unet", "--reference", "torch", "--dtype", "bfloat16"],
      "--reference torch compares float32 models; --dtype is bfloat16"),
-    (["--model", "mlp_unet", "--reference", "torch", "--what", "forward", "--weights-dtype",
-      "bfloat16"], "--weights-dtype is bfloat16"),
     (["--model", "mlp_unet", "--num-devices", "64"], "are visible"),
     (["--config", "experiments/nope.py"], "no such config file"),
     (["--config", "experiments/masked.py:smoke", "--genes", "64"],

@@ -14,9 +14,9 @@ import pytest
 from genodiff_jax.models import (
     MODELS,
     build_model,
-    cast_weights,
     count_params,
     inference_compiler_options,
+    inference_weights,
     register_model,
     representation,
 )
@@ -308,7 +308,9 @@ def test_bf16_weights_keep_the_mlp_unet_close():
     t, y = jnp.linspace(0.1, 0.9, 4), jnp.arange(4) % 3
     params = model.init({"params": jax.random.key(1)}, x, t, y)["params"]
     full = model.apply({"params": params}, x, t, y)
-    half = model.apply({"params": cast_weights(params, jnp.bfloat16)}, x, t, y)
+    half_params = inference_weights(model, params, jax.ShapeDtypeStruct((16, 8), jnp.float32),
+                                    jnp.bfloat16)
+    half = model.apply({"params": half_params}, x, t, y)
     assert half.dtype == jnp.float32
     rel = float(jnp.linalg.norm(half - full) / jnp.linalg.norm(full - x))
     assert 0 < rel < 0.02  # bf16 rounding of the weights, nothing more

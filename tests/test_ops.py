@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genodiff_jax.models import build_model, cast_weights
+from genodiff_jax.models import build_model, inference_weights, weights_dtype
 from genodiff_jax.models.embeddings import multi_head_attention
 from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.models.ops import dense as dense_module
 from genodiff_jax.models.ops.attention import attention
 from genodiff_jax.models.ops.dense import Dense
 
@@ -90,24 +91,73 @@ def test_group_norm_bf16_output_and_float32_statistics():
     np.testing.assert_allclose(np.asarray(out, np.float32), ref, atol=0.05)
 
 
-def test_dense_equals_flax_dense_and_multiplies_in_the_weights_dtype():
-    """Same params and values as nn.Dense in float32; bf16 weights give a bf16 x bf16 -> f32
-    product."""
+def test_dense_equals_flax_dense():
+    """Same params and values as nn.Dense in float32."""
     x = jax.random.normal(jax.random.key(0), (4, 96))
     ours, theirs = Dense(40), nn.Dense(40)
     params = ours.init(jax.random.key(1), x)
     assert jax.tree.structure(params) == jax.tree.structure(theirs.init(jax.random.key(1), x))
     np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-6)
 
-    half = cast_weights(params, jnp.bfloat16)
-    assert half["params"]["kernel"].dtype == jnp.bfloat16  # 2-D: cast
-    assert half["params"]["bias"].dtype == jnp.float32  # 1-D: kept
-    out = ours.apply(half, x)
+
+def tiny_mlp_unet():
+    model = build_model("mlp_unet", num_classes=3, widths=(64, 32), bottleneck=16, num_groups=8)
+    x = jax.random.normal(jax.random.key(0), (4, 16, 8))
+    t, y = jnp.linspace(0.1, 0.9, 4), jnp.arange(4) % 3
+    params = model.init({"params": jax.random.key(1)}, x, t, y)["params"]
+    return model, params, (x, t, y), jax.ShapeDtypeStruct((16, 8), jnp.float32)
+
+
+def test_inference_weights_are_bf16_with_dense_kernels_transposed():
+    """Every Dense kernel becomes bf16 [out, in]; flax's own Dense (the time embedding) is only
+    rounded; vectors stay float32; the model then computes the bf16 x bf16 -> f32 products of
+    the rounded weights and inputs."""
+    model, params, (x, t, y), row = tiny_mlp_unet()
+    half = inference_weights(model, params, row, jnp.bfloat16)
+    assert half["down_0"]["in"]["kernel"].shape == (64, 128)  # [out, in]; trained [128, 64]
+    np.testing.assert_array_equal(half["out"]["kernel"],
+                                  params["out"]["kernel"].astype(jnp.bfloat16).T)
+    assert half["down_0"]["time"]["kernel"].shape == (1, 64)  # nn.Dense: not ours, not moved
+    assert half["down_0"]["time"]["kernel"].dtype == jnp.bfloat16
+    assert half["down_0"]["in"]["bias"].dtype == jnp.float32
+    out = model.apply({"params": half}, x, t, y)
+    rounded = jax.tree.map(
+        lambda a: a.astype(jnp.bfloat16).astype(jnp.float32) if a.ndim >= 2 else a, params)
+    want = model.apply({"params": rounded}, x, t, y)  # float32 products of the rounded weights
     assert out.dtype == jnp.float32
-    want = jnp.dot(x.astype(jnp.bfloat16).astype(jnp.float32),
-                   half["params"]["kernel"].astype(jnp.float32)) + params["params"]["bias"]
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
-    assert cast_weights(params, None) is params and cast_weights(params, jnp.float32) is params
+    rel = float(jnp.linalg.norm(out - want) / jnp.linalg.norm(want - x))
+    assert rel < 0.01  # the bf16 rounding of the activations, nothing more
+    assert inference_weights(model, params, row, None) is params
+    assert inference_weights(model, params, row, jnp.float32) is params
+
+
+def test_a_narrow_kernel_in_the_trained_layout_is_refused():
+    """A bf16 kernel not made by inference_weights ([in, out]) names the layer and the fix."""
+    model, params, (x, t, y), _ = tiny_mlp_unet()
+    wrong = jax.tree.map(lambda a: a.astype(jnp.bfloat16) if a.ndim >= 2 else a, params)
+    with pytest.raises(ValueError, match=r"Dense down_0/in: a bfloat16 kernel is the inference "
+                       r"form \[out, in\] = \(64, 128\), got \(128, 64\)"):
+        model.apply({"params": wrong}, x, t, y)
+
+
+@pytest.mark.parametrize("flags,backend,want", [
+    ("fpu avx512f avx512_bf16", "cpu", "bfloat16"), ("fpu amx_bf16 amx_tile", "cpu", "bfloat16"),
+    ("fpu avx512f avx2", "cpu", "float32"), ("fpu avx512_bf16", "gpu", "float32")])
+def test_auto_weights_dtype_follows_the_cpu(monkeypatch, tmp_path, flags, backend, want):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    real_path = dense_module.Path
+    monkeypatch.setattr(dense_module, "Path", lambda p: real_path(cpuinfo)
+                        if p == "/proc/cpuinfo" else real_path(p))
+    monkeypatch.setattr(dense_module.jax, "default_backend", lambda: backend)
+    dense_module.bf16_cpu.cache_clear()
+    try:
+        assert weights_dtype("auto") == weights_dtype(None) == want
+        assert weights_dtype("float32") == "float32" and weights_dtype("bfloat16") == "bfloat16"
+    finally:
+        dense_module.bf16_cpu.cache_clear()
+    with pytest.raises(ValueError, match="weights dtype must be one of auto, float32, bfloat16"):
+        weights_dtype("float16")
 
 
 def test_cpu_attention_equals_the_fused_reference():

@@ -19,6 +19,7 @@ import pytest
 
 from genodiff_jax import cli
 from genodiff_jax.atomic import read_marker
+from genodiff_jax.models import weights_dtype
 from genodiff_jax.sweep import (
     PANEL,
     SweepSettings,
@@ -106,6 +107,7 @@ def test_a_gaussian_sweep_writes_every_cell_and_the_files(gauss, tmp_path, monke
         ("ancestral", 3), ("ancestral", 10), ("ddim", 3), ("ddim", 10)]
     assert result["family"] == "features" and result["n"] == 10
     assert result["settings"]["calling"] == "hybrid"  # the calling module's default
+    assert result["settings"]["weights_dtype"] == weights_dtype("auto")  # chosen for this CPU
     for cell in cells:
         assert cell["error"] is None and cell["guidance"] == pytest.approx(0.1)
         assert cell["temperature"] is None and "clip_x0" in cell["options"]
@@ -158,8 +160,9 @@ def test_a_gaussian_sweep_writes_every_cell_and_the_files(gauss, tmp_path, monke
 def test_a_masked_sweep_crosses_steps_and_temperatures(masked, tmp_path):
     result = sweep_workdir(masked, tmp_path / "sweep",
                            SweepSettings(steps=(2, 4), temperatures=(0.8, 1.0),
-                                         samplers=("ancestral",)))
+                                         samplers=("ancestral",), weights_dtype="bfloat16"))
     assert result["family"] == "tokens" and result["settings"]["calling"] is None
+    assert result["settings"]["weights_dtype"] == "bfloat16"  # the SNP U-Net's inference form
     assert sorted((c["steps"], c["temperature"]) for c in result["cells"]) == [
         (2, 0.8), (2, 1.0), (4, 0.8), (4, 1.0)]
     for cell in result["cells"]:

@@ -19,14 +19,21 @@ twin of each gene-PCA denoiser and of its train step (benchmarks/torch_reference
 run, in turns with ours: the train and forward sections get the twin's timings and `ratio`
 (twin seconds / ours). No figure from another run or machine is compared with.
 
+`--project h100,h200` (`projection`) adds what one GPU would take, computed here without one: the
+train step's and one sampling step's FLOPs, bytes accessed and memory from the programs XLA
+compiles on this machine, the largest train batch that fits each GPU's memory, and roofline times
+(lower bounds) beside the project's goals; alone, it compiles only and times nothing.
+
     genodiff bench --models mlp_unet,cnn_unet --genes 2048 --batch 32 --reference torch
     genodiff bench --config experiments/masked.py --window 7680 --what train,forward,sample
+    genodiff bench --models mlp_unet,cnn_unet --genes 26624 --project h100,h200
 """
 
 from genodiff_jax.bench.batch_search import (
     BATCH_GRANULE,
     FIT_FRACTION,
     REFINE,
+    compile_train_step,
     largest_fitting,
     largest_train_batch,
     memory_budget,
@@ -42,6 +49,7 @@ from genodiff_jax.bench.examples import (
 )
 from genodiff_jax.bench.machine import (
     PEAK_TFLOPS,
+    bytes_accessed_per_device,
     compiled_memory_bytes,
     flops_per_device,
     machine_info,
@@ -54,10 +62,20 @@ from genodiff_jax.bench.models import (
     BenchModel,
     build_denoiser,
     is_paper_size,
+    jit_forward,
     model_fields,
     parse_model_kwargs,
     resolve_models,
     train_program,
+)
+from genodiff_jax.bench.projection import (
+    DEVICES,
+    WORKLOADS,
+    Device,
+    devices_named,
+    project,
+    roofline_seconds,
+    train_people,
 )
 from genodiff_jax.bench.reference import REFERENCES, TorchReference, torch_twins
 from genodiff_jax.bench.run import run_bench, write_json
@@ -65,12 +83,14 @@ from genodiff_jax.bench.settings import SECTIONS, BenchSettings, check_settings,
 from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, random_params
 
 __all__ = [
-    "BASE_CONFIG", "BATCH_GRANULE", "EXAMPLES", "FEATURE_SHAPE", "FIT_FRACTION", "PEAK_TFLOPS",
-    "RECIPES", "REFERENCES", "REFINE", "SECTIONS", "BenchModel", "BenchSettings", "Example",
-    "Family", "TorchReference", "bench_forward", "bench_sample", "bench_train", "build_denoiser",
-    "build_example", "check_settings", "check_shape_flags", "compiled_memory_bytes",
-    "flops_per_device", "is_paper_size", "largest_fitting", "largest_train_batch",
-    "machine_info", "memory_budget", "model_fields", "param_count", "parse_batch",
-    "parse_model_kwargs", "peak_tflops", "planned_bytes", "random_params", "resolve_models",
-    "run_bench", "torch_twins", "train_program", "write_json",
+    "BASE_CONFIG", "BATCH_GRANULE", "DEVICES", "EXAMPLES", "FEATURE_SHAPE", "FIT_FRACTION",
+    "PEAK_TFLOPS", "RECIPES", "REFERENCES", "REFINE", "SECTIONS", "WORKLOADS", "BenchModel",
+    "BenchSettings", "Device", "Example", "Family", "TorchReference", "bench_forward",
+    "bench_sample", "bench_train", "build_denoiser", "build_example", "bytes_accessed_per_device",
+    "check_settings", "check_shape_flags", "compile_train_step", "compiled_memory_bytes",
+    "devices_named", "flops_per_device", "is_paper_size", "jit_forward", "largest_fitting",
+    "largest_train_batch", "machine_info", "memory_budget", "model_fields", "param_count",
+    "parse_batch", "parse_model_kwargs", "peak_tflops", "planned_bytes", "project",
+    "random_params", "resolve_models", "roofline_seconds", "run_bench", "torch_twins",
+    "train_people", "train_program", "write_json",
 ]

@@ -6,7 +6,9 @@ memory analysis what the call plans to hold at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -86,20 +88,32 @@ def _abstract_data(rows: int, row, mesh: Mesh) -> dict:
             "n": jax.ShapeDtypeStruct((), jnp.int32, sharding=shard["n"])}
 
 
+def compile_train_step(spec: BenchModel, example: Example, batch: int, *, classes: int,
+                       mesh: Mesh, compiler_options: dict | None = None) -> Any:
+    """The real train step at `batch`, with its resident data, compiled on abstract inputs
+    (nothing is allocated), with extra XLA `compiler_options` if given."""
+    program = train_program(spec, row=example.row, mask=example.mask, classes=classes,
+                            batch=batch, mesh=mesh)
+    data = _abstract_data(resident_rows(batch), example.row, mesh)
+    lowered = program.step.lower(program.abstract_state, data, jax.random.key(0))
+    return lowered.compile(compiler_options=compiler_options)
+
+
 def largest_train_batch(spec: BenchModel, example: Example, *, classes: int,
-                        memory_limit_gb: float | None, mesh: Mesh) -> tuple[int, dict]:
+                        memory_limit_gb: float | None, mesh: Mesh,
+                        compiled_at: Callable[[int], Any] | None = None) -> tuple[int, dict]:
     """The largest batch (a multiple of BATCH_GRANULE per device) whose compiled train step, with
     its resident data, plans to fit in `memory_budget`, searched from the recipe's batch. Returns
-    the batch and a record of the budget and the probes."""
+    the batch and a record of the budget and the probes. `compiled_at(batch)`: the compiled step
+    (default `compile_train_step`); a memoised one lets several searches share their probes."""
     record = memory_budget(memory_limit_gb, mesh)
     budget, probes = record["budget_bytes_per_device"], []
+    if compiled_at is None:
+        compiled_at = functools.partial(compile_train_step, spec, example, classes=classes,
+                                        mesh=mesh)
 
     def fits(batch: int) -> bool:
-        program = train_program(spec, row=example.row, mask=example.mask, classes=classes,
-                                batch=batch, mesh=mesh)
-        data = _abstract_data(resident_rows(batch), example.row, mesh)
-        lowered = program.step.lower(program.abstract_state, data, jax.random.key(0))
-        needed = planned_bytes(lowered.compile())
+        needed = planned_bytes(compiled_at(batch))
         if needed is None:
             raise InputError(None, f"--batch max: XLA gives no memory analysis on "
                              f"{jax.default_backend()}; pass --batch N")

@@ -95,9 +95,9 @@ def peak_device_memory_bytes() -> int | None:
 
 # -- what a compiled call costs --------------------------------------------------------------------
 
-def flops_per_device(compiled: Any) -> float | None:
-    """FLOPs of one call per device, from `compiled.cost_analysis()` (a dict, or a list of dicts on
-    older JAX: the first is the partitioned program); None when the backend gives none."""
+def _cost(compiled: Any, key: str) -> float | None:
+    """`key` of `compiled.cost_analysis()` (a dict, or a list of dicts on older JAX: the first is
+    the partitioned program), per device; None when the backend gives none."""
     try:
         analysis = compiled.cost_analysis()
     except Exception:  # noqa: BLE001 - not every backend implements it
@@ -106,8 +106,20 @@ def flops_per_device(compiled: Any) -> float | None:
         analysis = next((a for a in analysis if a), None)
     if not analysis:
         return None
-    flops = analysis.get("flops")
-    return float(flops) if flops is not None and flops >= 0 else None
+    value = analysis.get(key)
+    return float(value) if value is not None and value >= 0 else None
+
+
+def flops_per_device(compiled: Any) -> float | None:
+    """FLOPs of one call per device (a multiply-add is 2); None when the backend gives none."""
+    return _cost(compiled, "flops")
+
+
+def bytes_accessed_per_device(compiled: Any) -> float | None:
+    """Bytes one call reads and writes per device, as XLA's cost analysis counts them (each fused
+    computation's operands and results, so it depends on the backend's fusion); None when the
+    backend gives none."""
+    return _cost(compiled, "bytes accessed")
 
 
 def _memory_analysis(compiled: Any) -> Any:

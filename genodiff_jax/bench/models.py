@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
@@ -23,6 +24,7 @@ from jax.sharding import Mesh
 from genodiff_jax.diffusion.process import PROCESSES, Process
 from genodiff_jax.errors import InputError
 from genodiff_jax.models import MODELS, representation
+from genodiff_jax.sharding import batch_sharding, replicated
 from genodiff_jax.train.config import (
     load_config,
     model_from_config,
@@ -177,6 +179,15 @@ def train_program(spec: BenchModel, *, row: Any, mask: np.ndarray | None, classe
     `program_from_config` builds a run's)."""
     return program_from_config(spec.config, row=row, mask=mask, num_classes=classes,
                                total_steps=LR_SCHEDULE_STEPS, mesh=mesh, batch_size=batch)
+
+
+def jit_forward(model: nn.Module, mesh: Mesh, compiler_options: dict | None = None):
+    """One denoiser call `(params, x, t, y) -> out` (train=False), rows split over the mesh: one
+    unguided sampling step."""
+    rows, repl = batch_sharding(mesh), replicated(mesh)
+    return jax.jit(lambda p, x, t, y: model.apply({"params": p}, x, t, y, train=False),
+                   in_shardings=(repl, rows, rows, rows), out_shardings=rows,
+                   compiler_options=compiler_options)
 
 
 def json_value(v: Any) -> Any:

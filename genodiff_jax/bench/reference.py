@@ -64,8 +64,10 @@ def torch_twins() -> ModuleType:
 
 class TorchReference:
     """The PyTorch twin of one gene-PCA denoiser and of its train step; `check` runs before
-    anything is measured (a model without a twin, bfloat16, another backend, gradient
-    accumulation, or a twin whose parameter count differs from ours are InputErrors)."""
+    anything is measured (a model without a twin, bfloat16 compute, another backend, gradient
+    accumulation, or a twin whose parameter count differs from ours are InputErrors). The twin
+    is the published code's precision, float32 throughout; ours samples with its own weights
+    dtype (`--weights-dtype`, auto: bfloat16 on CPUs that multiply it in hardware)."""
 
     name = "torch"
 
@@ -86,11 +88,10 @@ class TorchReference:
                              f"({TORCH_TWINS.name} and genodiff_jax/models/ differ)")
 
     @classmethod
-    def check(cls, spec: BenchModel, *, backend: str, dtype: str, weights_dtype: str) -> None:
-        for what, value in (("--dtype", dtype), ("--weights-dtype", weights_dtype)):
-            if value != "float32":
-                raise InputError(None, f"--reference torch compares float32 models; {what} is "
-                                 f"{value}")
+    def check(cls, spec: BenchModel, *, backend: str, dtype: str) -> None:
+        if dtype != "float32":
+            raise InputError(None, f"--reference torch compares float32 models; --dtype is "
+                             f"{dtype}")
         if backend != "cpu":
             raise InputError(None, f"--reference torch runs the twin on torch's CPU; JAX runs on "
                              f"{backend} here")

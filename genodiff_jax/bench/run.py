@@ -2,7 +2,9 @@
 
 With `--reference torch` each model's entry gets a `reference` block (the implementation, its
 version and threads, both parameter counts) and its train and forward sections the twin's timings,
-taken in turns with ours, under `reference`, with `ratio` = reference seconds / ours."""
+taken in turns with ours, under `reference`, with `ratio` = reference seconds / ours. With
+`--project` it gets a `projection` block (bench/projection.py): roofline times on the named GPUs,
+from programs compiled here; with no `--what` that is all a run does."""
 
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from genodiff_jax.bench.models import (
     is_paper_size,
     model_fields,
 )
+from genodiff_jax.bench.projection import devices_named, project
 from genodiff_jax.bench.reference import REFERENCES
 from genodiff_jax.bench.settings import BenchSettings, check_settings, parse_batch
 from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, random_params
 from genodiff_jax.errors import InputError
-from genodiff_jax.models import cast_weights
+from genodiff_jax.models import inference_weights, weights_dtype
 from genodiff_jax.sharding import make_mesh
 
 
@@ -44,8 +47,7 @@ def _prepare(specs: Sequence[BenchModel], s: BenchSettings, mesh: Mesh) -> list[
         check_settings(s, spec, batch, mesh)
         reference = REFERENCES[s.reference]  # the class of the other side, or None
         if reference is not None:
-            reference.check(spec, backend=jax.default_backend(), dtype=spec.dtype,
-                            weights_dtype=s.weights_dtype)
+            reference.check(spec, backend=jax.default_backend(), dtype=spec.dtype)
         model = build_denoiser(spec, s.classes)
         example = build_example(spec, model, s)
         try:
@@ -109,9 +111,9 @@ def run_bench(
                 _side_by_side(train, "step", ref.name, f"{spec.name} train", say)
             del twin
         if "forward" in s.what or "sample" in s.what:
-            params = cast_weights(random_params(model, example.row, mesh, s.seed),
-                                  s.weights_dtype)
-            entry["weights_dtype"] = s.weights_dtype
+            entry["weights_dtype"] = weights = weights_dtype(s.weights_dtype)
+            params = inference_weights(model, random_params(model, example.row, mesh, s.seed),
+                                       example.row, weights)
             if "forward" in s.what:
                 say(f"{spec.name}: forward, batch {batch}, {spec.dtype}{beside}")
                 twin = ref.forward(batch) if ref is not None else None
@@ -125,6 +127,8 @@ def run_bench(
                     f"{', '.join(s.samplers)}")
                 entry["sample"] = bench_sample(spec, model, params, example, s, mesh)
             del params
+        if s.project:
+            entry["projection"] = project(spec, example, s, devices_named(s.project), log=say)
         results.append(entry)
     return {"command": command, "machine": machine, "settings": s.as_json(), "results": results}
 

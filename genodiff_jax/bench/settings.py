@@ -10,6 +10,7 @@ from jax.sharding import Mesh
 
 from genodiff_jax.bench.batch_search import memory_budget
 from genodiff_jax.bench.models import BenchModel
+from genodiff_jax.bench.projection import CHROMOSOME_SNPS, PEOPLE_1KG, devices_named
 from genodiff_jax.bench.reference import REFERENCES
 from genodiff_jax.errors import InputError
 
@@ -31,7 +32,8 @@ class BenchSettings:
     batch: int | str | None = None  # "max": the largest train batch that fits
     memory_limit_gb: float | None = None  # per device, for --batch max; None: the device's own
     dtype: str | None = None  # None: the config's model.dtype (float32 for --model)
-    weights_dtype: str = "float32"  # weight matrices in the forward and sample sections
+    weights_dtype: str = "auto"  # weight matrices in the forward and sample sections (auto:
+    # bfloat16 on CPUs that multiply it in hardware, models.weights_dtype)
     repeats: int = 5
     warmup: int = 2
     what: tuple[str, ...] = ("train", "forward")
@@ -45,9 +47,12 @@ class BenchSettings:
     num_devices: int = 0  # 0: all
     seed: int = 0
     reference: str = "none"  # another implementation timed beside ours (bench/reference.py)
+    project: tuple[str, ...] = ()  # devices to project onto (bench/projection.py), none: no block
+    project_people: int = PEOPLE_1KG  # the cohort a projection samples (and splits for training)
+    project_snps: int = CHROMOSOME_SNPS  # the chromosome a token model's projection covers
 
     def as_json(self) -> dict:
-        return {**dataclasses.asdict(self), "what": list(self.what),
+        return {**dataclasses.asdict(self), "what": list(self.what), "project": list(self.project),
                 "samplers": list(self.samplers), "sampler_options": dict(self.sampler_options)}
 
 
@@ -66,7 +71,8 @@ def _check_sizes(s: BenchSettings, batch: int | str) -> None:
     for flag, value, least in (("--genes", s.genes, 1), ("--components", s.components, 1),
                                ("--window", s.window, 1), ("--classes", s.classes, 1), *sized,
                                ("--repeats", s.repeats, 1), ("--warmup", s.warmup, 0),
-                               ("--n", s.n, 1)):
+                               ("--n", s.n, 1), ("--project-people", s.project_people, 1),
+                               ("--project-snps", s.project_snps, 1)):
         if value is not None and value < least:
             raise InputError(None, f"{flag} must be >= {least}, got {value}")
     if s.sample_batch is not None and s.sample_batch < 1:
@@ -97,7 +103,7 @@ def _check_sampling(s: BenchSettings, spec: BenchModel) -> None:
 def check_settings(s: BenchSettings, spec: BenchModel, batch: int | str, mesh: Mesh) -> None:
     """InputError for any flag that would fail `spec`'s run, before anything is measured."""
     bad = [w for w in s.what if w not in SECTIONS]
-    if bad or not s.what:
+    if bad or not (s.what or s.project):  # --project alone measures nothing
         raise InputError(None, f"--what: unknown section {', '.join(bad) or '(none)'}; "
                          f"known: {', '.join(SECTIONS)}")
     if s.reference not in REFERENCES:
@@ -106,6 +112,8 @@ def check_settings(s: BenchSettings, spec: BenchModel, batch: int | str, mesh: M
     if spec.dtype not in ("float32", "bfloat16"):
         raise InputError(None, f"dtype must be float32 or bfloat16, got {spec.dtype!r}")
     _check_sizes(s, batch)
+    if s.project:
+        devices_named(s.project)
     if batch == "max":
         memory_budget(s.memory_limit_gb, mesh)  # raises where the budget is unknown
     elif batch % mesh.size:

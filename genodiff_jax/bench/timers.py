@@ -28,12 +28,12 @@ from genodiff_jax.bench.machine import (
     peak_device_memory_bytes,
     throughput,
 )
-from genodiff_jax.bench.models import BenchModel, train_program
+from genodiff_jax.bench.models import BenchModel, jit_forward, train_program
 from genodiff_jax.bench.settings import BenchSettings
 from genodiff_jax.data.loader import put_data
 from genodiff_jax.models import inference_compiler_options
 from genodiff_jax.sampling.cohort import auto_batch_size, generate
-from genodiff_jax.sharding import batch_sharding, put_global, put_replicated, replicated
+from genodiff_jax.sharding import batch_sharding, put_global, put_replicated
 from genodiff_jax.train.config import sampling_defaults
 from genodiff_jax.train.state import abstract_params
 
@@ -136,14 +136,12 @@ def bench_forward(model: nn.Module, params, example: Example, s: BenchSettings, 
                   mesh: Mesh, peak: float | None, beside: Callable[[], Any] | None = None) -> dict:
     """One denoiser call at `batch` (train=False, the model's inference XLA options): the cost of
     one unguided sampling step; `beside`: a reference's call, timed in turns with ours."""
-    rows, repl = batch_sharding(mesh), replicated(mesh)
+    rows = batch_sharding(mesh)
     rng = np.random.default_rng(s.seed + 2)
     x = jax.tree.map(lambda a: put_global(a, rows), example.model_input(rng, batch))
     t = put_global(rng.random(batch, np.float32), rows)
     y = put_global(rng.integers(0, s.classes, batch).astype(np.int32), rows)
-    fn = jax.jit(lambda p, x, t, y: model.apply({"params": p}, x, t, y, train=False),
-                 in_shardings=(repl, rows, rows, rows), out_shardings=rows,
-                 compiler_options=inference_compiler_options(model))
+    fn = jit_forward(model, mesh, inference_compiler_options(model))
     compile_times, compiled = _lower_and_compile(fn, params, x, t, y)
     (first_call_s, times), *other = _timed_calls(
         [_blocking(lambda: compiled(params, x, t, y)), *([beside] if beside else [])], s)

@@ -2,7 +2,7 @@
 
 # Importing the model modules registers them.
 from genodiff_jax.models import cnn_unet, mlp_cnn, mlp_unet, snp_unet, transformer  # noqa: F401
-from genodiff_jax.models.ops import cast_weights
+from genodiff_jax.models.ops import WEIGHTS_DTYPES, inference_weights, weights_dtype
 from genodiff_jax.models.registry import (
     MODELS,
     abstract_params,
@@ -13,5 +13,6 @@ from genodiff_jax.models.registry import (
     representation,
 )
 
-__all__ = ["MODELS", "abstract_params", "build_model", "cast_weights", "count_params",
-           "inference_compiler_options", "register_model", "representation"]
+__all__ = ["MODELS", "WEIGHTS_DTYPES", "abstract_params", "build_model", "count_params",
+           "inference_compiler_options", "inference_weights", "register_model", "representation",
+           "weights_dtype"]

@@ -75,12 +75,15 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     few-step deterministic samplers (DDIM, DPM-Solver++) diverge, since the grid starts where the
     cosine schedule has alpha ~ 1e-4 and x0_hat = (x_t - sigma eps_hat) / alpha multiplies the
     network's eps error by ~1e4 (measured on the demo: feature std 14 instead of 1).
-    `weights_dtype="bfloat16"` samples with weight matrices rounded to bf16
-    (`models.cast_weights`). `out` is checked before any work (`atomic.check_output`): it may be
-    new, empty or an earlier cohort (any folder or file with `overwrite`), never the work dir or
-    the dataset. A `data_dir` must be the dataset the run was trained on (its fingerprint).
+    `weights_dtype` ("auto", float32 or bfloat16; None: auto) is the dtype of the weight matrices
+    sampled with (`models.inference_weights`): auto takes bfloat16 on CPUs that multiply it in
+    hardware (`models.weights_dtype`). `out` is checked before any work (`atomic.check_output`):
+    it may be new, empty or an earlier cohort (any folder or file with `overwrite`), never the
+    work dir or the dataset. A `data_dir` must be the dataset the run was trained on (its
+    fingerprint).
     """
-    from genodiff_jax.models import cast_weights, inference_compiler_options
+    from genodiff_jax.models import inference_compiler_options, inference_weights
+    from genodiff_jax.models import weights_dtype as resolve_weights_dtype
     from genodiff_jax.train.config import sampling_defaults
     from genodiff_jax.train.trained import load_trained, read_run
 
@@ -101,7 +104,9 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     labels_n = labels_from_spec(labels, n, class_names=data.class_names, seed=seed,
                                 train_labels=data.train.labels)
     t0 = time.perf_counter()
-    trained = dataclasses.replace(trained, params=cast_weights(trained.params, weights_dtype))
+    weights_dtype = resolve_weights_dtype(weights_dtype)
+    trained = dataclasses.replace(trained, params=inference_weights(
+        trained.model, trained.params, trained.row, weights_dtype))
     common = dict(sampler=chosen["sampler"], steps=chosen["steps"], guidance=chosen["guidance"],
                   key=jax.random.key(seed), batch_size=batch_size, mesh=make_mesh(),
                   compiler_options=inference_compiler_options(trained.model), progress=progress)
@@ -121,7 +126,7 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     summary = {"n": int(len(labels_n)), "sampler": chosen["sampler"],
                "steps": chosen["steps"] or process.num_steps,
                "guidance": chosen["guidance"], "sampler_options": chosen["options"],
-               "checkpoint": checkpoint, "ema": ema, "weights_dtype": weights_dtype or "float32",
+               "checkpoint": checkpoint, "ema": ema, "weights_dtype": weights_dtype,
                "train_step": int(trained.step), "sampling_seconds": round(seconds, 2)}
     if not is_main_process():
         return summary

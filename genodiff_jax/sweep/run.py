@@ -66,6 +66,7 @@ class SweepSettings:
     checkpoint: str = "best"
     ema: bool = True
     batch_size: int | None = None
+    weights_dtype: str = "auto"  # of the weight matrices sampled with (models.weights_dtype)
     panel: PanelSettings = PanelSettings()
 
 
@@ -136,6 +137,7 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
     `error` and no numbers; the others go on. `log` gets one line per cell."""
     from genodiff_jax.data.loader import load_prepared
     from genodiff_jax.data.views import token_plan
+    from genodiff_jax.models import inference_weights, weights_dtype
     from genodiff_jax.sampling.calling import CALLERS
     from genodiff_jax.sampling.cohort import NonFiniteSampleError
     from genodiff_jax.sharding import is_main_process, make_mesh
@@ -156,6 +158,9 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
                                f"{', '.join(sorted(CALLERS))}")
     data = load_prepared(data_dir)
     trained = load_trained(workdir, which=settings.checkpoint, ema=settings.ema)
+    weights = weights_dtype(settings.weights_dtype)
+    trained = dataclasses.replace(trained, params=inference_weights(
+        trained.model, trained.params, trained.row, weights))
     recorded = trained.run.get("dataset_fingerprint")
     if recorded and data.fingerprint and recorded != data.fingerprint:
         raise InputError(data_dir, f"is not the dataset this run was trained on (fingerprint "
@@ -226,6 +231,7 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
             "guidance": sorted({c.guidance for c in cells}),
             "temperatures": sorted({c.temperature for c in cells if c.temperature is not None}),
             "n": n, "calling": calling if family == "features" else None,
+            "weights_dtype": weights,
             "measures": list(measures)},
         "measures": {name: {"label": PANEL[name].label, "ideal": PANEL[name].ideal,
                             "lo": PANEL[name].lo, "hi": PANEL[name].hi} for name in measures},

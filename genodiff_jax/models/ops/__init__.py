@@ -2,8 +2,9 @@
 
 - "fast" (the default): layers shaped for XLA's CPU backend and for bf16 sampling weights: the
   fused GroupNorm with a hand-written backward (norm.py), the hashed dropout (dropout.py), the
-  Dense that multiplies in its weights' dtype (dense.py), heads-first attention on CPU
-  (attention.py), and per-model XLA options for inference (xla.py).
+  Dense that multiplies in its weights' dtype and reads bf16 [out, in] inference weights
+  (dense.py), heads-first attention on CPU (attention.py), and per-model XLA options for
+  inference (xla.py).
 - "stock": flax's `GroupNorm` (with the same FiLM/activation call, stock.py), `nn.Dense`,
   `nn.Dropout` and `jax.nn.dot_product_attention`; no custom gradients, no compiler options.
 
@@ -17,7 +18,7 @@ import flax.linen as nn
 import jax
 
 from genodiff_jax.models.ops import attention, dense, dropout, norm, stock, xla
-from genodiff_jax.models.ops.dense import cast_weights
+from genodiff_jax.models.ops.dense import WEIGHTS_DTYPES, inference_weights, weights_dtype
 from genodiff_jax.models.ops.layer_set import LAYER_SETS, Layered, LayerSet
 
 FAST = LAYER_SETS.register(
@@ -40,4 +41,5 @@ STOCK = LAYER_SETS.register(
     ),
 )
 
-__all__ = ["FAST", "LAYER_SETS", "STOCK", "LayerSet", "Layered", "cast_weights"]
+__all__ = ["FAST", "LAYER_SETS", "STOCK", "WEIGHTS_DTYPES", "LayerSet", "Layered",
+           "inference_weights", "weights_dtype"]
