@@ -52,6 +52,7 @@ from genodiff_jax.bench.machine import (
     planned_bytes,
 )
 from genodiff_jax.bench.models import BenchModel, build_denoiser, jit_forward
+from genodiff_jax.data.prepare import TEST_FRACTION
 from genodiff_jax.data.views import plan_windows
 from genodiff_jax.errors import InputError
 from genodiff_jax.models.ops.xla import accepted
@@ -66,7 +67,6 @@ from genodiff_jax.train.state import abstract_params
 CPU_ANALYSIS_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 PROJECTION_DTYPE = "bfloat16"  # compute dtype unless --dtype; the peak is looked up for it
 PEOPLE_1KG = 2504  # 1000 Genomes phase 3: the cohort sampled, and split for training
-TEST_FRACTION = 0.1  # `genodiff prepare --test-fraction`'s default: the held-out share
 # A chromosome for the masked family's projection (--project-snps): a round assumption of the
 # order of a small human chromosome in 1000 Genomes phase 3 (chr22 holds about a million
 # variants), not a count from a file.
@@ -160,9 +160,7 @@ class Cost:
         peak = device.peak_tflops(dtype)
         compute_s = roofline_seconds(self.flops, 0.0, peak, device.hbm_tb_per_s)
         memory_s = roofline_seconds(0.0, self.bytes_accessed, peak, device.hbm_tb_per_s)
-        return {"seconds": roofline_seconds(self.flops, self.bytes_accessed, peak,
-                                            device.hbm_tb_per_s),
-                "compute_s": compute_s, "memory_s": memory_s,
+        return {"seconds": max(compute_s, memory_s), "compute_s": compute_s, "memory_s": memory_s,
                 "bound": "compute" if compute_s >= memory_s else "memory"}
 
     def as_json(self) -> dict:

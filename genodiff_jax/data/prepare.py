@@ -30,6 +30,7 @@ SAMPLES = "samples.tsv"
 GENES = "genes.tsv"
 TOKENS_DIR = "tokens"
 TOKEN_KINDS = ("auto", "haplotypes", "genotypes")
+TEST_FRACTION = 0.1  # the held-out share by default (--test-fraction)
 _TOKEN_ROWS = 256  # people converted to tokens at a time (bounds the extra memory)
 
 
@@ -70,7 +71,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int,
 
 def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str | os.PathLike, *,
                     genes: str | os.PathLike | None = None, window: int | None = None,
-                    label: str = "pop", test_fraction: float = 0.1, seed: int = 0,
+                    label: str = "pop", test_fraction: float = TEST_FRACTION, seed: int = 0,
                     strict: bool = False, components: str = "paper", tokens: str = "auto",
                     overwrite: bool = False, progress: bool = True) -> dict:
     """Run the whole preparation; returns the summary that is also saved as summary.json.

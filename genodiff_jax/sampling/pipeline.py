@@ -5,7 +5,6 @@ sample genotype tokens window by window (`sampling.tokens`) and write them as th
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -82,7 +81,7 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
     work dir or the dataset. A `data_dir` must be the dataset the run was trained on (its
     fingerprint).
     """
-    from genodiff_jax.models import inference_compiler_options, inference_weights
+    from genodiff_jax.models import inference_compiler_options
     from genodiff_jax.models import weights_dtype as resolve_weights_dtype
     from genodiff_jax.train.config import sampling_defaults
     from genodiff_jax.train.trained import load_trained, read_run
@@ -105,8 +104,7 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
                                 train_labels=data.train.labels)
     t0 = time.perf_counter()
     weights_dtype = resolve_weights_dtype(weights_dtype)
-    trained = dataclasses.replace(trained, params=inference_weights(
-        trained.model, trained.params, trained.row, weights_dtype))
+    trained = trained.with_weights(weights_dtype)
     common = dict(sampler=chosen["sampler"], steps=chosen["steps"], guidance=chosen["guidance"],
                   key=jax.random.key(seed), batch_size=batch_size, mesh=make_mesh(),
                   compiler_options=inference_compiler_options(trained.model), progress=progress)

@@ -137,7 +137,7 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
     `error` and no numbers; the others go on. `log` gets one line per cell."""
     from genodiff_jax.data.loader import load_prepared
     from genodiff_jax.data.views import token_plan
-    from genodiff_jax.models import inference_weights, weights_dtype
+    from genodiff_jax.models import weights_dtype
     from genodiff_jax.sampling.calling import CALLERS
     from genodiff_jax.sampling.cohort import NonFiniteSampleError
     from genodiff_jax.sharding import is_main_process, make_mesh
@@ -159,8 +159,7 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
     data = load_prepared(data_dir)
     trained = load_trained(workdir, which=settings.checkpoint, ema=settings.ema)
     weights = weights_dtype(settings.weights_dtype)
-    trained = dataclasses.replace(trained, params=inference_weights(
-        trained.model, trained.params, trained.row, weights))
+    trained = trained.with_weights(weights)
     recorded = trained.run.get("dataset_fingerprint")
     if recorded and data.fingerprint and recorded != data.fingerprint:
         raise InputError(data_dir, f"is not the dataset this run was trained on (fingerprint "

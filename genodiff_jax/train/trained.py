@@ -20,6 +20,7 @@ import ml_collections
 
 from genodiff_jax.diffusion.process import Process
 from genodiff_jax.errors import InputError
+from genodiff_jax.models import inference_weights
 from genodiff_jax.train.checkpoint import restore_params
 from genodiff_jax.train.config import model_from_config, process_from_config
 from genodiff_jax.train.state import abstract_params
@@ -63,6 +64,12 @@ class TrainedModel:
     @property
     def num_classes(self) -> int:
         return int(self.run["num_classes"])
+
+    def with_weights(self, dtype: str) -> TrainedModel:
+        """The same run with the parameters it samples with in `dtype` (float32 or bfloat16, a
+        resolved `models.weights_dtype`): `models.inference_weights`."""
+        return dataclasses.replace(self, params=inference_weights(self.model, self.params,
+                                                                  self.row, dtype))
 
 
 def read_run(workdir: str | os.PathLike) -> tuple[ml_collections.ConfigDict, dict]:
