@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import flax.linen as nn
@@ -14,6 +15,7 @@ from genodiff_jax.models import build_model, inference_weights, weights_dtype
 from genodiff_jax.models.embeddings import multi_head_attention
 from genodiff_jax.models.ops import LAYER_SETS
 from genodiff_jax.models.ops import dense as dense_module
+from genodiff_jax.models.ops.activation import gelu
 from genodiff_jax.models.ops.attention import attention
 from genodiff_jax.models.ops.dense import Dense
 
@@ -24,6 +26,8 @@ def test_the_sets_and_an_unknown_name():
     assert stock.Dense is nn.Dense and stock.Dropout is nn.Dropout
     assert stock.attention is jax.nn.dot_product_attention
     assert issubclass(stock.GroupNorm, nn.GroupNorm) and not stock.compiler_options
+    x = jnp.linspace(-3.0, 3.0, 7)
+    np.testing.assert_array_equal(stock.gelu(x), nn.gelu(x, approximate=False))
     model = build_model("mlp_unet", num_classes=2, widths=(16,), bottleneck=8, num_groups=4,
                         ops="nope")
     with pytest.raises(ValueError, match="unknown layer set 'nope'"):
@@ -158,6 +162,37 @@ def test_auto_weights_dtype_follows_the_cpu(monkeypatch, tmp_path, flags, backen
         dense_module.bf16_cpu.cache_clear()
     with pytest.raises(ValueError, match="weights dtype must be one of auto, float32, bfloat16"):
         weights_dtype("float16")
+
+
+def test_fast_gelu_is_the_exact_gelu():
+    """The erf form equals jax's erfc form (the exact GELU, not the tanh one), grads included,
+    from far below zero to far above."""
+    x = jnp.linspace(-12.0, 12.0, 2001)
+    exact = functools.partial(nn.gelu, approximate=False)
+    np.testing.assert_allclose(gelu(x), exact(x), rtol=0, atol=2e-6)
+    assert float(jnp.max(jnp.abs(gelu(x) - nn.gelu(x, approximate=True)))) > 1e-4
+    np.testing.assert_allclose(jax.vmap(jax.grad(gelu))(x), jax.vmap(jax.grad(exact))(x),
+                               rtol=0, atol=2e-6)
+
+
+def test_the_transformer_samples_with_bf16_inference_kernels():
+    """The transformer's attention and MLP products are the fast Dense: after inference_weights
+    their kernels are bf16 [out, in], and the call stays close to float32."""
+    model = build_model("transformer", num_classes=3, width=32, depth=1, num_heads=4,
+                        time_freq_dim=16)
+    x = jax.random.normal(jax.random.key(0), (2, 32, 4))
+    t, y = jnp.array([0.2, 0.7]), jnp.array([0, 2])
+    params = model.init({"params": jax.random.key(1)}, x, t, y)["params"]
+    half = inference_weights(model, params, jax.ShapeDtypeStruct((32, 4), jnp.float32),
+                             jnp.bfloat16)
+    for name, shape in [("qkv", (96, 32)), ("attn_out", (32, 32)), ("mlp_in", (128, 32)),
+                        ("mlp_out", (32, 128))]:
+        kernel = half["layer_0"][name]["kernel"]
+        assert kernel.shape == shape and kernel.dtype == jnp.bfloat16, name
+    full = model.apply({"params": params}, x, t, y)
+    rel = float(jnp.linalg.norm(model.apply({"params": half}, x, t, y) - full)
+                / jnp.linalg.norm(full - x))
+    assert 0 < rel < 0.02
 
 
 def test_cpu_attention_equals_the_fused_reference():

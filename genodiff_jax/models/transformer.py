@@ -63,15 +63,15 @@ class EncoderLayer(Layered):
         drop = layers.Dropout(self.dropout, deterministic=not train)
 
         a = nn.LayerNorm(name="attn_norm", **kw)(h_BxLxC)
-        q, k, v = jnp.split(nn.Dense(3 * C, name="qkv", **kw)(a), 3, axis=-1)
+        q, k, v = jnp.split(layers.Dense(3 * C, name="qkv", **kw)(a), 3, axis=-1)
         a = multi_head_attention(
             q, k, v, self.num_heads, self.attention_impl, attend=layers.attention
         )
-        h_BxLxC = h_BxLxC + drop(nn.Dense(C, name="attn_out", **kw)(a))
+        h_BxLxC = h_BxLxC + drop(layers.Dense(C, name="attn_out", **kw)(a))
 
         m = nn.LayerNorm(name="mlp_norm", **kw)(h_BxLxC)
-        m = nn.gelu(nn.Dense(self.mlp_ratio * C, name="mlp_in", **kw)(m), approximate=False)
-        m = nn.Dense(C, name="mlp_out", **kw)(drop(m))
+        m = layers.gelu(layers.Dense(self.mlp_ratio * C, name="mlp_in", **kw)(m))
+        m = layers.Dense(C, name="mlp_out", **kw)(drop(m))
         return h_BxLxC + drop(m)
 
 

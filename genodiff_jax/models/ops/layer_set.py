@@ -1,4 +1,4 @@
-"""A layer set: the GroupNorm, Dense, Dropout and attention a denoiser is built from, by name.
+"""A layer set: the GroupNorm, Dense, Dropout, attention and GELU a denoiser is built from, by name.
 
 A denoiser has a field `ops` (a name in `LAYER_SETS`) and asks `LAYER_SETS[self.ops]` for these
 layers, so the model file states the architecture and the layer set how its pieces are computed.
@@ -30,6 +30,7 @@ class LayerSet:
     Dropout: `flax.linen.Dropout(rate, deterministic=)`, drawing from the "dropout" RNG stream.
     attention: `jax.nn.dot_product_attention`'s `(q, k, v, implementation=None)` on
         [B, L, heads, H].
+    gelu: the exact (erf) GELU, `x -> 0.5 x (1 + erf(x / sqrt 2))`.
     compiler_options: model name -> backend -> XLA options for that model's inference programs.
     """
 
@@ -37,6 +38,7 @@ class LayerSet:
     Dense: type[nn.Module]
     Dropout: type[nn.Module]
     attention: Callable[..., jax.Array]
+    gelu: Callable[[jax.Array], jax.Array]
     compiler_options: Mapping[str, Mapping[str, Mapping[str, str]]] = dataclasses.field(
         default_factory=dict
     )
