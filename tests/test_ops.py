@@ -140,7 +140,7 @@ def test_a_narrow_kernel_in_the_trained_layout_is_refused():
     model, params, (x, t, y), _ = tiny_mlp_unet()
     wrong = jax.tree.map(lambda a: a.astype(jnp.bfloat16) if a.ndim >= 2 else a, params)
     with pytest.raises(ValueError, match=r"Dense down_0/in: a bfloat16 kernel is the inference "
-                       r"form \[out, in\] = \(64, 128\), got \(128, 64\)"):
+                       r"form \[\.\.\., out, in\] = \(64, 128\), got \(128, 64\)"):
         model.apply({"params": wrong}, x, t, y)
 
 
@@ -176,8 +176,9 @@ def test_fast_gelu_is_the_exact_gelu():
 
 
 def test_the_transformer_samples_with_bf16_inference_kernels():
-    """The transformer's attention and MLP products are the fast Dense: after inference_weights
-    their kernels are bf16 [out, in], and the call stays close to float32."""
+    """The transformer's attention and MLP products are the fast Dense, and its position-wise maps
+    have an inference form too: after inference_weights their kernels are bf16 [..., out, in],
+    and the call stays close to float32."""
     model = build_model("transformer", num_classes=3, width=32, depth=1, num_heads=4,
                         time_freq_dim=16)
     x = jax.random.normal(jax.random.key(0), (2, 32, 4))
@@ -189,6 +190,10 @@ def test_the_transformer_samples_with_bf16_inference_kernels():
                         ("mlp_out", (32, 128))]:
         kernel = half["layer_0"][name]["kernel"]
         assert kernel.shape == shape and kernel.dtype == jnp.bfloat16, name
+    # the position-wise maps: 2 tokens of 16 genes x 4 -> 32 and back, [N, out, in]
+    assert half["tokenize"]["kernel"].shape == (2, 32, 64)
+    np.testing.assert_array_equal(half["detokenize"]["kernel"], jnp.swapaxes(
+        params["detokenize"]["kernel"].astype(jnp.bfloat16), 1, 2))
     full = model.apply({"params": params}, x, t, y)
     rel = float(jnp.linalg.norm(model.apply({"params": half}, x, t, y) - full)
                 / jnp.linalg.norm(full - x))

@@ -19,13 +19,16 @@ from flax.typing import Dtype
 
 from genodiff_jax.models.embeddings import ClassEmbedding, TimestepEmbedding, multi_head_attention
 from genodiff_jax.models.ops import Layered
+from genodiff_jax.models.ops.dense import InferenceForm
 from genodiff_jax.models.registry import register_model
 
 NUM_EXTRA_TOKENS = 3  # [cls], time, class
 
 
-class PositionwiseLinear(nn.Module):
-    """A separate affine map per token position: [B, N, D_in] -> [B, N, features]."""
+class PositionwiseLinear(InferenceForm, nn.Module):
+    """A separate affine map per token position: [B, N, D_in] -> [B, N, features]. With bf16
+    inference weights (kernel [N, features, D_in]) the products are bf16 with float32
+    accumulation, like the fast `Dense`."""
 
     features: int
     dtype: Dtype = jnp.float32
@@ -34,6 +37,12 @@ class PositionwiseLinear(nn.Module):
     @nn.compact
     def __call__(self, x_BxNxD: jax.Array) -> jax.Array:
         _, N, D = x_BxNxD.shape
+        kernel_NxFxD = self._inference_kernel((N, D, self.features))
+        if kernel_NxFxD is not None:
+            bias_NxF = self.get_variable("params", "bias")
+            y = jnp.einsum("bnd,nfd->bnf", x_BxNxD.astype(kernel_NxFxD.dtype), kernel_NxFxD,
+                           preferred_element_type=jnp.float32)
+            return (y + bias_NxF.astype(jnp.float32)).astype(self.dtype)
         kernel_NxDxF = self.param(
             "kernel",
             nn.initializers.variance_scaling(

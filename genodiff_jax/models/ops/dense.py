@@ -1,5 +1,6 @@
 """A Dense layer whose matmul runs in the dtype its weights arrive in, accumulating in float32,
-and the inference form of its weights (`inference_weights`): the fast path of sampling on CPUs.
+and the inference form of its weights (`InferenceForm`, `inference_weights`): the fast path of
+sampling on CPUs.
 
 The "fast" layer set's Dense. Parameters and initialisation are those of `flax.linen.Dense`
 ("kernel" [in, out], "bias" [out], lecun-normal and zeros), so checkpoints and seeds are
@@ -31,7 +32,28 @@ WEIGHTS_DTYPES = ("auto", "float32", "bfloat16")
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-class Dense(nn.Module):
+class InferenceForm:
+    """A module whose kernel has an inference form: the trained kernel with its last two axes
+    swapped ([..., out, in]) and narrower than `param_dtype`, made by `inference_weights`. Such a
+    module contracts the minor axis of both operands, with float32 accumulation."""
+
+    def _inference_kernel(self, trained_shape: tuple[int, ...]) -> jax.Array | None:
+        """The kernel in its inference form, or None when the parameters are the trained ones
+        (`trained_shape`, param_dtype) or are being created."""
+        if self.is_initializing() or not self.has_variable("params", "kernel"):
+            return None
+        kernel = self.get_variable("params", "kernel")
+        if jnp.finfo(kernel.dtype).bits >= jnp.finfo(self.param_dtype).bits:
+            return None
+        want = (*trained_shape[:-2], trained_shape[-1], trained_shape[-2])
+        if kernel.shape != want:
+            raise ValueError(f"{type(self).__name__} {'/'.join(self.path)}: a {kernel.dtype} "
+                             f"kernel is the inference form [..., out, in] = {want}, got "
+                             f"{kernel.shape}; make it with models.inference_weights")
+        return kernel
+
+
+class Dense(InferenceForm, nn.Module):
     """y = x @ kernel + bias over the last axis of x, float32 accumulation, output in `dtype`."""
 
     features: int
@@ -44,7 +66,7 @@ class Dense(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         contract = x.ndim - 1
-        kernel = self._inference_kernel(x.shape[-1])
+        kernel = self._inference_kernel((x.shape[-1], self.features))
         if kernel is None:  # the trained form, [in, out]
             kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features),
                                 self.param_dtype).astype(self.dtype)
@@ -58,28 +80,15 @@ class Dense(nn.Module):
             y = y + bias.astype(jnp.float32)
         return y.astype(self.dtype)
 
-    def _inference_kernel(self, fan_in: int) -> jax.Array | None:
-        """The kernel as `inference_weights` leaves it ([out, in], narrower than param_dtype),
-        or None when the parameters are the trained ones (or are being created)."""
-        if self.is_initializing() or not self.has_variable("params", "kernel"):
-            return None
-        kernel = self.get_variable("params", "kernel")
-        if jnp.finfo(kernel.dtype).bits >= jnp.finfo(self.param_dtype).bits:
-            return None
-        if kernel.shape != (self.features, fan_in):
-            raise ValueError(f"Dense {'/'.join(self.path)}: a {kernel.dtype} kernel is the "
-                             f"inference form [out, in] = {(self.features, fan_in)}, got "
-                             f"{kernel.shape}; make it with models.inference_weights")
-        return kernel
 
-
-def _dense_paths(model: nn.Module, params: Any, row: Any) -> frozenset[tuple[str, ...]]:
-    """The params paths of every `Dense` above that `model` calls, found by tracing one call on
-    abstract inputs of one example's spec `row` (a ShapeDtypeStruct, or a dict of them)."""
+def _inference_form_paths(model: nn.Module, params: Any, row: Any) -> frozenset[tuple[str, ...]]:
+    """The params paths of every `InferenceForm` module (such as `Dense` above) that `model`
+    calls, found by tracing one call on abstract inputs of one example's spec `row` (a
+    ShapeDtypeStruct, or a dict of them)."""
     found = set()
 
     def record(next_fun, args, kwargs, context):
-        if isinstance(context.module, Dense) and context.method_name == "__call__":
+        if isinstance(context.module, InferenceForm) and context.method_name == "__call__":
             found.add(tuple(context.module.path))
         return next_fun(*args, **kwargs)
 
@@ -96,21 +105,22 @@ def inference_weights(model: nn.Module, params: Any, row: Any, dtype: Dtype | No
     """The parameters `model` samples with when its weight matrices are in `dtype`.
 
     None or float32: `params` unchanged. A narrower dtype (bfloat16): every floating parameter
-    with >= 2 dimensions (kernels, tables) rounded to it, and each `Dense` kernel of the model
-    transposed to [out, in] (its inference form; found by tracing the model on `row`, one
-    example's spec). For sampling only: the optimiser keeps float32 master weights, and layers
-    other than `Dense` cast their weights back up.
+    with >= 2 dimensions (kernels, tables) rounded to it, and the kernel of each `InferenceForm`
+    module (`Dense`, the transformer's position-wise maps) with its last two axes swapped, [...,
+    out, in] (its inference form; found by tracing the model on `row`, one example's spec). For
+    sampling only: the optimiser keeps float32 master weights, and other layers cast their
+    weights back up.
     """
     if dtype is None or jnp.dtype(dtype) == jnp.float32:
         return params
-    dense = _dense_paths(model, params, row)
+    swapped = _inference_form_paths(model, params, row)
 
     def convert(path, a):
         if not (jnp.issubdtype(a.dtype, jnp.floating) and a.ndim >= 2):
             return a
         a = a.astype(dtype)
         names = tuple(str(getattr(k, "key", k)) for k in path)
-        return jnp.swapaxes(a, -1, -2) if names[-1] == "kernel" and names[:-1] in dense else a
+        return jnp.swapaxes(a, -1, -2) if names[-1] == "kernel" and names[:-1] in swapped else a
 
     return jax.tree_util.tree_map_with_path(convert, params)
 
