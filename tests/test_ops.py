@@ -13,7 +13,7 @@ import pytest
 
 from genodiff_jax.models import build_model, inference_weights, weights_dtype
 from genodiff_jax.models.embeddings import multi_head_attention
-from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.models.ops import LAYER_SETS, LayerSet
 from genodiff_jax.models.ops import dense as dense_module
 from genodiff_jax.models.ops.activation import gelu
 from genodiff_jax.models.ops.attention import attention
@@ -28,6 +28,9 @@ def test_the_sets_and_an_unknown_name():
     assert issubclass(stock.GroupNorm, nn.GroupNorm) and not stock.compiler_options
     x = jnp.linspace(-3.0, 3.0, 7)
     np.testing.assert_array_equal(stock.gelu(x), nn.gelu(x, approximate=False))
+    fork = LayerSet(GroupNorm=stock.GroupNorm, Dense=nn.Dense, Dropout=nn.Dropout,
+                    attention=stock.attention)  # a set written before `gelu` existed
+    np.testing.assert_array_equal(fork.gelu(x), nn.gelu(x, approximate=False))
     model = build_model("mlp_unet", num_classes=2, widths=(16,), bottleneck=8, num_groups=4,
                         ops="nope")
     with pytest.raises(ValueError, match="unknown layer set 'nope'"):

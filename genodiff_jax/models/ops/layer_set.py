@@ -9,6 +9,7 @@ between sets; values may differ by rounding, and dropout masks by construction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,7 +31,7 @@ class LayerSet:
     Dropout: `flax.linen.Dropout(rate, deterministic=)`, drawing from the "dropout" RNG stream.
     attention: `jax.nn.dot_product_attention`'s `(q, k, v, implementation=None)` on
         [B, L, heads, H].
-    gelu: the exact (erf) GELU, `x -> 0.5 x (1 + erf(x / sqrt 2))`.
+    gelu: the exact (erf) GELU, `x -> 0.5 x (1 + erf(x / sqrt 2))`; flax's by default.
     compiler_options: model name -> backend -> XLA options for that model's inference programs.
     """
 
@@ -38,7 +39,7 @@ class LayerSet:
     Dense: type[nn.Module]
     Dropout: type[nn.Module]
     attention: Callable[..., jax.Array]
-    gelu: Callable[[jax.Array], jax.Array]
+    gelu: Callable[[jax.Array], jax.Array] = functools.partial(nn.gelu, approximate=False)
     compiler_options: Mapping[str, Mapping[str, Mapping[str, str]]] = dataclasses.field(
         default_factory=dict
     )
