@@ -325,6 +325,12 @@ def test_independent_sites_keeps_af_loses_ld():
     af = popgen.af_correlation(train, indep, train_labels, labels)
     assert af["overall"]["r"] > 0.99 and af["overall"]["mae"] < 0.03
     assert all(v["r"] > 0.98 for v in af["per_population"].values())
+    assert af["per_population_mean_r"] == pytest.approx(
+        np.mean([v["r"] for v in af["per_population"].values()]))
+    # The same people under each other's labels keep the overall AF and lose the per-class one.
+    swapped = popgen.af_correlation(train, indep, train_labels, (labels + 1) % (labels.max() + 1))
+    assert swapped["overall"]["r"] == af["overall"]["r"]
+    assert swapped["per_population_mean_r"] < af["per_population_mean_r"] - 0.05
     # Within one population, independent sites leave only sampling noise in r^2.
     pop0 = train_labels == 0
     ld_real = popgen.ld_correlation(train[pop0], test[pop0], window=10)

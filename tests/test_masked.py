@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from genodiff_jax import cli
-from genodiff_jax.data.views import cut_windows, plan_windows
+from genodiff_jax.data.views import cut_windows, plan_windows, smoothed_frequencies
 from genodiff_jax.diffusion import MASKING_SCHEDULES, MaskedProcess
 from genodiff_jax.diffusion.masked import MASKED_SAMPLERS
 from genodiff_jax.sampling.tokens import UNKNOWN, window_start_state
@@ -132,9 +132,15 @@ def test_windows_cover_the_region_and_stitch_by_inpainting():
     assert small.length == 112 and small.real == 100 and small.mask().sum() == 100
     tokens = np.random.default_rng(0).integers(0, 2, (3, 2, 1000)).astype(np.int8)
     context = {"pos": np.arange(1000, dtype=np.float32) * 10,
-               "af": np.linspace(0, 1, 1000, dtype=np.float32)}
-    rows = cut_windows(tokens, context, plan)
+               "af": np.linspace(0, 1, 1000, dtype=np.float32),
+               "class_af": smoothed_frequencies(tokens, np.array([0, 1, 1]), 2)}
+    rows = cut_windows(tokens, context, plan, np.array([0, 1, 1]))
     assert rows["tokens"].shape == (3 * len(starts), 2, 256) and rows["af"].shape == (15, 256)
+    # Each row carries its own class's smoothed frequencies and the pooled ones.
+    np.testing.assert_array_equal(rows["class_af"][len(starts) + 1],
+                                  context["class_af"][1, starts[1]:starts[1] + 256])
+    np.testing.assert_array_equal(rows["pooled_af"][1],
+                                  context["class_af"][2, starts[1]:starts[1] + 256])
     np.testing.assert_array_equal(rows["pos"][1], context["pos"][starts[1]:starts[1] + 256])
     np.testing.assert_array_equal(rows["tokens"][1], tokens[0, :, starts[1]:starts[1] + 256])
     # A later window starts from the previous windows' tokens in its overlap, MASK elsewhere.
@@ -307,3 +313,102 @@ def test_a_killed_masked_run_resumes_to_the_same_metrics(masked_run, tmp_path):
     resumed = train(config, masked_run / "data", tmp_path / "split", progress=False)
     for k in ("step", "loss", "grad_norm", "val_bits"):
         assert resumed[k] == whole[k], k
+
+
+# -- the population prior, exact draws, step spacing (issue 25) ------------------------------------
+
+def _prior_setup(tokens_kind: str):
+    """A snp_unet with the population prior, untrained, and a batch of people of 3 classes with
+    their smoothed class frequencies (from a separate 'training' set)."""
+    from genodiff_jax.data.views import row_context
+    from genodiff_jax.models import MODELS, build_model
+
+    rng = np.random.default_rng(0)
+    L, C = 32, 3
+    V = 2 if tokens_kind == "haplotypes" else 3
+    freq = rng.uniform(0.02, 0.98, (C, L))
+    def people(n, labels):
+        alleles = rng.random((n, 2, L)) < freq[labels][:, None]
+        return alleles.astype(np.int8) if V == 2 else alleles.sum(axis=1).astype(np.int8)
+    train_labels = np.arange(60) % C
+    table = smoothed_frequencies(people(60, train_labels), train_labels, C)
+    labels = np.arange(12) % C
+    tokens = people(12, labels)
+    window = {"pos": np.arange(L, dtype=np.float32) * 100, "af": table[-1], "class_af": table}
+    x0 = {"tokens": jnp.asarray(tokens if V == 2 else tokens[:, None], jnp.int32),
+          **{k: jnp.asarray(v) for k, v in row_context(window, labels).items()}}
+    model = build_model("snp_unet", num_classes=C, vocab_size=V, population_prior=True,
+                        **MODELS["snp_unet"].TEST_SIZES)
+    params = model.init(jax.random.key(0), x0, jnp.ones(12), jnp.asarray(labels))
+    return model, params, x0, labels, table
+
+
+def _independent_sites_nats(tokens, q):
+    """Mean -log p(token) per token under independent sites of frequency q (per row)."""
+    tokens = np.asarray(tokens, np.float64)
+    q = np.asarray(q, np.float64)[:, None]
+    if tokens.shape[1] == 2:  # haplotype alleles: Bernoulli(q)
+        return float(-np.mean(tokens * np.log(q) + (1 - tokens) * np.log1p(-q)))
+    d = tokens  # dosages: Hardy-Weinberg
+    hwe = np.stack([(1 - q) ** 2, 2 * q * (1 - q), q ** 2], axis=-1)
+    return float(-np.mean(np.log(np.take_along_axis(hwe, d[..., None].astype(int), -1))))
+
+
+@pytest.mark.parametrize("tokens_kind", ["haplotypes", "genotypes"])
+def test_an_untrained_prior_model_is_exactly_per_population_independent_sites(tokens_kind):
+    model, params, x0, labels, table = _prior_setup(tokens_kind)
+    assert not np.any(np.asarray(params["params"]["out"]["kernel"]))  # the output starts at zero
+    p = MaskedProcess(tokens=tokens_kind)
+    B = len(labels)
+    for y, q in ((labels, x0["class_af"]), (np.full(B, 3), x0["pooled_af"])):  # 3 = null label
+        net = lambda x, t, y=y: model.apply(params, x, t, jnp.asarray(y))  # noqa: E731
+        want = _independent_sites_nats(x0["tokens"], q)
+        # t = 1 masks everything with ELBO weight 1: the loss is the baseline's cross-entropy.
+        ones = jnp.ones(B)
+        assert float(p.loss(net, x0, ones, jnp.zeros(x0["tokens"].shape), None)) == \
+            pytest.approx(want, rel=1e-5)
+        # At any t it is so in expectation (the linear schedule's weight x masked share = 1).
+        keys = jax.random.split(jax.random.key(1), 200)
+        loss = jax.jit(lambda u, net=net: p.loss(net, x0, jnp.full((B,), 0.3), u, None))
+        got = np.mean([float(loss(jax.random.uniform(k, x0["tokens"].shape))) for k in keys])
+        assert got == pytest.approx(want, rel=0.03)
+    # The class prior is worth something: the pooled one is worse on these class-structured people.
+    assert _independent_sites_nats(x0["tokens"], x0["class_af"]) < \
+        _independent_sites_nats(x0["tokens"], x0["pooled_af"])
+
+
+def test_smoothed_frequencies_are_never_zero_or_one_and_count_by_class():
+    tokens = np.zeros((4, 2, 3), np.int8)
+    tokens[0, :, 0] = 1  # person 0 (class 0) carries ALT twice at SNP 0
+    table = smoothed_frequencies(tokens, np.array([0, 0, 1, 1]), 3)
+    assert table.shape == (4, 3) and np.all((table > 0) & (table < 1))
+    np.testing.assert_allclose(table[0, 0], 2.5 / 5)  # (2 + 1/2) / (4 alleles + 1)
+    np.testing.assert_allclose(table[1, 0], 0.5 / 5)
+    np.testing.assert_allclose(table[2], 0.5)  # no person of class 2
+    np.testing.assert_allclose(table[3, 0], 2.5 / 9)  # everyone
+
+
+def test_a_rare_value_is_drawn_at_its_probability():
+    from genodiff_jax.diffusion.masked import draw
+
+    n, prob = 4_000_000, 1e-4
+    logits = jnp.broadcast_to(jnp.log(jnp.asarray([1 - prob, prob], jnp.float32)), (n, 2))
+    count = int(jnp.sum(draw(jax.random.key(3), logits)))
+    sd = math.sqrt(n * prob * (1 - prob))
+    assert abs(count - n * prob) < 4 * sd, (count, n * prob)
+
+
+def test_step_spacings_end_where_the_grid_does_and_cosine_starts_slowly():
+    from genodiff_jax.diffusion.masked import SPACINGS
+
+    u = jnp.linspace(1.0, 0.0, 9)
+    for name in SPACINGS:
+        t = np.asarray(SPACINGS[name](u))
+        assert t[0] == pytest.approx(1.0) and t[-1] == pytest.approx(0.0)
+        assert np.all(np.diff(t) < 0)
+    cosine = np.asarray(SPACINGS["cosine"](u))
+    assert 1 - cosine[1] < 1 - float(u[1])  # a shorter first step than the even grid's
+    p = MaskedProcess()
+    assert p.sampler_options("ancestral", {"spacing": "cosine"}) == {"spacing": "cosine"}
+    with pytest.raises(ValueError, match="cosine"):
+        p.sampler_options("ancestral", {"spacing": "log"})

@@ -8,7 +8,8 @@ H x L). The timers and the batch search see only the Example; a new family regis
 and the shape flags it takes.
 
 - `features` (Gaussian family): float32 [G, K] from --genes/--components, every slot real.
-- `tokens` (masked family): {"tokens": int8 [H, L], "pos", "af": float32 [L]}, L from --window
+- `tokens` (masked family): {"tokens": int8 [H, L], "pos", "af", "class_af", "pooled_af": float32
+  [L]}, L from --window
   (default: the config's diffusion.window) rounded up to the model's length multiple, H from
   diffusion.tokens; sampling starts all MASK with the pos/af context (the `start` of `generate`).
 """
@@ -75,10 +76,13 @@ def feature_example(spec, model: nn.Module, s) -> Example:
 
 
 def _context(L: int) -> dict[str, np.ndarray]:
-    """Random SNP context [L]: positions from 0 in base pairs, allele frequencies."""
+    """Random SNP context [L]: positions from 0 in base pairs, allele frequencies (raw, and the
+    smoothed class and pooled ones of `data.views.row_context`)."""
     rng = np.random.default_rng(L)
     pos = np.concatenate([[0], np.cumsum(rng.integers(1, 2 * BP_PER_SNP, L - 1))])
-    return {"pos": pos.astype(np.float32), "af": rng.uniform(0.0, 0.5, L).astype(np.float32)}
+    af = rng.uniform(0.0, 0.5, L).astype(np.float32)
+    smoothed = np.clip(af, 1e-3, 1 - 1e-3)
+    return {"pos": pos.astype(np.float32), "af": af, "class_af": smoothed, "pooled_af": smoothed}
 
 
 def token_example(spec, model: nn.Module, s) -> Example:

@@ -2,9 +2,11 @@
 `representation` in `VIEWS`.
 
 - `features`: the gene-PCA features [n, G, K] and their mask (the Gaussian family).
-- `tokens`: windows of genotype tokens, {"tokens": int8 [rows, H, L], "pos", "af": float32
-  [rows, L]} (H = 2 haplotypes or 1 dosage row; pos = base pairs from the region's first SNP, af =
-  the SNP's training allele frequency). A region of
+- `tokens`: windows of genotype tokens, {"tokens": int8 [rows, H, L], "pos", "af", "class_af",
+  "pooled_af": float32 [rows, L]} (H = 2 haplotypes or 1 dosage row; pos = base pairs from the
+  region's first SNP, af = the SNP's training allele frequency; class_af / pooled_af = the
+  smoothed training frequency in the row's class / in everyone, never 0 or 1, what the
+  population prior of `snp_unet` reads). A region of
   S <= window SNPs is one window, padded to the model's length multiple (the mask marks the real
   SNPs); a longer one is cut into windows of `window` SNPs overlapping by `overlap`, the last one
   ending at the last SNP, each (person, window) a training row with the person's label.
@@ -94,44 +96,84 @@ def token_positions(data) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def smoothed_frequencies(tokens: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """ALT allele frequencies float32 [num_classes + 1, S]: row c over the people of class c, the
+    last row over everyone (the null label's). Krichevsky-Trofimov estimates, (k + 1/2) / (n + 1)
+    for k ALT alleles among n, so no frequency is 0 or 1 and a rare allele keeps a finite log
+    probability; a class without people gets 1/2."""
+    tokens = np.asarray(tokens)
+    labels = np.asarray(labels)
+    per_person = tokens.reshape(len(tokens), -1, tokens.shape[-1]).sum(axis=1, dtype=np.int64)
+    alleles = 2  # two haplotype rows, or one dosage in {0, 1, 2}
+    counts = np.zeros((num_classes + 1, tokens.shape[-1]), np.int64)
+    np.add.at(counts, labels, per_person)
+    counts[num_classes] = per_person.sum(axis=0)
+    people = np.bincount(labels, minlength=num_classes + 1)
+    people[num_classes] = len(labels)
+    return ((counts + 0.5) / (alleles * people[:, None] + 1.0)).astype(np.float32)
+
+
 def snp_context(data) -> dict[str, np.ndarray]:
-    """What the network sees of each SNP besides its tokens, float32 [S]: "pos" (`token_positions`)
-    and "af" (its allele frequency in the training split)."""
+    """What the network sees of each SNP besides its tokens: "pos" (`token_positions`) and "af"
+    (its allele frequency in the training split), float32 [S], and "class_af", the smoothed
+    frequencies float32 [C + 1, S] of `smoothed_frequencies` (each row takes its class's)."""
     train = np.asarray(data.tokens("train"))
     scale = 1.0 if train.ndim == 3 else 2.0  # haplotype alleles, or dosages
     af = train.mean(axis=tuple(range(train.ndim - 1)), dtype=np.float64) / scale
-    return {"pos": token_positions(data), "af": af.astype(np.float32)}
+    return {"pos": token_positions(data), "af": af.astype(np.float32),
+            "class_af": smoothed_frequencies(train, data.train.labels, data.num_classes)}
 
 
 def window_context(context: dict[str, np.ndarray], plan: WindowPlan,
                    start: int) -> dict[str, np.ndarray]:
-    """One window's slice of the SNP context [L]: padding continues the positions past the
-    region's end (at the window's median spacing) and has frequency 0."""
+    """One window's slice of the SNP context [..., L]: padding continues the positions past the
+    region's end (at the window's median spacing), has frequency 0 and smoothed frequency 1/2."""
     real, L = plan.real, plan.length
     pos = context["pos"][start:start + real]
     step = float(np.median(np.diff(pos))) if real > 1 else 1.0
     pad = L - real
-    return {"pos": np.concatenate([pos, pos[-1] + step * np.arange(1, pad + 1)]).astype(np.float32),
-            "af": np.concatenate([context["af"][start:start + real], np.zeros(pad)]).astype(
-                np.float32)}
+    out = {"pos": np.concatenate([pos, pos[-1] + step * np.arange(1, pad + 1)]).astype(
+        np.float32)}
+    for name, fill in (("af", 0.0), ("class_af", 0.5)):
+        if name in context:
+            values = context[name][..., start:start + real]
+            filler = np.full(values.shape[:-1] + (pad,), fill)
+            out[name] = np.concatenate([values, filler], axis=-1).astype(np.float32)
+    return out
 
 
-def cut_windows(tokens: np.ndarray, context: dict[str, np.ndarray], plan: WindowPlan) -> dict:
-    """Every (person, window) as a row: tokens int8 [n W, H, L] (padding holds token 0) and the
-    windows' SNP context float32 [n W, L]."""
+def row_context(window: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, np.ndarray]:
+    """A window's context for rows of class `labels` [n]: float32 [n, L] each; "class_af" is the
+    row's class's smoothed frequency and "pooled_af" everyone's (the table's last row)."""
+    n = len(labels)
+    rows = {name: np.broadcast_to(window[name], (n, window[name].shape[-1]))
+            for name in ("pos", "af")}
+    if "class_af" in window:
+        table = window["class_af"]
+        rows["class_af"] = table[np.asarray(labels)]
+        rows["pooled_af"] = np.broadcast_to(table[-1], rows["class_af"].shape)
+    return rows
+
+
+def cut_windows(tokens: np.ndarray, context: dict[str, np.ndarray], plan: WindowPlan,
+                labels: np.ndarray) -> dict:
+    """Every (person, window) as a row, window-major within a person: tokens int8 [n W, H, L]
+    (padding holds token 0) and the windows' context for the person's class (`row_context`)
+    float32 [n W, L]."""
     tokens = np.asarray(tokens, np.int8)
     if tokens.ndim == 2:
         tokens = tokens[:, None]
     n, H, _ = tokens.shape
     W, L, real = len(plan.starts), plan.length, plan.real
     out = np.zeros((n, W, H, L), np.int8)
-    windows = [window_context(context, plan, int(start)) for start in plan.starts]
     for w, start in enumerate(plan.starts):
         out[:, w, :, :real] = tokens[:, :, start:start + real]
     rows = {"tokens": out.reshape(n * W, H, L)}
-    for name in windows[0]:
-        stacked = np.stack([c[name] for c in windows])  # [W, L]
-        rows[name] = np.broadcast_to(stacked[None], (n, W, L)).reshape(n * W, L).copy()
+    per_window = [row_context(window_context(context, plan, int(start)), labels)
+                  for start in plan.starts]
+    for name in per_window[0]:
+        stacked = np.stack([c[name] for c in per_window], axis=1)  # [n, W, L]
+        rows[name] = np.ascontiguousarray(stacked.reshape(n * W, L))
     return rows
 
 
@@ -152,8 +194,8 @@ def token_view(data, process, model) -> TrainingView:
     plan = token_plan(data, process, model)
     context = snp_context(data)
     windows = len(plan.starts)
-    train = cut_windows(data.tokens("train"), context, plan)
-    test = cut_windows(data.tokens("test"), context, plan)
+    train = cut_windows(data.tokens("train"), context, plan, data.train.labels)
+    test = cut_windows(data.tokens("test"), context, plan, data.test.labels)
     row = {name: jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for name, a in train.items()}
     return TrainingView(train, np.repeat(data.train.labels, windows), test,
                         np.repeat(data.test.labels, windows), plan.mask(), row)

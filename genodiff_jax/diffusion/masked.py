@@ -13,7 +13,10 @@ checkpoint-selection metric. The network is conditioned on t itself.
 Sampling: `MASKED_SAMPLERS` (`ancestral`: reveal each masked token on the step t -> s with
 probability (alpha_s - alpha_t) / (1 - alpha_t), its value drawn from the model's distribution at
 `temperature`). Tokens that are not MASK at the start never change: clamping known tokens is how
-windows are stitched and how missing genotypes are imputed.
+windows are stitched and how missing genotypes are imputed. Every sampler takes the option
+`spacing` (`SPACINGS`: where the K steps fall in t; `cosine` reveals few tokens first, while
+nothing is known, and more later). Values are drawn by Gumbel-max with the high-precision Gumbel
+tail (`draw`), so an allele of probability 1e-6 is drawn as often as it should be.
 """
 
 from __future__ import annotations
@@ -57,6 +60,32 @@ def polynomial_alpha(t: jax.Array, exponent: float = 2.0) -> jax.Array:
 
 # -- samplers --------------------------------------------------------------------------------------
 
+# spacing(u) -> t: where the sampler's K steps fall, u even on [0, 1]; spacing(0) = 0, (1) = 1.
+SPACINGS: Registry[Callable[[jax.Array], jax.Array]] = Registry("sampling spacing")
+register_spacing = SPACINGS.register
+
+
+@register_spacing("uniform")
+def uniform_spacing(u: jax.Array) -> jax.Array:
+    """Steps even in t (for the linear schedule: as many tokens revealed at every step)."""
+    return u
+
+
+@register_spacing("cosine")
+def cosine_spacing(u: jax.Array) -> jax.Array:
+    """t = sin(pi/2 u): short steps near t = 1, so the first tokens (drawn knowing nothing of their
+    neighbours) are few, and longer ones as context builds up (MaskGIT's cosine mask ratio)."""
+    return jnp.sin(0.5 * math.pi * u)
+
+
+def draw(key: jax.Array, logits: jax.Array) -> jax.Array:
+    """One value per row of `logits` [..., V]: Gumbel-max with the high-precision Gumbel draw
+    (`mode="high"`), whose tail resolves probabilities far below float32's 2^-23 uniform
+    spacing."""
+    gumbel = jax.random.gumbel(key, logits.shape, jnp.float32, mode="high")
+    return jnp.argmax(logits + gumbel, axis=-1)
+
+
 MASKED_SAMPLERS: Registry[Callable] = Registry("sampler")
 register_masked_sampler = MASKED_SAMPLERS.register
 _COMMON = ("alpha", "mask_id", "valid")
@@ -80,11 +109,11 @@ def _step_keys(keys_B: jax.Array, j: jax.Array) -> tuple[jax.Array, jax.Array]:
 @register_masked_sampler("ancestral")
 def ancestral(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha: AlphaFn,
               mask_id: int, valid: jax.Array | None = None, temperature: float = 1.0,
-              min_p: float = 0.0) -> jax.Array:
+              min_p: float = 0.0, spacing: str = "uniform") -> jax.Array:
     """Ancestral unmasking over the grid 1 = t_K > ... > t_0 = 0 (one model call a step); returns
     the tokens. Positions outside `valid` are left as they start. A revealed token is drawn from
     the model's distribution at `temperature`, with values below probability `min_p` dropped
-    (0: the exact sampler)."""
+    (0: the exact sampler); `spacing` names the step spacing (`SPACINGS`)."""
 
     def step(x, xs):
         j, t, s = xs
@@ -95,18 +124,17 @@ def ancestral(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha:
         p_reveal = jnp.where(s <= 0, 1.0, (a_s - a_t) / jnp.maximum(1.0 - a_t, 1e-12))
         reveal_keys, draw_keys = _step_keys(keys_B, j)
         u = jax.vmap(lambda k: jax.random.uniform(k, tokens.shape[1:]))(reveal_keys)
-        draw = jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(
-            draw_keys, _truncated(logits / temperature, min_p))
+        drawn = jax.vmap(draw)(draw_keys, _truncated(logits / temperature, min_p))
         reveal = (tokens == mask_id) & (u < p_reveal)
         if valid is not None:
             reveal = reveal & valid
-        return {**x, "tokens": jnp.where(reveal, draw, tokens).astype(tokens.dtype)}, None
+        return {**x, "tokens": jnp.where(reveal, drawn, tokens).astype(tokens.dtype)}, None
 
-    return _scan(step, grid, x_T)
+    return _scan(step, grid, x_T, spacing)
 
 
-def _scan(step, grid: jax.Array, x_T: dict) -> jax.Array:
-    ts = jnp.asarray(grid, jnp.float32)
+def _scan(step, grid: jax.Array, x_T: dict, spacing: str) -> jax.Array:
+    ts = SPACINGS[spacing](jnp.asarray(grid, jnp.float32))
     j = jnp.arange(ts.shape[0] - 1, dtype=jnp.int32)
     x_0, _ = jax.lax.scan(step, x_T, (j, ts[:-1], ts[1:]))
     return x_0["tokens"]
@@ -115,7 +143,7 @@ def _scan(step, grid: jax.Array, x_T: dict) -> jax.Array:
 @register_masked_sampler("confidence")
 def confidence(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha: AlphaFn,
                mask_id: int, valid: jax.Array | None = None, temperature: float = 1.0,
-               noise: float = 1.0) -> jax.Array:
+               noise: float = 1.0, spacing: str = "uniform") -> jax.Array:
     """Confidence-ordered unmasking (MaskGIT): each step draws every masked token and reveals as
     many as the ancestral sampler would in expectation, the ones whose drawn value the model is
     surest of (log-probability plus `noise` x Gumbel noise); uncertain, correlated tokens wait for
@@ -130,8 +158,8 @@ def confidence(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha
         a_t, a_s = alpha(t), alpha(s)
         p_reveal = jnp.where(s <= 0, 1.0, (a_s - a_t) / jnp.maximum(1.0 - a_t, 1e-12))
         rank_keys, draw_keys = _step_keys(keys_B, j)
-        draw = jax.vmap(lambda k, lp: jax.random.categorical(k, lp))(draw_keys, logp)
-        picked = jnp.take_along_axis(logp, draw[..., None], axis=-1)[..., 0]
+        drawn = jax.vmap(draw)(draw_keys, logp)
+        picked = jnp.take_along_axis(logp, drawn[..., None], axis=-1)[..., 0]
         gumbel = jax.vmap(lambda k: jax.random.gumbel(k, tokens.shape[1:]))(rank_keys)
         masked = tokens == mask_id
         if valid is not None:
@@ -142,9 +170,9 @@ def confidence(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha
         order = jnp.argsort(-score, axis=1)
         rank = jnp.argsort(order, axis=1).reshape(tokens.shape)
         reveal = masked & (rank < k.reshape((B,) + (1,) * (tokens.ndim - 1)))
-        return {**x, "tokens": jnp.where(reveal, draw, tokens).astype(tokens.dtype)}, None
+        return {**x, "tokens": jnp.where(reveal, drawn, tokens).astype(tokens.dtype)}, None
 
-    return _scan(step, grid, x_T)
+    return _scan(step, grid, x_T, spacing)
 
 
 # -- the process -----------------------------------------------------------------------------------
@@ -277,6 +305,8 @@ class MaskedProcess:
         check_sampler_options(self.samplers, sampler, options, _COMMON)
         if "temperature" in options and not float(options["temperature"]) > 0:
             raise ValueError(f"temperature must be > 0, got {options['temperature']}")
+        if "spacing" in options:
+            SPACINGS[options["spacing"]]  # an unknown name lists the registered ones
         return options
 
     def sample(self, sampler: str, net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *,

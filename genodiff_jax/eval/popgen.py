@@ -71,14 +71,18 @@ def af_correlation(
     real_labels: np.ndarray | None = None,
     synthetic_labels: np.ndarray | None = None,
 ) -> dict:
-    """AF agreement. {"overall": {"r", "r2", "mae"}, "per_population": {pop: {"r", "r2", "mae"}}}
-    (per population only for labels present in both sets; empty without labels)."""
+    """AF agreement. {"overall": {"r", "r2", "mae"}, "per_population": {pop: {"r", "r2", "mae"}},
+    "per_population_mean_r"} (per population only for labels present in both sets; empty, and the
+    mean NaN, without labels). The mean over classes of r is the label's fidelity: a cohort whose
+    classes drift towards one another keeps the overall r and loses this one."""
     out = {"overall": _agreement(allele_frequencies(real), allele_frequencies(synthetic)),
            "per_population": {}}
     if real_labels is not None and synthetic_labels is not None:
         af_r = allele_frequencies_by_population(real, real_labels)
         af_s = allele_frequencies_by_population(synthetic, synthetic_labels)
         out["per_population"] = {c: _agreement(af_r[c], af_s[c]) for c in af_r if c in af_s}
+    rs = [v["r"] for v in out["per_population"].values() if np.isfinite(v["r"])]
+    out["per_population_mean_r"] = float(np.mean(rs)) if rs else float("nan")
     return out
 
 

@@ -16,6 +16,14 @@ modelled jointly: they share the person's ancestry (admixed people carry it on b
 independent draws would lose. The output head is per SNP: the U-Net's patch state, unpacked to each
 SNP, next to that SNP's own vector (a skip), so the logits of a SNP see its frequency and neighbours
 directly.
+
+With `population_prior` the logits are the network's output plus the log probabilities of each
+token under the person's population: haplotype alleles Bernoulli(q), dosages Hardy-Weinberg
+((1 - q)^2, 2q(1 - q), q^2), q the smoothed training frequency of the person's class at that SNP
+(x["class_af"]), or of everyone for the null label (x["pooled_af"]: unconditional training and
+guidance). The output layer starts at zero, so an untrained network is exactly per-population
+independent sites, and the network learns only what the population does not already say (LD,
+admixture); the label reaches every SNP without going through FiLM.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class SNPUNet(Layered):
     num_groups: int = 16
     dropout: float = 0.1
     attention_impl: str | None = None
+    population_prior: bool = False  # logits += log p(token | the person's population)
 
     def length_multiple(self) -> int:
         """Windows must hold a multiple of this many SNPs."""
@@ -120,5 +129,26 @@ class SNPUNet(Layered):
         per_snp = nn.Dense(P * self.snp_width, name="unpatch", **kw)(h).reshape(B, L, -1)
         h = nn.silu(nn.Dense(self.snp_width, name="snp_out_hidden", **kw)(
             jnp.concatenate([per_snp, snp], axis=-1)))
-        logits = nn.Dense(H * V, name="out", **kw)(h)  # [B, L, H V]
-        return logits.reshape(B, L, H, V).transpose(0, 2, 1, 3).astype(jnp.float32)
+        out_init = (nn.initializers.zeros if self.population_prior
+                    else nn.initializers.lecun_normal())
+        logits = nn.Dense(H * V, kernel_init=out_init, name="out", **kw)(h)  # [B, L, H V]
+        logits = logits.reshape(B, L, H, V).transpose(0, 2, 1, 3).astype(jnp.float32)
+        if self.population_prior:
+            logits = logits + population_log_prior(x, y_B, self.num_classes, V)[:, None]
+        return logits
+
+
+def population_log_prior(x: dict, y_B: jax.Array, num_classes: int, vocab_size: int
+                         ) -> jax.Array:
+    """log p(token) per SNP under the row's population, float32 [B, L, V]: Bernoulli(q) for
+    haplotype alleles (V = 2), Hardy-Weinberg for dosages (V = 3); q is x["class_af"], or
+    x["pooled_af"] for the null label `num_classes`."""
+    if "class_af" not in x or "pooled_af" not in x:
+        raise ValueError("snp_unet: population_prior needs the per-row SNP context 'class_af' and "
+                         "'pooled_af' (data.views.row_context)")
+    null = (jnp.asarray(y_B) == num_classes)[:, None]
+    q = jnp.where(null, x["pooled_af"], x["class_af"]).astype(jnp.float32)
+    log_q, log_1mq = jnp.log(q), jnp.log1p(-q)
+    if vocab_size == 2:
+        return jnp.stack([log_1mq, log_q], axis=-1)
+    return jnp.stack([2 * log_1mq, math.log(2.0) + log_q + log_1mq, 2 * log_q], axis=-1)

@@ -18,7 +18,7 @@ import numpy as np
 
 from genodiff_jax.atomic import atomic_dir
 from genodiff_jax.data import io, tables, writers
-from genodiff_jax.data.views import WindowPlan, snp_context, window_context
+from genodiff_jax.data.views import WindowPlan, row_context, snp_context, window_context
 from genodiff_jax.sampling.calling import (
     SYNTHETIC_KIND,
     SYNTHETIC_PANEL,
@@ -58,14 +58,13 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan, *, sa
     S, N = plan.num_snps, len(labels_N)
     context = snp_context(data)
     out = np.zeros((N, H, S), np.int8)
-    row = {"tokens": jax.ShapeDtypeStruct((H, plan.length), np.int8)}
-    row.update({name: jax.ShapeDtypeStruct((plan.length,), np.float32) for name in context})
     done_until = 0
     for w, start in enumerate(plan.starts):
         start = int(start)
         tokens = window_start_state(out, known, plan, start, done_until, process.mask_id)
-        window = {name: np.broadcast_to(values, (N, plan.length))
-                  for name, values in window_context(context, plan, start).items()}
+        window = row_context(window_context(context, plan, start), labels_N)
+        row = {"tokens": jax.ShapeDtypeStruct((H, plan.length), np.int8),
+               **{name: jax.ShapeDtypeStruct((plan.length,), np.float32) for name in window}}
         x0 = generate(trained.model.apply, trained.params, process=process, sampler=sampler,
                       steps=steps, labels_N=labels_N, shape=row, mask=plan.mask(),
                       start={"tokens": tokens, **window}, guidance=guidance,

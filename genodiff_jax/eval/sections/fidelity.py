@@ -1,5 +1,6 @@
 """Section `fidelity`: population-genetics fidelity of every generator's calls against the real
-training split (allele frequencies overall and per class, LD, PCA overlap, Fst, ...; see
+training split (allele frequencies overall and per class, the summary's "AF r per class" the mean
+over classes of each class's r against its own real class, LD, PCA overlap, Fst, ...; see
 `eval/popgen.py`). report["fidelity"] = {generator: popgen.fidelity(...)}."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def compute(ctx: EvalContext) -> dict:
 
 COLUMNS = [
     ("AF r", lambda result, gen: result[gen]["af"]["overall"]["r"]),
+    ("AF r per class", lambda result, gen: result[gen]["af"]["per_population_mean_r"]),
     ("LD r", lambda result, gen: result[gen]["ld"]["r"]),
     ("Fst", lambda result, gen: result[gen]["fst"]["overall"]),
 ]
