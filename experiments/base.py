@@ -18,10 +18,20 @@ Keys
   length in steps, else train.num_epochs (rows drawn / training rows, rounded up to whole steps);
   train.grad_accum_steps: steps per optimiser update (optax.MultiSteps); train.p_uncond: label
   dropout for classifier-free guidance; train.ema_decay.
+- When a run ends: at its step cap (the length above; it also sets the learning-rate schedule),
+  or earlier at whichever comes first of: train.early_stopping.patience > 0 evaluations in a row
+  that did not lower the best validation selection metric by at least
+  train.early_stopping.min_delta (in that metric's units); train.max_minutes > 0 minutes of
+  training, summed over the calls that resumed the run (checked at log and eval points). 0 turns
+  either off (the default here). metrics.jsonl's last record, run.json and `genodiff train` say
+  why the run stopped (`stop_reason`: converged, time_cap or step_cap); a stopped run started again
+  trains no further. These keys (unlike the rest of `train`) may change when a run resumes:
+  raising them lets a stopped run go on (genodiff_jax/train/stopping.py).
 - optim: Adam, lr with linear warm-up (warmup_steps, in optimiser updates) then cosine decay to
   end_lr_factor * lr; clip_grad_norm <= 0 means no clipping (the reference does not clip).
 - eval.every_steps, eval.batch_size, eval.use_ema: validation loss and reconstruction error on the
-  test split; the best checkpoint is the lowest reconstruction error.
+  test split; the best checkpoint is the lowest reconstruction error (the selection metric; the
+  masked family's: val_bits), which early stopping watches too.
 - checkpoint.every_steps / keep (latest steps kept) / async_save; log.every_steps, log.tensorboard.
 - mesh.num_devices: devices on the ("data",) axis, 0 for all.
 - sampling: what `genodiff sample` uses unless told otherwise: sampler, steps (0: all), guidance
@@ -84,6 +94,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.grad_accum_steps = 1
     c.train.p_uncond = 0.1
     c.train.ema_decay = 0.999
+    c.train.early_stopping = ml_collections.ConfigDict()
+    c.train.early_stopping.patience = 0
+    c.train.early_stopping.min_delta = 0.0
+    c.train.max_minutes = 0.0
 
     c.optim = ml_collections.ConfigDict()
     c.optim.learning_rate = 2e-4

@@ -9,8 +9,14 @@ polynomial) and schedule_kwargs (e.g. {"exponent": 2.0}), tokens ("haplotypes": 
 haplotypes, generated jointly; "genotypes": dosages), window / overlap (SNPs an example holds; a
 longer region is cut into overlapping windows and generated window by window, each inpainting its
 overlap), num_steps (sampling steps K by default), t_min. model: `snp_unet`, a U-Net over patches
-of SNPs. sampling: ancestral unmasking, options temperature. The checkpoint kept is the lowest
-validation ELBO (`val_bits`, bits per token). `:smoke` shrinks everything for CI.
+of SNPs; model.kwargs.population_prior (default True) adds the log probabilities of the person's
+population at each SNP to the logits (False: the plain network). sampling: ancestral unmasking,
+options temperature, min_p, spacing ("uniform" or "cosine"). The checkpoint kept is the lowest
+validation ELBO (`val_bits`, bits per token). Training ends when val_bits has not improved by
+train.early_stopping.min_delta for train.early_stopping.patience evaluations, at the time cap
+train.max_minutes or at the step cap train.num_epochs, whichever comes first (experiments/base.py);
+metrics.jsonl and `genodiff train` say which. `:smoke` shrinks everything for CI (20 steps, 2
+evaluations: early stopping is on but cannot end it).
 """
 
 from __future__ import annotations
@@ -25,18 +31,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.name = "snp_unet"
     c.model.kwargs = ml_collections.ConfigDict(dict(
         patch=16, snp_width=24, distance_dim=16, channels=(96, 128, 192), num_res_blocks=1,
-        num_heads=4, head_channels=32, num_groups=16, dropout=0.1))
+        num_heads=4, head_channels=32, num_groups=16, dropout=0.1, population_prior=True))
     c.diffusion = ml_collections.ConfigDict(dict(
         process="masked", schedule="linear", schedule_kwargs=ml_collections.ConfigDict(),
         tokens="haplotypes", window=8192, overlap=512, num_steps=32, t_min=1e-4))
     c.train.batch_size = 16
-    c.train.num_epochs = 40.0
+    c.train.num_epochs = 40.0  # the step cap (and the length of the lr schedule)
+    # Until val_bits stops improving: 5 evaluations (1250 steps) without a gain of 1e-4 bits per
+    # token end the run, and so do 4 hours of training, whichever comes first.
+    c.train.early_stopping.patience = 5
+    c.train.early_stopping.min_delta = 1e-4
+    c.train.max_minutes = 240.0
     c.train.ema_decay = 0.999
     c.optim.learning_rate = 1e-3
     c.optim.warmup_steps = 200
     c.optim.clip_grad_norm = 1.0
     c.eval.batch_size = 16
-    c.eval.every_steps = 500
+    c.eval.every_steps = 250  # often enough for the patience to mean something
     c.checkpoint.every_steps = 500
     c.log.every_steps = 50
     c.sampling = ml_collections.ConfigDict(dict(
@@ -45,7 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "smoke":
         c.model.kwargs = ml_collections.ConfigDict(dict(
             patch=2, snp_width=8, distance_dim=8, channels=(16, 32), num_res_blocks=1,
-            num_heads=2, head_channels=8, num_groups=4, dropout=0.1))
+            num_heads=2, head_channels=8, num_groups=4, dropout=0.1, population_prior=True))
         c.diffusion.window = 256
         c.diffusion.overlap = 32
         c.diffusion.num_steps = 8

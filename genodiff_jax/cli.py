@@ -134,7 +134,15 @@ def _train(args: argparse.Namespace) -> None:
     from genodiff_jax.train.loop import run_training
 
     result = run_training(args.data, args.workdir, args.config, progress=not args.quiet)
+    _print_stop(result)
     print(json.dumps(result))
+
+
+def _print_stop(trained: dict) -> None:
+    """One line: why training stopped (converged, time cap, step cap), or had stopped before."""
+    stop = trained.get("stop")
+    if isinstance(stop, dict) and stop.get("message"):
+        print(stop["message"])
 
 
 # -- sample --------------------------------------------------------------------------------------
@@ -383,6 +391,7 @@ def _run(args: argparse.Namespace) -> None:
                               label=args.label, overwrite=overwrite, progress=progress)
     print(format_summary(summary))
     trained = run_training(out / "data", out / "train", args.config, progress=progress)
+    _print_stop(trained)
     print(f"trained: step {trained.get('step')}, loss {trained.get('loss')}, "
           f"val_recon {trained.get('val_recon')}")
     sampled = sample_cohort(out / "train", out / "synthetic", summary["n_samples"],
@@ -395,6 +404,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.masked_config.lower() != "none":
         trained = run_training(out / "data", out / "train_masked", args.masked_config,
                                progress=progress)
+        _print_stop(trained)
         print(f"trained the masked family: step {trained.get('step')}, "
               f"val_bits {trained.get('val_bits')}")
         sampled = sample_cohort(out / "train_masked", out / "synthetic_masked",

@@ -127,6 +127,8 @@ def test_unknown_keys_in_sections_and_process_fields(tmp_path, start, body, key)
     ("demo", "c.train.num_steps = 0\nc.train.num_epochs = 0.0\n", "train.num_epochs"),
     ("demo", "c.eval.every_steps = 0\n", "eval.every_steps"),
     ("demo", "c.train.p_uncond = 1.5\n", "train.p_uncond"),
+    ("masked", "c.train.early_stopping.patience = -2\n", "train.early_stopping.patience"),
+    ("demo", "c.train.max_minutes = -1.0\n", "train.max_minutes"),
     # Sections built anew, where ml_collections has no type to keep:
     ("masked", "c.sampling = {'sampler': 'ancestral', 'steps': '5'}\n", "sampling.steps"),
     ("masked", "c.diffusion = {'process': 'masked', 'window': 256.5}\n", "diffusion.window"),

@@ -272,6 +272,122 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path):
     assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(trained.params))
 
 
+# -- when a run ends: early stopping, time cap, step cap -------------------------------------------
+
+def stopping_config(patience: int = 2, min_delta: float = 1e6, **train_overrides):
+    """The tiny run, 40 steps evaluated every 2; a min_delta no evaluation can meet makes the first
+    evaluation (step 2) the best, so the run converges at step 2 * (patience + 1)."""
+    c = tiny_config(num_steps=40, **train_overrides)
+    c.train.early_stopping.patience = patience
+    c.train.early_stopping.min_delta = min_delta
+    c.eval.every_steps = 2
+    c.checkpoint.every_steps = 4
+    return c
+
+
+def _stop(record: dict) -> dict:
+    """A stop's details, less the wall time (which no two runs share)."""
+    return {k: v for k, v in record["stop"].items() if k != "train_minutes"}
+
+
+def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp_path: Path):
+    result = train(stopping_config(patience=2), tiny_dataset(), tmp_path, progress=False)
+    assert result["stop_reason"] == "converged" and result["stopped_at_step"] == 6
+    stop = result["stop"]
+    assert (stop["best_step"], stop["evals_since_best"], stop["patience"]) == (2, 2, 2)
+    assert stop["message"] == (f"stopped at step 6: val_recon did not improve by 1e+06 for 2 "
+                               f"evaluations (best {stop['best']:.4g} at step 2)")
+
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert [r.get("stop_reason") for r in records] == [None, None, "converged"]
+    assert records[-1]["stop"] == stop and "val_recon" in records[-1]
+    assert all(r["train_time_s"] > 0 for r in records)
+    assert json.loads((tmp_path / "run.json").read_text())["stop"] == stop
+    with CheckpointStore(tmp_path / "checkpoints", keep=2) as store:
+        assert store.latest_step() == 6  # a checkpoint at the stop, off the every-4 schedule
+
+
+def test_a_killed_early_stopped_run_stops_where_the_uninterrupted_one_does(tmp_path: Path):
+    """Killed at step 5 (between evaluations, one of the two it needs past the best seen), with a
+    record it logged past its checkpoint; resumed, it stops at step 8 for convergence, as in one
+    go, and logs the same metrics. Started again, it trains no further."""
+    ds, config = tiny_dataset(), stopping_config(patience=3)
+    whole = train(config, ds, tmp_path / "whole", progress=False)
+    assert (whole["stop_reason"], whole["stopped_at_step"]) == ("converged", 8)
+
+    first = train(config, ds, tmp_path / "split", stop_at_step=5, progress=False)
+    assert (first["stop_reason"], first["stopped_at_step"]) == (None, 5)
+    # What a kill after step 5's checkpoint can leave: a later record (here an evaluation that
+    # would count as an improvement), which the resumed run must drop, not count.
+    with (tmp_path / "split" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 6, "loss": 1.0, "val_loss": 0.0, "val_recon": -1e9}) + "\n")
+    second = train(config, ds, tmp_path / "split", progress=False)
+    assert (second["stop_reason"], second["stopped_at_step"]) == ("converged", 8)
+    assert _stop(second) == _stop(whole)
+
+    rec_whole = read_metrics(tmp_path / "whole" / "metrics.jsonl")
+    rec_split = read_metrics(tmp_path / "split" / "metrics.jsonl")
+    assert [r["step"] for r in rec_whole] == [2, 4, 6, 8]
+    assert [r["step"] for r in rec_split] == [2, 4, 5, 6, 8]  # and a record at the pause
+    assert [r.get("stop_reason") for r in rec_split] == [None] * 4 + ["converged"]
+    evals = lambda records: [{k: r[k] for k in ("step", "lr", "val_loss", "val_recon")}  # noqa: E731
+                             for r in records if "val_recon" in r]
+    assert evals(rec_split) == evals(rec_whole)  # the loss is a mean since the last record
+    assert "val_recon" not in rec_split[2]  # the pause at step 5 did not evaluate
+
+    # A converged run started again: no step trained, nothing logged, the stop reported.
+    before = (tmp_path / "split" / "metrics.jsonl").read_text()
+    again = train(config, ds, tmp_path / "split", progress=False)
+    assert (again["stop_reason"], again["stopped_at_step"]) == ("converged", 8)
+    assert again["stop"]["message"].startswith("already stopped at step 8: val_recon did not")
+    assert (tmp_path / "split" / "metrics.jsonl").read_text() == before
+    with CheckpointStore(tmp_path / "split" / "checkpoints", keep=2) as store:
+        assert store.latest_step() == 8
+
+
+def test_the_time_cap_stops_a_run_and_raising_it_lets_the_run_go_on(tmp_path: Path):
+    ds = tiny_dataset()
+    capped = train(tiny_config(max_minutes=1e-6), ds, tmp_path, progress=False)
+    assert (capped["stop_reason"], capped["stopped_at_step"]) == ("time_cap", 2)
+    assert "val_recon" in capped  # a stop evaluates, off the every-4 schedule
+    assert capped["stop"]["message"].startswith("stopped at step 2 of 8: reached the time cap")
+    # The cap bounds the run, not one call: started again, it has already stopped.
+    again = train(tiny_config(max_minutes=1e-6), ds, tmp_path, progress=False)
+    assert again["stop_reason"] == "time_cap" and again["stopped_at_step"] == 2
+    assert again["stop"]["message"].startswith("already stopped at step 2")
+    # The stopping keys may change on resumption (no other train key may): without a cap it runs
+    # to its step cap.
+    done = train(tiny_config(), ds, tmp_path, progress=False)
+    assert (done["stop_reason"], done["stopped_at_step"]) == ("step_cap", 8)
+    assert done["stop"]["message"] == "stopped at step 8: reached the step cap (8 steps)"
+    assert json.loads((tmp_path / "run.json").read_text())["stop"]["reason"] == "step_cap"
+
+
+def test_train_prints_why_training_stopped(monkeypatch, capsys):
+    from genodiff_jax import cli
+    from genodiff_jax.train import loop
+
+    message = "stopped at step 6: val_bits did not improve by 0.001 for 2 evaluations (best 0.4 " \
+              "at step 2)"
+    result = {"step": 6, "stop_reason": "converged", "stop": {"message": message}}
+    monkeypatch.setattr(loop, "run_training", lambda *args, **kwargs: result)
+    assert cli.main(["train", "--data", "d", "--workdir", "w", "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == message and json.loads(out[-1]) == result
+
+
+@pytest.mark.parametrize("key,value", [("train.early_stopping.patience", -1),
+                                       ("train.early_stopping.min_delta", -0.5),
+                                       ("train.max_minutes", -1.0)])
+def test_negative_stopping_keys_are_refused(key: str, value):
+    from genodiff_jax.train import apply_overrides
+
+    with pytest.raises(InputError) as e:
+        apply_overrides(load_config("experiments/demo.py:smoke"), {key: value})
+    assert e.value.problem == f"after config overrides: {key} must be >= 0, got {value}"
+
+
 # -- configs ---------------------------------------------------------------------------------------
 
 CONFIGS = ["base.py", "demo.py", "demo.py:smoke", "paper_1kg.py", "paper_1kg.py:smoke",

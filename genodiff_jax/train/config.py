@@ -1,9 +1,10 @@
 """Configs -> typed objects: the one place a run is built from an `ml_collections` config.
 
 `load_config("experiments/NAME.py[:ARG]")` reads a config file; `model_from_config`,
-`process_from_config`, `optimizer_config` and `recipe_from_config` turn its sections into the
-model, the diffusion process, the optimiser and the step recipe; `program_from_config` chains them
-into a `TrainProgram`. Library code below this takes those typed values, never the config.
+`process_from_config`, `optimizer_config`, `recipe_from_config` and `stop_rule_from_config` turn
+its sections into the model, the diffusion process, the optimiser, the step recipe and when the run
+ends; `program_from_config` chains them into a `TrainProgram`. Library code below this takes those
+typed values, never the config.
 
 Every config loaded (and every override) is checked against the schema of experiments/base.py: a
 key the base does not have is an error naming it, except in `diffusion`, whose keys are `process`
@@ -37,6 +38,7 @@ from genodiff_jax.models.ops import LAYER_SETS
 from genodiff_jax.train.program import TrainProgram, build_program
 from genodiff_jax.train.state import OptimizerConfig, RowSpec
 from genodiff_jax.train.step import StepRecipe
+from genodiff_jax.train.stopping import StopRule
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 DEFAULT_CONFIG = "experiments/demo.py"
@@ -150,6 +152,8 @@ LIMITS = (
     ("train.batch_size", 1, None), ("train.grad_accum_steps", 1, None),
     ("train.num_steps", 0, None), ("train.num_epochs", 0, None),
     ("train.p_uncond", 0, 1), ("train.ema_decay", 0, 1),
+    ("train.early_stopping.patience", 0, None), ("train.early_stopping.min_delta", 0, None),
+    ("train.max_minutes", 0, None),
     ("optim.warmup_steps", 0, None),
     ("eval.batch_size", 1, None), ("eval.every_steps", 1, None),
     ("checkpoint.every_steps", 1, None), ("checkpoint.keep", 1, None),
@@ -276,8 +280,12 @@ def _check_keys(node: ml_collections.ConfigDict, schema: dict, prefix: str,
 
 def _check_values(config: ml_collections.ConfigDict) -> str | None:
     def get(dotted: str) -> Any:
-        section, key = dotted.split(".")
-        return config[section].get(key) if section in config else None
+        node: Any = config
+        for name in dotted.split("."):
+            if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+                return None
+            node = node[name]
+        return node
 
     for dotted, least, most in LIMITS:
         value = get(dotted)
@@ -340,6 +348,16 @@ def num_train_steps(batch_size: int, num_steps: int, num_epochs: float, num_trai
     if num_epochs <= 0:
         raise InputError(None, "set train.num_steps > 0 or train.num_epochs > 0")
     return max(1, math.ceil(num_epochs * num_train / batch_size))
+
+
+def stop_rule_from_config(config: ml_collections.ConfigDict, metric: str) -> StopRule:
+    """When the run ends besides its step cap: `train.early_stopping` on the selection `metric`
+    and `train.max_minutes` (configs from before these keys: never)."""
+    t = config.train
+    es = t.get("early_stopping") or {}
+    return StopRule(metric=metric, patience=int(es.get("patience", 0)),
+                    min_delta=float(es.get("min_delta", 0.0)),
+                    max_minutes=float(t.get("max_minutes", 0.0)))
 
 
 def model_from_config(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:

@@ -4,8 +4,9 @@
 The run is built from the config (`train.config`) and trained on the process's view of the dataset
 (`data.views`: gene-PCA features or genotype-token windows); only these two functions read the
 ConfigDict. A second call with the same work dir resumes from `checkpoints/latest/`; since each
-step's randomness is fold_in(key, step), the resumed run retraces the uninterrupted one. The work
-dir layout is in `train.trained`.
+step's randomness is fold_in(key, step), the resumed run retraces the uninterrupted one, and it
+stops where that one does (`train.stopping`: early stopping is rebuilt from metrics.jsonl). The
+work dir layout is in `train.trained`.
 """
 
 from __future__ import annotations
@@ -44,9 +45,26 @@ from genodiff_jax.train.config import (
     optimizer_config,
     process_from_config,
     recipe_from_config,
+    stop_rule_from_config,
 )
-from genodiff_jax.train.metrics import METRICS_FILE, MetricsWriter, read_metrics, truncate_after
+from genodiff_jax.train.metrics import (
+    METRICS_FILE,
+    MetricsWriter,
+    annotate,
+    json_value,
+    read_metrics,
+    truncate_after,
+)
 from genodiff_jax.train.program import build_program
+from genodiff_jax.train.stopping import (
+    STOP_REASONS,
+    TIME_CAP,
+    TIME_KEY,
+    replay,
+    stop_message,
+    stop_reason,
+    stop_record,
+)
 from genodiff_jax.train.trained import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -56,8 +74,10 @@ from genodiff_jax.train.trained import (
 )
 
 # Config sections that define the run; the others (eval, checkpoint, log, mesh, distributed,
-# sampling) may change between a run and its resumption.
+# sampling) may change between a run and its resumption, and so may the keys that only say when it
+# ends (raising them lets a stopped run go on).
 RUN_DEFINING = ("seed", "model", "diffusion", "train", "optim")
+STOPPING_KEYS = ("train.early_stopping", "train.max_minutes")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -121,7 +141,8 @@ def _check_same_run(config_file: Path, config: ml_collections.ConfigDict) -> Non
     old = _flatten(json.loads(config_file.read_text()))
     new = _flatten(json.loads(json.dumps(config.to_dict())))
     differ = sorted(k for k in old.keys() | new.keys()
-                    if k.split(".")[0] in RUN_DEFINING and old.get(k) != new.get(k))
+                    if k.split(".")[0] in RUN_DEFINING and old.get(k) != new.get(k)
+                    and not any(k == s or k.startswith(f"{s}.") for s in STOPPING_KEYS))
     if differ:
         raise InputError(config_file, f"this work dir holds a checkpoint of another run (config "
                          f"differs in {', '.join(differ)}); use a new --workdir or the same config")
@@ -148,11 +169,59 @@ def _check_workdir(workdir: Path, ds: PreparedDataset) -> None:
 
 
 def _result(record: dict, total: int, step: int, workdir: Path, store: CheckpointStore) -> dict:
-    result = dict(record)
+    result = {"stop_reason": None, **record}  # None: paused by stop_at_step, not stopped
     result.update({"num_train_steps": total, "stopped_at_step": step, "workdir": str(workdir)})
     best = store.best_value()
     if best is not None:
         result.update({"best_step": best[0], f"best_{store.best_metric}": best[1]})
+    return result
+
+
+def _agree(reason: str | None) -> str | None:
+    """Process 0's stop decision on every process: their clocks differ (and so may the
+    metrics.jsonl they read back), and a process that stops alone hangs the others."""
+    if jax.process_count() == 1:
+        return reason
+    from jax.experimental import multihost_utils
+
+    codes = (None, *STOP_REASONS)
+    return codes[int(multihost_utils.broadcast_one_to_all(np.int32(codes.index(reason))))]
+
+
+def _recorded_stop(workdir: Path) -> dict:
+    """run.json's `stop` ({} when the run has not stopped), which a new call keeps until it
+    trains on."""
+    path = workdir / RUN_FILE
+    run = json.loads(path.read_text()) if path.is_file() else {}
+    return {"stop": run["stop"]} if isinstance(run, dict) and "stop" in run else {}
+
+
+def _note_stop(workdir: Path, stop: dict | None) -> None:
+    """run.json says how the run ended (`stop`; None: it has not, or it goes on)."""
+    run = json.loads((workdir / RUN_FILE).read_text())
+    if stop is None:
+        run.pop("stop", None)
+    else:
+        run["stop"] = json_value(stop)
+    _write_json(workdir / RUN_FILE, run)
+
+
+def _report_stopped(workdir: Path, start: int, total: int, store: CheckpointStore,
+                    stop: dict | None, main: bool) -> dict:
+    """A call with nothing left to train: what the run logged at `start`, and why it had stopped
+    (`stop`; None: paused by stop_at_step). A stop its last record lacks (a run from before these
+    records, or stopping keys changed since) is written there."""
+    path = workdir / METRICS_FILE
+    if stop is not None and main:
+        records = [r for r in read_metrics(path) if r.get("step") == start]
+        if not records or records[-1].get("stop") != json_value(stop):
+            annotate(path, start, {"stop_reason": stop["reason"], "stop": stop})
+        _note_stop(workdir, stop)
+    records = [r for r in read_metrics(path) if r.get("step") == start]
+    result = _result(records[-1] if records else {"step": start}, total, start, workdir, store)
+    if stop is not None:
+        result["stop_reason"] = stop["reason"]
+        result["stop"] = {**json_value(stop), "message": stop_message(stop, already=True)}
     return result
 
 
@@ -167,10 +236,17 @@ def train(
     """Train (or resume) the run of `config` on a prepared dataset in `workdir`;
     return final metrics.
 
-    `stop_at_step` ends this call early (after a checkpoint) without changing the run's length or
-    its learning-rate schedule: calling again with the same work dir continues it. Raises
-    `NonFiniteLossError` on a NaN/inf loss, gradient or parameter, keeping the last good checkpoint.
+    The run ends at its step cap, or earlier when early stopping finds it converged or it reaches
+    its time cap (config `train.early_stopping`, `train.max_minutes`; `train.stopping`); the
+    result then says why (`stop_reason`: converged, time_cap or step_cap; `stop`: the details and
+    a one-line `message`), as do the last record of metrics.jsonl and run.json. A run that has
+    stopped trains no further when called again: the result reports the stop (its message begins
+    "already stopped"). `stop_at_step` ends this call early (after a checkpoint; `stop_reason`
+    None) without changing the run's length or its learning-rate schedule: calling again with the
+    same work dir continues it. Raises `NonFiniteLossError` on a NaN/inf loss, gradient or
+    parameter, keeping the last good checkpoint.
     """
+    t_call = time.perf_counter()  # the time cap counts this call's time from here
     workdir = Path(workdir).absolute()
     ds = data if isinstance(data, PreparedDataset) else load_prepared(data)
     if len(ds.test) == 0:
@@ -196,6 +272,7 @@ def train(
                             recipe_from_config(config), row=view.row, mask=view.mask,
                             num_classes=ds.num_classes, mesh=mesh)
     metric = program.process.selection_metric
+    rule = stop_rule_from_config(config, metric)
 
     init_key, train_key, eval_key = jax.random.split(jax.random.key(int(config.seed)), 3)
     train_key, eval_key = put_replicated((train_key, eval_key), mesh)
@@ -219,7 +296,7 @@ def train(
             "num_classes": ds.num_classes, "class_names": list(ds.class_names),
             "num_train": len(ds.train), "num_test": len(ds.test), "num_train_steps": total,
             "num_devices": mesh.size, "num_processes": jax.process_count(),
-            "jax_version": jax.__version__})
+            "jax_version": jax.__version__, **_recorded_stop(workdir)})
 
     writer = None
     pbar = None
@@ -232,11 +309,15 @@ def train(
         if main:
             truncate_after(workdir / METRICS_FILE, start)
         writer = MetricsWriter(workdir, enabled=main, tensorboard=bool(config.log.tensorboard))
-
-        if start >= end:  # nothing left to do: report what the run already logged
-            records = [r for r in read_metrics(workdir / METRICS_FILE) if r.get("step") == start]
-            return _result(records[-1] if records else {"step": start}, total, start, workdir,
-                           store)
+        # Early stopping and the time cap go on from what the run logged up to its checkpoint.
+        convergence, seconds_before = replay(read_metrics(workdir / METRICS_FILE), rule, start)
+        reason = _agree(stop_reason(rule, convergence, start, total, seconds_before))
+        if reason is not None or start >= end:  # nothing left to do: report what was logged
+            stop = (None if reason is None else
+                    stop_record(reason, rule, convergence, start, total, seconds_before))
+            return _report_stopped(workdir, start, total, store, stop, main)
+        if main and _recorded_stop(workdir):
+            _note_stop(workdir, None)  # it stopped before, and stopping keys changed since
 
         train_data = put_data(view.train_x, view.train_labels, mesh)
         test_data = put_data(view.test_x, view.test_labels, mesh)
@@ -272,7 +353,8 @@ def train(
         record: dict = {"step": start}
         pending = None
         step = start
-        while step < end:
+        reason = None
+        while step < end and reason is None:
             # Dispatch this step before reading the last one's metrics, so the device never idles on
             # the host; the read also blocks every step, which old CPU multi-device runtimes need.
             with jax.transfer_guard("disallow"):
@@ -281,7 +363,9 @@ def train(
             if pending is not None:
                 window.add(read(*pending))
             pending = (step, metrics)
-            do_eval = step % eval_every == 0 or step == end
+            # Not at a stop_at_step pause: every evaluation counts for early stopping, and a
+            # resumed run must see the ones of the uninterrupted run.
+            do_eval = step % eval_every == 0 or step == total
             do_ckpt = step % ckpt_every == 0 or step == end
             if not (do_eval or do_ckpt or step % log_every == 0):
                 pbar.update(1)
@@ -292,9 +376,16 @@ def train(
             scalars["epoch"] = step * batch_size / len(view.train_labels)
             if compile_time is not None:
                 scalars["compile_time_s"], compile_time = compile_time, None
+            # The time cap is checked where the run logs; a stop there evaluates and checkpoints.
+            seconds = seconds_before + time.perf_counter() - t_call
+            time_up = _agree(TIME_CAP if step < total and rule.over_time(seconds) else None)
+            do_eval = do_eval or time_up is not None
             if do_eval:
                 val = jax.device_get(evaluate(getattr(state, params_field), test_data, eval_key))
                 scalars.update({k: float(v) for k, v in val.items()})
+                convergence.update(step, scalars[metric], rule.min_delta)
+            reason = _agree(stop_reason(rule, convergence, step, total, seconds))
+            do_ckpt = do_ckpt or reason is not None
             if do_ckpt:
                 # A finite loss at this step does not rule out an update that overflowed.
                 if not bool(all_finite(state.params)):
@@ -302,12 +393,18 @@ def train(
                 store.save(state)
             if do_eval and np.isfinite(scalars[metric]):
                 store.save_best(state, scalars[metric])
+            scalars[TIME_KEY] = seconds  # what the decision saw: a resumption goes on from it
+            if reason is not None:
+                scalars["stop_reason"] = reason
+                scalars["stop"] = stop_record(reason, rule, convergence, step, total, seconds)
             record = writer.write(step, scalars)
             pbar.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
             pbar.update(1)
             window = _Window()  # restarted after eval and checkpoint: they are not step time
 
         store.wait_until_finished()
+        if main and "stop" in record:
+            _note_stop(workdir, record["stop"])
         return _result(record, total, step, workdir, store)
     finally:
         if pbar is not None:

@@ -19,10 +19,13 @@ METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def _json_value(v):
-    """Plain Python numbers; NaN/inf as strings, since JSON has no literal for them."""
+def json_value(v):
+    """Plain Python numbers; NaN/inf as strings, since JSON has no literal for them; mappings
+    (a stop's details) field by field."""
     if isinstance(v, bool | int | str) or v is None:
         return v
+    if isinstance(v, Mapping):
+        return {str(k): json_value(x) for k, x in v.items()}
     v = float(v)
     return v if math.isfinite(v) else str(v)
 
@@ -52,6 +55,20 @@ def truncate_after(path: str | os.PathLike, step: int) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
+def annotate(path: str | os.PathLike, step: int, fields: Mapping) -> None:
+    """Add `fields` to the last record of `step` (a record of its own when there is none)."""
+    path = Path(path)
+    records = read_metrics(path)
+    at = [i for i, r in enumerate(records) if r.get("step") == step]
+    fields = {k: json_value(v) for k, v in fields.items()}
+    if at:
+        records[at[-1]].update(fields)
+    else:
+        records.append({"step": int(step), **fields})
+    with atomic_file(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
 class MetricsWriter:
     """Append scalars to workdir/metrics.jsonl and to TensorBoard (workdir/tensorboard/)."""
 
@@ -73,7 +90,7 @@ class MetricsWriter:
 
     def write(self, step: int, scalars: Mapping[str, float]) -> dict:
         """Log one record {"step": step, **scalars}; return it as written."""
-        record = {"step": int(step), **{k: _json_value(v) for k, v in scalars.items()}}
+        record = {"step": int(step), **{k: json_value(v) for k, v in scalars.items()}}
         if not self.enabled:
             return record
         with self.path.open("a") as f:
