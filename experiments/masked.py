@@ -14,7 +14,7 @@ population at each SNP to the logits (False: the plain network). sampling: ances
 options temperature, min_p, spacing ("uniform" or "cosine"). The checkpoint kept is the lowest
 validation ELBO (`val_bits`, bits per token). Training ends when val_bits has not improved by
 train.early_stopping.min_delta for train.early_stopping.patience evaluations, at the time cap
-train.max_minutes or at the step cap train.num_epochs, whichever comes first (experiments/base.py);
+train.max_minutes or at the step cap train.num_steps, whichever comes first (experiments/base.py);
 metrics.jsonl and `genodiff train` say which. `:smoke` shrinks everything for CI (20 steps, 2
 evaluations: early stopping is on but cannot end it).
 """
@@ -36,7 +36,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         process="masked", schedule="linear", schedule_kwargs=ml_collections.ConfigDict(),
         tokens="haplotypes", window=8192, overlap=512, num_steps=32, t_min=1e-4))
     c.train.batch_size = 16
-    c.train.num_epochs = 40.0  # the step cap (and the length of the lr schedule)
+    # The step cap (and the length of the lr schedule) in steps, not epochs: a step costs the same
+    # tokens whatever the cohort's size, and 40 epochs of a 360-person cohort (900 steps) are far
+    # from convergence. Early stopping ends a run that has converged (or overfits) sooner.
+    c.train.num_epochs = 0.0
+    c.train.num_steps = 6000
     # Until val_bits stops improving: 5 evaluations (1250 steps) without a gain of 1e-4 bits per
     # token end the run, and so do 4 hours of training, whichever comes first.
     c.train.early_stopping.patience = 5

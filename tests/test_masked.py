@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from genodiff_jax import cli
-from genodiff_jax.data.views import cut_windows, plan_windows, smoothed_frequencies
+from genodiff_jax.data.views import (
+    cut_windows,
+    independent_sites_bits,
+    plan_windows,
+    smoothed_frequencies,
+)
 from genodiff_jax.diffusion import MASKING_SCHEDULES, MaskedProcess
 from genodiff_jax.diffusion.masked import MASKED_SAMPLERS
 from genodiff_jax.sampling.tokens import UNKNOWN, window_start_state
@@ -343,26 +348,18 @@ def _prior_setup(tokens_kind: str):
     return model, params, x0, labels, table
 
 
-def _independent_sites_nats(tokens, q):
-    """Mean -log p(token) per token under independent sites of frequency q (per row)."""
-    tokens = np.asarray(tokens, np.float64)
-    q = np.asarray(q, np.float64)[:, None]
-    if tokens.shape[1] == 2:  # haplotype alleles: Bernoulli(q)
-        return float(-np.mean(tokens * np.log(q) + (1 - tokens) * np.log1p(-q)))
-    d = tokens  # dosages: Hardy-Weinberg
-    hwe = np.stack([(1 - q) ** 2, 2 * q * (1 - q), q ** 2], axis=-1)
-    return float(-np.mean(np.log(np.take_along_axis(hwe, d[..., None].astype(int), -1))))
-
-
 @pytest.mark.parametrize("tokens_kind", ["haplotypes", "genotypes"])
 def test_an_untrained_prior_model_is_exactly_per_population_independent_sites(tokens_kind):
     model, params, x0, labels, table = _prior_setup(tokens_kind)
     assert not np.any(np.asarray(params["params"]["out"]["kernel"]))  # the output starts at zero
     p = MaskedProcess(tokens=tokens_kind)
     B = len(labels)
-    for y, q in ((labels, x0["class_af"]), (np.full(B, 3), x0["pooled_af"])):  # 3 = null label
+    tokens = np.asarray(x0["tokens"])
+    tokens = tokens if tokens_kind == "haplotypes" else tokens[:, 0]
+    nats = {}
+    for y in (labels, np.full(B, 3)):  # the classes, and the null label 3: pooled frequencies
         net = lambda x, t, y=y: model.apply(params, x, t, jnp.asarray(y))  # noqa: E731
-        want = _independent_sites_nats(x0["tokens"], q)
+        want = nats[y[0] == 3] = independent_sites_bits(tokens, y, table) * math.log(2)
         # t = 1 masks everything with ELBO weight 1: the loss is the baseline's cross-entropy.
         ones = jnp.ones(B)
         assert float(p.loss(net, x0, ones, jnp.zeros(x0["tokens"].shape), None)) == \
@@ -373,8 +370,7 @@ def test_an_untrained_prior_model_is_exactly_per_population_independent_sites(to
         got = np.mean([float(loss(jax.random.uniform(k, x0["tokens"].shape))) for k in keys])
         assert got == pytest.approx(want, rel=0.03)
     # The class prior is worth something: the pooled one is worse on these class-structured people.
-    assert _independent_sites_nats(x0["tokens"], x0["class_af"]) < \
-        _independent_sites_nats(x0["tokens"], x0["pooled_af"])
+    assert nats[False] < nats[True] - 0.05
 
 
 def test_smoothed_frequencies_are_never_zero_or_one_and_count_by_class():
@@ -386,6 +382,13 @@ def test_smoothed_frequencies_are_never_zero_or_one_and_count_by_class():
     np.testing.assert_allclose(table[1, 0], 0.5 / 5)
     np.testing.assert_allclose(table[2], 0.5)  # no person of class 2
     np.testing.assert_allclose(table[3, 0], 2.5 / 9)  # everyone
+    # Bits per token: person 0's ALT alleles at SNP 0 cost -log2(q), the other tokens -log2(1 - q).
+    q = table[0]
+    want = -(2 * np.log2(q[0]) + 2 * np.log2(1 - q[1]) + 2 * np.log2(1 - q[2])) / 6
+    assert independent_sites_bits(tokens[:1], np.array([0]), table) == pytest.approx(want)
+    dosages = tokens.sum(axis=1)[:1]  # Hardy-Weinberg: q^2 for the ALT homozygote, (1 - q)^2 else
+    want = -(2 * np.log2(q[0]) + 2 * np.log2(1 - q[1]) + 2 * np.log2(1 - q[2])) / 3
+    assert independent_sites_bits(dosages, np.array([0]), table) == pytest.approx(want)
 
 
 def test_a_rare_value_is_drawn_at_its_probability():
@@ -412,3 +415,72 @@ def test_step_spacings_end_where_the_grid_does_and_cosine_starts_slowly():
     assert p.sampler_options("ancestral", {"spacing": "cosine"}) == {"spacing": "cosine"}
     with pytest.raises(ValueError, match="cosine"):
         p.sampler_options("ancestral", {"spacing": "log"})
+
+
+def test_impute_matches_by_allele_says_what_it_used_and_refuses_what_it_cannot_use(
+        masked_run, tmp_path, capfd):
+    """Issue 27: swapped REF/ALT is read flipped, another ALT skipped and counted, `./.` is a
+    no-call, a VCF with no site in common is an error; the summary is on stderr and in
+    summary.json. --calling does not apply to a token run."""
+    from conftest import write_text_vcf
+
+    from genodiff_jax.data import io
+    from genodiff_jax.data.loader import load_prepared
+
+    data = load_prepared(masked_run / "data")
+    truth = np.asarray(data.tokens("test"))[:4]  # [4, 2, S]
+    v = data.variants
+    other = {"A": "C", "C": "G", "G": "T", "T": "A"}
+    rows = []
+    for j in range(len(v.pos)):
+        gts = [f"{truth[i, 0, j]}|{truth[i, 1, j]}" for i in range(len(truth))]
+        ref, alt = v.ref[j], v.alt[j]
+        if j % 10 == 1:  # swapped: the alleles are written against the other base
+            ref, alt = alt, ref
+            gts = [f"{1 - truth[i, 0, j]}|{1 - truth[i, 1, j]}" for i in range(len(truth))]
+        elif j % 10 == 2:  # another ALT allele
+            alt = other[alt] if other[alt] != ref else other[other[alt]]
+        elif j % 10 == 3:
+            gts[0] = "./."
+        rows.append((v.chrom[j], int(v.pos[j]), v.id[j], ref, alt, gts))
+    samples = [f"P{i}" for i in range(len(truth))]
+    vcf = write_text_vcf(tmp_path / "mixed.vcf", samples, rows)
+    out = tmp_path / "imputed"
+    work = str(masked_run / "train")
+    assert cli.main(["impute", "--workdir", work, "--vcf", str(vcf), "--out", str(out),
+                     "--steps", "2", "--quiet"]) == 0
+    captured = capfd.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    s = len(v.pos)
+    n_flip, n_other, n_nocall = (len(range(k, s, 10)) for k in (1, 2, 3))
+    assert summary["sites"] == {"matched": s - n_flip - n_other, "flipped": n_flip,
+                                "skipped_other_alleles": n_other, "absent": 0, "masked": 0,
+                                "vcf_sites_not_in_model": 0}
+    assert summary["n_imputed_alleles"] == 2 * (len(truth) * n_other + n_nocall)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert f"{n_flip} flipped (REF/ALT swapped), {n_other} skipped (other alleles)" in \
+        captured.err
+    haps = io.read_vcf(out / "imputed.vcf.gz", haplotypes=True, drop_monomorphic=False,
+                       progress=False).haplotypes()
+    flipped = np.arange(1, s, 10)
+    np.testing.assert_array_equal(haps[:, :, flipped], truth[:, :, flipped])  # not made up
+
+    moved = [(c, p + 1, i, r, a, g) for c, p, i, r, a, g in rows]  # no site in common
+    elsewhere = write_text_vcf(tmp_path / "elsewhere.vcf", samples, moved)
+    (tmp_path / "sites_dir").mkdir()
+    cases = [
+        (["--vcf", str(elsewhere)], "no site in common with the model's"),
+        (["--vcf", str(vcf), "--draws", "100000"], "--draws must be in [1, 1000]"),
+        (["--vcf", str(vcf), "--mask-sites", str(tmp_path / "none.txt")], "file not found"),
+        (["--vcf", str(vcf), "--mask-sites", str(tmp_path / "sites_dir")], "is a directory"),
+    ]
+    for args, message in cases:
+        rc = cli.main(["impute", "--workdir", work, "--out", str(tmp_path / "x"), "--quiet",
+                       *args])
+        err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+        assert rc == 2 and len(err) == 1 and message in err[0], (args, err)
+    rc = cli.main(["sample", "--workdir", work, "--n", "2", "--calling", "round", "--out",
+                   str(tmp_path / "x")])
+    err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and "--calling: this run samples genotype tokens" in err[0]
+    assert not (tmp_path / "x").exists()

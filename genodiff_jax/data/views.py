@@ -34,6 +34,9 @@ class TrainingView:
     test_labels: np.ndarray
     mask: np.ndarray | None
     row: Any  # ShapeDtypeStruct(s) of one example
+    # What simple generators score on the test split, in the selection metric's units, e.g.
+    # {"independent_sites_bits": ...}: the figure a trained run must beat (written to run.json).
+    baselines: dict = dataclasses.field(default_factory=dict)
 
 
 VIEWS: Registry = Registry("dataset view")
@@ -197,5 +200,23 @@ def token_view(data, process, model) -> TrainingView:
     train = cut_windows(data.tokens("train"), context, plan, data.train.labels)
     test = cut_windows(data.tokens("test"), context, plan, data.test.labels)
     row = {name: jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for name, a in train.items()}
+    baseline = independent_sites_bits(data.tokens("test"), data.test.labels, context["class_af"])
     return TrainingView(train, np.repeat(data.train.labels, windows), test,
-                        np.repeat(data.test.labels, windows), plan.mask(), row)
+                        np.repeat(data.test.labels, windows), plan.mask(), row,
+                        {"independent_sites_bits": baseline})
+
+
+def independent_sites_bits(tokens: np.ndarray, labels: np.ndarray, class_af: np.ndarray) -> float:
+    """Bits per token of `tokens` (int8 [n, 2, S] haplotypes or [n, S] dosages) under
+    per-population independent sites with the frequencies `class_af` [C + 1, S] (Bernoulli alleles,
+    Hardy-Weinberg dosages): the validation ELBO of an untrained `snp_unet` with the population
+    prior, the floor a trained model must get under."""
+    tokens = np.asarray(tokens)
+    q = np.asarray(class_af, np.float64)[np.asarray(labels)]  # [n, S]
+    if tokens.ndim == 3:
+        x = tokens.astype(np.float64)
+        nats = -(x * np.log(q[:, None]) + (1 - x) * np.log1p(-q[:, None]))
+    else:
+        probs = np.stack([(1 - q) ** 2, 2 * q * (1 - q), q ** 2], axis=-1)
+        nats = -np.log(np.take_along_axis(probs, tokens[..., None].astype(np.int64), -1)[..., 0])
+    return float(nats.mean() / np.log(2.0))

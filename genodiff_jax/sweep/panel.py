@@ -19,7 +19,10 @@ defined here" (e.g. Frechet distance without features). The metric code itself l
 - `nnaa`: nearest-neighbour adversarial accuracy on genotypes, Hamming distance, equal sizes, ties
   counted half (`nnaa.adversarial_accuracy`); 0.5 is ideal;
 - `two_sample_auc`: the cross-validated classifier two-sample AUC (`twosample.two_sample_auc`);
-  0.5 is ideal.
+  0.5 is ideal;
+- `snp_accuracy`: the held-out accuracy of the SNP-level logistic regression trained on the cohort
+  (`logreg.snp_accuracy`): does the cohort carry its labels? Its ideal is the real training
+  split's accuracy, the sweep's reference row (divide by it for the recovery rate).
 """
 
 from __future__ import annotations
@@ -180,6 +183,19 @@ def two_sample_auc(cohort: Cohort, real: RealPanel) -> dict:
     out = auc(real.test.calls, cohort.calls, folds=s.two_sample_folds, seed=s.seed,
               max_n=s.max_two_sample)
     return {"two_sample_auc": _number(out["auc"]), "two_sample_auc_std": _number(out["auc_std"])}
+
+
+# -- carrying the label ----------------------------------------------------------------------------
+
+@register_measure("snp_accuracy", label="SNP LR accuracy on held-out (trained on the cohort)",
+                  lo=0.0, hi=1.0)
+def snp_accuracy(cohort: Cohort, real: RealPanel) -> dict:
+    from genodiff_jax.eval.logreg import snp_accuracy as accuracy
+
+    if np.unique(real.test.labels).size < 2:
+        return {"snp_accuracy": None}
+    return {"snp_accuracy": accuracy(cohort.calls, cohort.labels, real.test.calls,
+                                     real.test.labels)}
 
 
 # -- the panel -------------------------------------------------------------------------------------

@@ -296,7 +296,8 @@ def train(
             "num_classes": ds.num_classes, "class_names": list(ds.class_names),
             "num_train": len(ds.train), "num_test": len(ds.test), "num_train_steps": total,
             "num_devices": mesh.size, "num_processes": jax.process_count(),
-            "jax_version": jax.__version__, **_recorded_stop(workdir)})
+            "jax_version": jax.__version__, "baselines": view.baselines,
+            **_recorded_stop(workdir)})
 
     writer = None
     pbar = None
