@@ -131,8 +131,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 @command("train", "train a denoiser on a prepared dataset; resumes from --workdir", _train_args)
 def _train(args: argparse.Namespace) -> None:
+    from genodiff_jax.atomic import check_writable_folder
     from genodiff_jax.train.loop import run_training
 
+    check_writable_folder(args.workdir)
     result = run_training(args.data, args.workdir, args.config, progress=not args.quiet)
     _print_stop(result)
     print(json.dumps(result))
@@ -166,10 +168,10 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                    "(Gaussian samplers; default clip_x0=data: the training range)")
     p.add_argument("--labels", default="uniform",
                    help="uniform | train (training frequencies) | case_rate=R | A=10,B=5")
-    p.add_argument("--calling", default=DEFAULT_CALLING, choices=sorted(CALLERS),
-                   help="dosages -> calls: round, frequency (counts matched to the decoded "
-                   "frequency, by rank) or hybrid (frequency where the codec keeps the variant, "
-                   "round elsewhere) (default %(default)s, see the README)")
+    p.add_argument("--calling", default=None, choices=sorted(CALLERS),
+                   help="gene-PCA runs: dosages -> calls: round, frequency (counts matched to the "
+                   "decoded frequency, by rank) or hybrid (frequency where the codec keeps the "
+                   f"variant, round elsewhere) (default {DEFAULT_CALLING}, see the README)")
     p.add_argument("--plink", action="store_true", help="also write synthetic.bed/.bim/.fam")
     p.add_argument("--pgen", action="store_true",
                    help="also write PLINK 2 synthetic.pgen/.pvar/.psam (phased when the cohort is)")
@@ -203,10 +205,13 @@ def parse_options(text: str | None, flag: str = "--sampler-options") -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InputError(None, f"{flag}: expected key=value, got {item!r}")
+        value = value.strip()
         try:
-            options[key.strip()] = ast.literal_eval(value.strip())
+            options[key.strip()] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            options[key.strip()] = value.strip()
+            # nan and inf are numbers (which the sampler then refuses), not names
+            numeric = value.lower().lstrip("+-") in ("nan", "inf", "infinity")
+            options[key.strip()] = float(value) if numeric else value
     return options
 
 
@@ -239,7 +244,8 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
                    help="the people's classes (the run's label column); default: unconditional")
     p.add_argument("--mask-sites", type=Path, default=None,
                    help="a file of chrom:pos sites to hide and impute (e.g. for a benchmark)")
-    p.add_argument("--draws", type=int, default=1, help="fillings averaged into dosages.npz")
+    p.add_argument("--draws", type=int, default=1,
+                   help="fillings averaged into dosages.npz (1 to 1000)")
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
@@ -249,12 +255,13 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
 
 @command("impute", "fill missing genotypes with a masked-diffusion run (inpainting)", _impute_args)
 def _impute(args: argparse.Namespace) -> None:
-    from genodiff_jax.sampling.impute import impute_vcf
+    from genodiff_jax.sampling.impute import format_summary, impute_vcf
 
     summary = impute_vcf(args.workdir, args.vcf, args.out, panel=args.panel,
                          mask_sites=args.mask_sites, draws=args.draws, steps=args.steps,
                          seed=args.seed, batch_size=args.batch_size, overwrite=args.overwrite,
                          progress=not args.quiet)
+    print(f"impute: {format_summary(summary)}", file=sys.stderr)
     print(json.dumps(summary))
 
 
@@ -659,6 +666,13 @@ def _training_errors() -> tuple[type[BaseException], ...]:
     return (loop.NonFiniteLossError,) if loop else ()
 
 
+def _os_error(e: OSError) -> str:
+    """"PATH: problem" for an OSError, in one line."""
+    problem = e.strerror or " ".join(str(e).split()) or type(e).__name__
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    return f"{' -> '.join(map(os.fsdecode, paths))}: {problem}" if paths else problem
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: outputs in progress are removed on the way out."""
 
@@ -688,6 +702,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except _training_errors() as e:
         print(f"genodiff {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # What the checks before any work did not foresee (a folder made read-only meanwhile, a
+        # full disk): one line naming the path; outputs in progress were removed on the way out.
+        print(f"genodiff {args.command}: error: {_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         what = "terminated" if isinstance(e, Terminated) else "interrupted"

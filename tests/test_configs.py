@@ -136,6 +136,15 @@ def test_unknown_keys_in_sections_and_process_fields(tmp_path, start, body, key)
     ("demo", "c.train.num_steps = '3'\n", "num_steps"),  # ml_collections' own type check
     ("demo", "c.model.dtype = 'bfloat61'\n", "model.dtype"),
     ("demo", "c.model.ops = 'fastest'\n", "model.ops"),
+    # issue 27: values that would give a wrong run, not an error
+    ("demo", "c.optim.learning_rate = 0.0\n", "optim.learning_rate must be > 0, got 0.0"),
+    ("masked", "c.optim.learning_rate = -1e-3\n", "optim.learning_rate must be > 0"),
+    ("demo", "c.optim.b2 = 1.0\n", "optim.b2 must be in [0, 1), got 1.0"),
+    ("demo", "c.optim.eps = 0.0\n", "optim.eps must be > 0"),
+    ("demo", "c.train.p_uncond = float('nan')\n", "train.p_uncond must be a finite number"),
+    ("demo", "c.train.max_minutes = float('inf')\n", "train.max_minutes must be a finite"),
+    ("demo", "c.sampling.guidance = 1e9\n", "sampling.guidance must be in [-1, 100], got 1"),
+    ("demo", "c.sampling.options.eta = float('nan')\n", "sampling.options.eta must be a finite"),
 ])
 def test_bad_values_are_errors_naming_the_file_and_the_key(tmp_path, start, body, key):
     assert key in load_error(write_config(tmp_path, body, start))
@@ -148,9 +157,20 @@ def test_unknown_process_or_model_is_an_error_naming_the_file(tmp_path: Path):
         write_config(tmp_path, "c.model.name = 'mlp_cnnn'\n"))
 
 
-def test_a_bug_in_a_config_file_keeps_its_traceback(tmp_path: Path):
-    with pytest.raises(TypeError):
-        load_config(str(write_config(tmp_path, "len(3)\n")))
+@pytest.mark.parametrize("body,where,message", [
+    ("len(3)\n", "get_config raised TypeError at line", "object of type 'int' has no len()"),
+    ("c.seed = (\n", "line", "syntax error"),
+    ("1 / 0\n", "get_config raised ZeroDivisionError at line", "division by zero"),
+])
+def test_a_config_file_that_does_not_run_is_one_line_naming_it(tmp_path: Path, body, where,
+                                                                message):
+    error = load_error(write_config(tmp_path, body))
+    assert "\n" not in error and where in error and message in error, error
+    path = tmp_path / "broken.py"
+    path.write_text("raise RuntimeError('not ready')\n")
+    with pytest.raises(InputError, match=r"broken.py: loading it raised RuntimeError at line 1: "
+                                         "not ready"):
+        load_config(str(path))
 
 
 def test_overrides_are_checked_against_the_schema():

@@ -311,3 +311,51 @@ def test_a_diverging_sampler_is_one_line_and_writes_nothing(trained_run, tmp_pat
     err = one_line(capfd)
     assert rc == 2 and len(err) == 1 and "NaN or inf from sampler step 7 of 10" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+# -- issue 27: nothing lost, nothing silently wrong, round two ------------------------------------
+
+def test_round_two_cases_are_one_line_and_change_nothing(trained_run, synthetic, tmp_path,
+                                                         capfd):
+    """Replacing an earlier output that holds other files or a work dir, --out below a file,
+    options that would give a wrong cohort, a work dir of the other family: one line, exit
+    non-zero, nothing written or deleted."""
+    import shutil
+
+    root, work, data = trained_run, str(trained_run / "train"), str(trained_run / "data")
+    cohort = root / "cohort"
+    earlier = tmp_path / "earlier"
+    shutil.copytree(synthetic, earlier)  # an earlier cohort, with a user's file put inside
+    (earlier / "notes.txt").write_text("a user's notes")
+    holder = tmp_path / "holder"
+    shutil.copytree(synthetic, holder)  # an earlier cohort holding a (copied) work dir
+    shutil.copytree(root / "train" / "checkpoints", holder / "run" / "checkpoints")
+    (tmp_path / "file.txt").write_text("a file")
+    sample = ["sample", "--workdir", work, "--n", "3", "--steps", "2", "--quiet"]
+    out = ["--out", str(tmp_path / "new")]
+    cases = [
+        ([*sample, "--out", str(earlier)], "notes.txt: was not written by genodiff"),
+        ([*sample, "--out", str(holder)], "holds a training work dir"),
+        ([*sample, "--out", str(holder), "--overwrite"], "holds a training work dir"),
+        ([*sample, "--out", str(tmp_path / "file.txt" / "sub"), "--overwrite"],
+         "file.txt: is a file, so"),
+        (["prepare", "--quiet", "--vcf", str(cohort / "cohort.vcf.gz"), "--panel",
+          str(cohort / "cohort.panel"), "--window", "10", "--out",
+          str(tmp_path / "file.txt" / "d")], "file.txt: is a file, so"),
+        ([*sample, *out, "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        ([*sample, *out, "--labels", "YRI=0,CEU=0"], "label counts sum to 0 people"),
+        ([*sample, *out, "--guidance", "1e9"], "--guidance must be in [-1, 100]"),
+        ([*sample, *out, "--sampler", "unipc", "--sampler-options", "order=7"],
+         "order must be in [1, 3], got 7"),
+        ([*sample, *out, "--sampler", "ddim", "--sampler-options", "eta=nan"],
+         "eta must be finite, got nan"),
+        (["train", "--data", data, "--workdir", work, "--config", "experiments/masked.py:smoke",
+          "--quiet"], "its checkpoints are ranked by val_recon, not val_bits"),
+    ]
+    for args, message in cases:
+        before, mine = snapshot(root), snapshot(tmp_path)
+        rc = cli.main(args)
+        err = one_line(capfd)
+        assert rc != 0 and len(err) == 1 and message in err[0], (args, err)
+        assert snapshot(root) == before and snapshot(tmp_path) == mine, args
+    assert not (tmp_path / "new").exists()

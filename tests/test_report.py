@@ -118,6 +118,12 @@ def test_load_synthetic_without_features_encodes_calls_and_reads_panel_labels(pr
     (folder / "synthetic.panel").write_text(text.replace(data.class_names[0], "ZZZ"))
     with pytest.raises(InputError, match="synthetic.panel.*unknown class 'ZZZ'"):
         R.load_synthetic(folder, data)
+    # A features.npz whose labels name no class of the dataset is refused, naming the file.
+    labels = data.train.labels.copy()
+    labels[3] = data.num_classes
+    np.savez(folder / "features.npz", features=data.train.features, labels=labels)
+    with pytest.raises(InputError, match=f"features.npz.*label {data.num_classes} is outside"):
+        R.load_synthetic(folder, data)
 
 
 def test_evaluate_runs_the_sections_named_on_the_command_line(prepared, tmp_path, capsys):
@@ -128,7 +134,8 @@ def test_evaluate_runs_the_sections_named_on_the_command_line(prepared, tmp_path
     lines = capsys.readouterr().out.splitlines()
     header = next(line.split() for line in lines if line.split()[:1] == ["generator"])
     # The summary's columns follow the order the sections were asked for.
-    assert header == "generator identical to train membership AUC AF r LD r Fst".split()
+    assert header == ("generator identical to train membership AUC AF r AF r per class LD r "
+                      "Fst").split()
     report = json.loads((out / "report.json").read_text())
     assert list(report["seconds"]) == ["privacy", "fidelity"]
     assert "transfer" not in report and "nnaa" not in report

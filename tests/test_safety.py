@@ -137,3 +137,176 @@ def test_a_sampler_that_diverges_is_an_error_naming_the_first_bad_step(cut_index
     ts = np.arange(10)[::-1]  # every step: grid indices 9, 8, ..., 0
     expected = 0 if cut is None else int(np.argmax(times[ts] < cut))
     assert info.value.step == expected and "in 6 of 6 rows" in str(info.value)
+
+
+# -- issue 27: replacing an earlier output deletes only what genodiff wrote ----------------------
+
+def test_the_marker_lists_what_genodiff_wrote_and_nothing_else_is_ever_deleted(tree):
+    write_into(tree / "cohort")
+    with atomic_dir(tree / "cohort", "cohort") as tmp:  # a replacement with a nested file
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "part.txt").write_text("new")
+    marker = (tree / "cohort" / MARKER).read_text()
+    assert '"sub/"' in marker and '"sub/part.txt"' in marker
+    write_into(tree / "cohort")  # only listed files inside: replaced without a flag
+    (tree / "cohort" / "notes.txt").write_text("a user's notes")
+    (tree / "cohort" / "mine").mkdir()
+    (tree / "cohort" / "mine" / "a.txt").write_text("mine")
+    before = snapshot(tree)
+    with pytest.raises(InputError, match=r"cohort/mine: was not written by genodiff \(and 1 "
+                                         r"more\); replacing .* would delete it"):
+        write_into(tree / "cohort")
+    assert snapshot(tree) == before
+    write_into(tree / "cohort", overwrite=True)  # the user gives them up
+    assert not (tree / "cohort" / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("where", ["cohort/run", "cohort/deep/er/run"])
+def test_a_work_dir_anywhere_below_out_is_refused_even_with_overwrite(tree, where):
+    write_into(tree / "cohort")
+    (tree / where).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tree / "work", tree / where)  # an unmarked one: recognised by its checkpoints
+    (tree / "other").mkdir()
+    (tree / "other" / "run").mkdir()
+    write_marker(tree / "other" / "run", "workdir")  # a marked one in someone else's folder
+    before = snapshot(tree)
+    for out, overwrite in [("cohort", False), ("cohort", True), ("other", True)]:
+        with pytest.raises(InputError, match="holds a training work dir, .*genodiff never "
+                                             "deletes one, even with --overwrite"):
+            write_into(tree / out, overwrite=overwrite)
+    assert snapshot(tree) == before
+
+
+def test_an_output_marker_that_lists_no_files_is_not_replaced_without_overwrite(tree):
+    (tree / "old").mkdir()
+    (tree / "old" / "result.txt").write_text("old")
+    write_marker(tree / "old", "cohort")  # as genodiff wrote markers before they listed files
+    with pytest.raises(InputError, match="marker does not list its files"):
+        write_into(tree / "old")
+    write_into(tree / "old", overwrite=True)
+    assert (tree / "old" / "result.txt").read_text() == "new"
+
+
+@pytest.mark.parametrize("out", ["file.txt/sub", "file.txt/a/b"])
+def test_out_below_a_regular_file_is_one_clean_error(tree, out):
+    before = snapshot(tree)
+    with pytest.raises(InputError, match="file.txt: is a file, so .* cannot be created below it"):
+        write_into(tree / out, overwrite=True)
+    assert snapshot(tree) == before
+
+
+def test_a_read_only_output_folder_is_one_clean_error(tree, monkeypatch):
+    import errno
+    import tempfile
+
+    (tree / "ro").mkdir()
+    write_into(tree / "ro" / "cohort")
+    os.chmod(tree / "ro", 0o555)
+    if os.geteuid() == 0:  # root writes into a read-only folder: fail as a read-only mount would
+        real = tempfile.mkdtemp
+
+        def mkdtemp(*args, dir=None, **kwargs):
+            if Path(dir) == tree / "ro":
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    before = snapshot(tree)
+    try:
+        for out in ["new", "cohort", "new/deeper"]:
+            with pytest.raises(InputError, match="ro: cannot write here"):
+                write_into(tree / "ro" / out)
+    finally:
+        os.chmod(tree / "ro", 0o755)
+    assert snapshot(tree) == before
+
+
+def test_output_folders_honour_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_into(tmp_path / "cohort")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "cohort").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "cohort" / "result.txt").stat().st_mode & 0o777 == 0o644
+
+
+# -- issue 27: options that would give a wrong cohort are refused ----------------------------------
+
+@pytest.mark.parametrize("family,sampler,options,message", [
+    ("gaussian", "ddim", {"eta": float("nan")}, "eta must be a finite number, got nan"),
+    ("gaussian", "ddim", {"eta": 1.5}, r"eta must be in \[0.0, 1.0\], got 1.5"),
+    ("gaussian", "unipc", {"order": 7}, r"order must be in \[1, 3\], got 7"),
+    ("gaussian", "unipc", {"lower_order_final": "maybe"}, "lower_order_final must be True or"),
+    ("gaussian", "dpmpp", {"clip_x0": -1.0}, "clip_x0 must be > 0.0"),
+    ("masked", "ancestral", {"min_p": 1.0}, r"min_p must be in \[0.0, 1.0\), got 1.0"),
+    ("masked", "ancestral", {"min_p": -0.1}, "min_p must be in"),
+    ("masked", "ancestral", {"temperature": float("inf")}, "temperature must be a finite"),
+])
+def test_out_of_range_sampler_options_are_refused(family, sampler, options, message):
+    from genodiff_jax.diffusion.masked import MaskedProcess
+
+    process = GaussianProcess("cosine", 10, "eps") if family == "gaussian" else MaskedProcess()
+    with pytest.raises(ValueError, match=f"sampler '{sampler}': {message}"):
+        process.sampler_options(sampler, options, np.ones(3, np.float32))
+    good = {"ddim": {"eta": 1.0}, "unipc": {"order": 3, "lower_order_final": False},
+            "dpmpp": {"clip_x0": 2}, "ancestral": {"min_p": 0.5, "temperature": 0.8}}[sampler]
+    assert process.sampler_options(sampler, good, np.ones(3, np.float32)) == good
+
+
+def test_guidance_and_labels_that_give_a_wrong_cohort_are_refused():
+    from genodiff_jax.sampling.labels import labels_from_spec
+    from genodiff_jax.sampling.pipeline import resolve_sampling
+
+    process = GaussianProcess("cosine", 10, "eps")
+    defaults = {"sampler": "ddim", "steps": 0, "guidance": 0.1, "options": {}}
+    for w in (1e9, -2.0):
+        with pytest.raises(InputError, match=r"--guidance must be in \[-1, 100\]"):
+            resolve_sampling(process, defaults, None, None, w, None)
+    assert resolve_sampling(process, defaults, None, None, -1.0, None)["guidance"] == -1.0
+    with pytest.raises(InputError, match="label counts sum to 0 people"):
+        labels_from_spec("AAA=0,BBB=0", None, class_names=["AAA", "BBB"])
+
+
+def test_a_work_dir_of_the_other_family_is_one_line_not_a_key_error(tmp_path):
+    """Resuming (or sampling) a Gaussian run's checkpoints under a masked config: its best
+    checkpoints are ranked by val_recon, which the masked family does not log."""
+    import types
+
+    from genodiff_jax.train.checkpoint import CheckpointStore
+
+    zeros = {"w": np.zeros(2, np.float32)}
+    state = types.SimpleNamespace(step=jnp.int32(3), params=zeros, ema_params=zeros)
+    with CheckpointStore(tmp_path / "checkpoints", async_save=False) as store:
+        assert store.save_best(state, 0.5)
+    with pytest.raises(InputError, match="best: its checkpoints are ranked by val_recon, not "
+                                         "val_bits: .* another diffusion family"):
+        CheckpointStore(tmp_path / "checkpoints", async_save=False, best_metric="val_bits")
+
+
+# -- issue 27: impute matches sites by allele ------------------------------------------------------
+
+def test_impute_matches_sites_by_allele_and_reads_no_calls_as_missing(tmp_path):
+    from conftest import write_text_vcf
+
+    from genodiff_jax.data import io
+    from genodiff_jax.sampling.impute import known_tokens, match_sites
+
+    model = io.Variants(np.array(["1"] * 5), np.array([100, 200, 300, 400, 500]),
+                        np.array(["a", "b", "c", "d", "e"]), np.array(["A", "C", "G", "T", "A"]),
+                        np.array(["G", "T", "A", "C", "C"]))
+    rows = [("1", 100, "a", "A", "G", ["0|1", "./.", "1|1"]),  # as the model, a no-call
+            ("1", 200, "b", "T", "C", ["0|1", "1|1", "0|0"]),  # REF/ALT swapped: read flipped
+            ("1", 300, "c", "G", "T", ["0|1", "0|1", "0|1"]),  # another ALT: skipped
+            ("chr1", 600, "x", "A", "G", ["0|0", "0|1", "1|1"])]  # not a model site
+    vcf = write_text_vcf(tmp_path / "v.vcf", ["P0", "P1", "P2"], rows)
+    g = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
+                    progress=False)
+    assert g.phased  # `./.` is a missing call, not an unphased one
+    match = match_sites(g.variants, model)
+    assert (match.n_matched, match.n_flipped, match.n_other_alleles, match.n_absent,
+            match.n_not_in_model) == (1, 1, 1, 2, 1)
+    known = known_tokens(g, model, match)  # [N, 2, S]
+    np.testing.assert_array_equal(known[:, :, 0], [[0, 1], [-1, -1], [1, 1]])
+    np.testing.assert_array_equal(known[:, :, 1], [[1, 0], [0, 0], [1, 1]])
+    assert np.all(known[:, :, 2:] == -1)

@@ -304,8 +304,10 @@ class _VcfCalls:
                                             "Y and MT)")
             b = np.where(haploid, a, b)
             self.cleaner.counts.n_haploid += n_haploid
-        # A haploid call has no phase to lose: it counts as phased.
-        self.n_unphased += int(np.count_nonzero((raw[..., 2] == 0) & (raw[..., 1] != _VECTOR_END)))
+        # A haploid call has no phase to lose: it counts as phased; nor has a no-call (`./.`, read
+        # as missing whatever its separator).
+        self.n_unphased += int(np.count_nonzero((raw[..., 2] == 0) & (raw[..., 0] >= 0)
+                                                & (raw[..., 1] >= 0)))
         values = 2 * a + b if self.codes else a + b
         values[(a < 0) | (b < 0)] = MISSING
         self.cleaner.add_rows(values.astype(np.int8), self.sites)

@@ -153,7 +153,9 @@ def simulate_cohort(out_dir: str | os.PathLike, params: SimulationParams, *,
     killed run leaves nothing) and copied from there; the same parameters later only copy.
     """
     out_dir = Path(out_dir)
-    check_output(out_dir, COHORT_KIND, overwrite=overwrite)
+    # The cohort's files are written one by one into out_dir and nothing else there is touched,
+    # so an earlier cohort holding other files is fine (merge).
+    check_output(out_dir, COHORT_KIND, overwrite=overwrite, merge=True)
     entry = Path(cache_dir or default_cache_dir()).expanduser() / "cohorts" / params_key(params)
     cached = all((entry / name).is_file() for name in COHORT_FILES)
     if not cached:
@@ -179,11 +181,13 @@ def simulate_cohort(out_dir: str | os.PathLike, params: SimulationParams, *,
 def _copy_cohort(src: Path, out_dir: Path, cached: bool = False) -> CohortFiles:
     """Copy whichever cohort files `src` has into `out_dir`, each atomically (other files in
     `out_dir` stay), and mark the folder as a cohort."""
-    for name in COHORT_FILES:
-        if (src / name).is_file():
-            with atomic_file(out_dir / name) as tmp:
-                shutil.copyfile(src / name, tmp)
-    write_marker(out_dir, COHORT_KIND)
+    if out_dir.is_file() or out_dir.is_symlink() and not out_dir.is_dir():
+        out_dir.unlink()  # a file in the way, which check_output let go (--overwrite)
+    copied = [name for name in COHORT_FILES if (src / name).is_file()]
+    for name in copied:
+        with atomic_file(out_dir / name) as tmp:
+            shutil.copyfile(src / name, tmp)
+    write_marker(out_dir, COHORT_KIND, files=sorted(copied))
     return CohortFiles(out_dir / VCF_NAME, out_dir / PANEL_NAME, out_dir / BED_NAME,
                        out_dir / META_NAME, cached=cached)
 

@@ -21,6 +21,7 @@ An example (`x`) is an array or a dict of arrays (tokens and their positions).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
@@ -94,3 +95,50 @@ def check_sampler_options(samplers: Registry, sampler: str, options: Mapping[str
     if unknown:
         raise ValueError(f"sampler {sampler!r} takes no option {', '.join(unknown)}; "
                          f"its options: {', '.join(known) or 'none'}")
+    defaults = {p.name: p.default for p in inspect.signature(samplers[sampler]).parameters.values()}
+    for name, value in options.items():
+        problem = _option_problem(name, value, defaults.get(name, inspect.Parameter.empty))
+        if problem:
+            raise ValueError(f"sampler {sampler!r}: {name} {problem}")
+
+
+# Ranges of sampler options by name, whichever sampler takes them: (least, greatest or None,
+# least included, greatest included). Values outside give a wrong cohort, not an error: eta > 1
+# asks DDIM for more noise than the step has, min_p = 1 drops every value but the likeliest.
+OPTION_RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    "eta": (0.0, 1.0, True, True),
+    "min_p": (0.0, 1.0, True, False),
+    "temperature": (0.0, None, False, False),
+    "noise": (0.0, None, True, False),
+    "order": (1, 3, True, True),
+    "clip_x0": (0.0, None, False, False),
+}
+
+
+def _option_problem(name: str, value: Any, default: Any) -> str | None:
+    """Why `value` cannot be the sampler option `name` (whose default is `default`), or None:
+    of the default's type (bool, int, number, string), finite, in `OPTION_RANGES`."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        return f"must be True or False, got {value!r}"
+    if isinstance(default, int) and not isinstance(default, bool) and not (
+            numeric and isinstance(value, int)):
+        return f"must be an integer, got {value!r}"
+    if isinstance(default, float) and not numeric:
+        return f"must be a number, got {value!r}"
+    if isinstance(default, str) and not isinstance(value, str):
+        return f"must be a name, got {value!r}"
+    if not numeric:
+        return None
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if name in OPTION_RANGES:
+        least, most, with_least, with_most = OPTION_RANGES[name]
+        low = value < least if with_least else value <= least
+        high = most is not None and (value > most if with_most else value >= most)
+        if low or high:
+            if most is None:
+                return f"must be {'>=' if with_least else '>'} {least}, got {value}"
+            return (f"must be in {'[' if with_least else '('}{least}, {most}"
+                    f"{']' if with_most else ')'}, got {value}")
+    return None

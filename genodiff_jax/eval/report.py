@@ -154,6 +154,10 @@ def load_synthetic(folder: str | os.PathLike, data: PreparedDataset) -> Generato
     if features.shape[1:] != data.mask.shape:
         raise InputError(npz, f"features {features.shape[1:]} do not match the dataset's "
                               f"{data.mask.shape}")
+    bad = (labels < 0) | (labels >= data.num_classes)
+    if bad.any():
+        raise InputError(npz, f"label {int(labels[bad][0])} is outside the dataset's "
+                              f"{data.num_classes} classes (0 to {data.num_classes - 1})")
     return Generator(calls, features, labels, haplotypes)
 
 

@@ -71,6 +71,9 @@ def explicit_counts(n: int | None, class_names: Sequence[str], *,
     if any(int(c) < 0 for c in counts.values()):
         raise InputError(None, f"label counts must be >= 0, got {counts}")
     out = np.array([int(counts.get(name, 0)) for name in class_names], np.int64)
+    if out.sum() == 0:
+        raise InputError(None, f"label counts sum to 0 people ({counts}); give at least one a "
+                               "count > 0")
     if n is not None and out.sum() != n:
         raise InputError(None, f"label counts sum to {out.sum()}, but {n} samples were asked for")
     return out

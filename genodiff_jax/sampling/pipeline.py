@@ -25,6 +25,12 @@ from genodiff_jax.sampling.labels import labels_from_spec
 from genodiff_jax.sampling.tokens import generate_tokens, write_token_cohort
 from genodiff_jax.sharding import is_main_process, make_mesh
 
+# Classifier-free guidance weights sampled with: w = -1 is the unconditional model, w = 0 the
+# conditional one. Below -1 pushes away from the class asked for; far above the weights runs are
+# tuned at (0 to a few), (1 + w) eps_cond - w eps_uncond extrapolates the network's error (issue
+# 27: w = 1e9 gave 3.6 x the homozygous-ALT calls). `sampling.guidance` has the same range.
+GUIDANCE_RANGE = (-1.0, 100.0)
+
 
 def resolve_sampling(process, defaults: dict, sampler: str | None, steps: int | None,
                      guidance: float | None, options: Mapping[str, Any] | None,
@@ -44,6 +50,10 @@ def resolve_sampling(process, defaults: dict, sampler: str | None, steps: int | 
     guidance = float(defaults["guidance"] if guidance is None else guidance)
     if not math.isfinite(guidance):
         raise InputError(None, f"--guidance must be a finite number, got {guidance}")
+    least, most = GUIDANCE_RANGE
+    if not least <= guidance <= most:
+        raise InputError(None, f"--guidance must be in [{least:g}, {most:g}] (-1: unconditional, "
+                               f"0: conditional, above: guided), got {guidance:g}")
     bad = [k for k, v in merged.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise InputError(None, f"--sampler-options: {bad[0]} must be finite, got {merged[bad[0]]}")
@@ -61,7 +71,7 @@ def resolve_sampling(process, defaults: dict, sampler: str | None, steps: int | 
 def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | None, *,
                   sampler: str | None = None, steps: int | None = None,
                   guidance: float | None = None, sampler_options: Mapping[str, Any] | None = None,
-                  labels: str = "uniform", calling: str = DEFAULT_CALLING, plink: bool = False,
+                  labels: str = "uniform", calling: str | None = None, plink: bool = False,
                   pgen: bool = False, seed: int = 0, batch_size: int | None = None,
                   data_dir: str | os.PathLike | None = None, checkpoint: str = "best",
                   ema: bool = True, weights_dtype: str | None = None,
@@ -88,6 +98,8 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
 
     if n is not None and n < 1:
         raise InputError(None, f"--n must be >= 1, got {n}")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(None, f"--batch-size must be >= 1, got {batch_size}")
     data_dir = data_dir or read_run(workdir)[1]["data_dir"]
     inputs = (workdir, data_dir)
     check_output(out, SYNTHETIC_KIND, inputs=inputs, overwrite=overwrite)
@@ -98,6 +110,11 @@ def sample_cohort(workdir: str | os.PathLike, out: str | os.PathLike, n: int | N
         raise InputError(data_dir, f"is not the dataset this run was trained on (fingerprint "
                          f"{data.fingerprint}, the run's {recorded})")
     process = trained.process
+    if process.representation == "tokens" and calling is not None:
+        raise InputError(None, "--calling: this run samples genotype tokens (the masked "
+                               "family), which are written as they are; --calling is for "
+                               "gene-PCA runs")
+    calling = calling or DEFAULT_CALLING
     chosen = resolve_sampling(process, sampling_defaults(trained.config), sampler, steps,
                               guidance, sampler_options, data.train.features)
     labels_n = labels_from_spec(labels, n, class_names=data.class_names, seed=seed,

@@ -118,6 +118,8 @@ def _check_settings(s: SweepSettings) -> tuple[str, ...]:
         raise InputError(None, f"--n must be >= 2 (the panel compares cohorts), got {s.n}")
     if not (math.isfinite(s.tolerance) and s.tolerance >= 0):
         raise InputError(None, f"--tolerance must be a finite number >= 0, got {s.tolerance}")
+    if s.batch_size is not None and s.batch_size < 1:
+        raise InputError(None, f"--batch-size must be >= 1, got {s.batch_size}")
     if s.checkpoint not in ("best", "latest"):
         raise InputError(None, f"--checkpoint must be best or latest, got {s.checkpoint!r}")
     try:
@@ -166,6 +168,10 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
                          f"{data.fingerprint}, the run's {recorded})")
     process = trained.process
     family = process.representation
+    if family == "tokens" and settings.calling is not None:
+        raise InputError(None, "--calling: this run samples genotype tokens (the masked "
+                               "family), which are written as they are; --calling is for "
+                               "gene-PCA runs")
     cells = build_grid(process, defaults, samplers=settings.samplers, steps=settings.steps,
                        guidance=settings.guidance, temperatures=settings.temperatures,
                        train_x=data.train.features)

@@ -97,6 +97,11 @@ class CheckpointStore:
         self.best_metric = best_metric
 
         def metric(metrics: dict) -> float:
+            if best_metric not in metrics:  # a run of another process (family) saved these
+                ranked = ", ".join(sorted(metrics)) or "nothing"
+                raise InputError(self.directory / BEST, f"its checkpoints are ranked by {ranked}, "
+                                 f"not {best_metric}: they are of a run of another diffusion "
+                                 "family; use a new --workdir or the run's own config")
             return float(metrics[best_metric])
 
         self.latest = ocp.CheckpointManager(
@@ -124,10 +129,14 @@ class CheckpointStore:
 
         # The best value so far, kept here: an async save's metrics are unreadable until it commits.
         self._best: tuple[int, float] | None = None
-        step = self.best.best_step()
-        metrics = self.best.metrics(step) if step is not None else None
-        if metrics is not None:
-            self._best = (step, metric(metrics))
+        try:
+            step = self.best.best_step()
+            metrics = self.best.metrics(step) if step is not None else None
+            if metrics is not None:
+                self._best = (step, metric(metrics))
+        except InputError:
+            self.close()
+            raise
 
     # -- latest ------------------------------------------------------------------------------------
 

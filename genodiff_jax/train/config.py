@@ -71,7 +71,12 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     (like ml_collections' config_flags)."""
     path_str, _, arg = spec.partition(":")
     path = _resolve_config_path(path_str)
-    module = _config_module(path)
+    try:
+        module = _config_module(path)
+    except SyntaxError as e:
+        raise InputError(path, f"line {e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:  # the file is the user's: one line, not a traceback
+        raise InputError(path, f"loading it raised {_raised_at(e, path)}") from None
     if not hasattr(module, "get_config"):
         raise InputError(path, "a config file must define get_config(arg)")
     try:
@@ -80,16 +85,26 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise InputError(path, str(e)) from e
     except (TypeError, AttributeError, KeyError) as e:
         # ml_collections' own: a value of the wrong type for a key, a section that is not there.
-        # Any other is a bug in the file and keeps its traceback.
         if not _raised_by_ml_collections(e):
-            raise
+            raise InputError(path, f"get_config raised {_raised_at(e, path)}") from None
         what = "wrong type" if isinstance(e, TypeError) else "no such key"
         raise InputError(path, f"get_config: {what}: {_message(e)}") from e
+    except Exception as e:
+        raise InputError(path, f"get_config raised {_raised_at(e, path)}") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise InputError(path, f"get_config must return a ConfigDict, got {type(config).__name__}")
     check_config(config, path)
     config.lock()
     return config
+
+
+def _raised_at(e: BaseException, path: Path) -> str:
+    """"TypeError at line 3: ..." : an exception and the line of the config file that raised it
+    (where a config file imports another, the deepest line of either)."""
+    frames = traceback.extract_tb(e.__traceback__)
+    lines = [f.lineno for f in frames if Path(f.filename).resolve() == path]
+    where = f" at line {lines[-1]}" if lines else ""
+    return f"{type(e).__name__}{where}: {_message(e)}"
 
 
 def _raised_by_ml_collections(e: BaseException) -> bool:
@@ -148,10 +163,16 @@ _ANY = object()  # a key of the schema whose type is not checked
 _FREE = object()  # a mapping with any keys
 
 # (dotted key, least value, greatest value or None): values refused when the config is loaded.
+# Bounds are included unless they are in OPEN_BOUNDS. Every number of a config must be finite
+# (NaN passes any comparison); inf is allowed only in the free-form sections.
 LIMITS = (
     ("train.batch_size", 1, None), ("train.grad_accum_steps", 1, None),
     ("train.num_steps", 0, None), ("train.num_epochs", 0, None),
     ("train.p_uncond", 0, 1), ("train.ema_decay", 0, 1),
+    ("optim.learning_rate", 0, None), ("optim.end_lr_factor", 0, 1),
+    ("optim.b1", 0, 1), ("optim.b2", 0, 1), ("optim.eps", 0, None),
+    ("optim.weight_decay", 0, None),
+    ("sampling.guidance", -1, 100),  # sampling.pipeline.GUIDANCE_RANGE
     ("train.early_stopping.patience", 0, None), ("train.early_stopping.min_delta", 0, None),
     ("train.max_minutes", 0, None),
     ("optim.warmup_steps", 0, None),
@@ -161,6 +182,10 @@ LIMITS = (
     ("diffusion.num_steps", 1, None), ("sampling.steps", 0, None),
     ("mesh.num_devices", 0, None), ("distributed.num_processes", 1, None),
 )
+# (dotted key, "least" or "greatest"): bounds of LIMITS a value may not equal. A learning rate of
+# 0 trains nothing; Adam's b1 = 1 never forgets the first gradient, eps = 0 divides by zero.
+OPEN_BOUNDS = {("optim.learning_rate", "least"), ("optim.b1", "greatest"),
+               ("optim.b2", "greatest"), ("optim.eps", "least")}
 
 
 def _as_tree(config: ml_collections.ConfigDict) -> dict:
@@ -287,12 +312,22 @@ def _check_values(config: ml_collections.ConfigDict) -> str | None:
             node = node[name]
         return node
 
+    problem = _non_finite(config, "")
+    if problem:
+        return problem
     for dotted, least, most in LIMITS:
         value = get(dotted)
         if not isinstance(value, int | float) or isinstance(value, bool):
             continue  # absent, or a field whose type the schema does not know
-        if value < least or (most is not None and value > most):
-            bound = f">= {least}" if most is None else f"in [{least}, {most}]"
+        low_open = (dotted, "least") in OPEN_BOUNDS
+        high_open = (dotted, "greatest") in OPEN_BOUNDS
+        too_low = value <= least if low_open else value < least
+        too_high = most is not None and (value >= most if high_open else value > most)
+        if too_low or too_high:
+            if most is None:
+                bound = f"{'>' if low_open else '>='} {least}"
+            else:
+                bound = f"in {'(' if low_open else '['}{least}, {most}{')' if high_open else ']'}"
             return f"{dotted} must be {bound}, got {value}"
     steps, epochs = get("train.num_steps"), get("train.num_epochs")
     if steps is not None and epochs is not None and steps <= 0 and epochs <= 0:
@@ -307,6 +342,26 @@ def _check_values(config: ml_collections.ConfigDict) -> str | None:
     if processes is not None and process_id is not None and not 0 <= process_id < processes:
         return (f"distributed.process_id must be in [0, distributed.num_processes = {processes}), "
                 f"got {process_id}")
+    return None
+
+
+def _non_finite(node: Any, dotted: str) -> str | None:
+    """The first number of `node` that is NaN, or infinite outside the free-form sections."""
+    if isinstance(node, ml_collections.ConfigDict | Mapping):
+        for key, value in node.items():
+            problem = _non_finite(value, f"{dotted}.{key}" if dotted else str(key))
+            if problem:
+                return problem
+        return None
+    if isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            problem = _non_finite(value, f"{dotted}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(node, float) and (math.isnan(node) or (
+            math.isinf(node) and not any(dotted.startswith(f"{f}.") for f in FREE_FORM))):
+        return f"{dotted} must be a finite number, got {node}"
     return None
 
 
