@@ -56,8 +56,9 @@ def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, mon
     assert runs["gene_pca"]["unit"] == "genotypes" and runs["mosaic_100"]["unit"] == "haplotypes"
     assert runs["masked"]["unit"] == "haplotypes"  # the token family writes phased genotypes
     assert report["two_sample"]["real_test"]["against"] == "real train"
+    assert list(report["per_class"]["generators"]) == GENERATORS
     for png in ("af_scatter", "ld_heatmaps", "pca_overlay", "augmentation", "nnaa", "two_sample",
-                "longest_runs"):
+                "longest_runs", "per_class_af", "per_class_confusion"):
         assert (out / "report" / f"{png}.png").stat().st_size > 1000
     html = (out / "report" / "report.html").read_text()
     assert "Summary" in html and "independent_sites" in html and "augmentation.png" in html
@@ -176,7 +177,8 @@ def test_a_section_registered_in_a_test_runs_and_is_reported(prepared, tmp_path,
     assert report["toy"]["model"] == pytest.approx(train.mean() / 2)
     assert list(report["seconds"]) == ["fidelity", "toy"] and "transfer" not in report
     assert json.loads((out / "report.json").read_text())["toy"] == report["toy"]
-    assert R.summary_header(report) == ["generator", "AF r", "LD r", "Fst", "mean AF"]
+    assert R.summary_header(report) == ["generator", "AF r", "AF r per class", "LD r", "Fst",
+                                        "mean AF"]
     rows = R.summary_rows(report)
     assert [row[0] for row in rows] == generators
     assert [row[-1] for row in rows] == [report["toy"][g] for g in generators]

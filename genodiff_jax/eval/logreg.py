@@ -71,3 +71,21 @@ def snp_recovery(a_real: float, synthetic_calls: np.ndarray, synthetic_labels: n
             "recovery_mean": recovery, "recovery_std": 0.0 if recovery is not None else None,
             "a_real": [a_real], "a_syn": [a_syn],
             "recovery": None if recovery is None else [recovery], "seeds": [seed]}
+
+
+def snp_confusion(train_calls: np.ndarray, train_labels: np.ndarray, test_calls: np.ndarray,
+                  test_labels: np.ndarray, num_classes: int) -> dict:
+    """`fit_snp_logreg` on the training pair, tested on the test pair: {"counts" [K, K] int (rows:
+    true class, columns: predicted), "recall" [K] (NaN for a class absent from the test pair),
+    "accuracy", "balanced_accuracy" (mean recall over the classes present)}."""
+    model = fit_snp_logreg(train_calls, train_labels)
+    truth = np.asarray(test_labels, np.int64)
+    predicted = np.asarray(model.predict(np.asarray(test_calls, np.float32)), np.int64)
+    counts = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(counts, (truth, predicted), 1)
+    n = counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.diag(counts) / n
+    return {"counts": counts, "recall": recall,
+            "accuracy": float(np.diag(counts).sum() / max(1, counts.sum())),
+            "balanced_accuracy": float(np.nanmean(recall)) if (n > 0).any() else float("nan")}

@@ -325,3 +325,45 @@ def fidelity(
         "fst": fst(real, synthetic, real_labels, synthetic_labels),
         "pairwise": pairwise_distance_distributions(real, synthetic, n=n_pairwise, seed=seed),
     }
+
+
+def af_class_matrix(
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    real_labels: np.ndarray,
+    synthetic_labels: np.ndarray,
+    num_classes: int,
+) -> dict:
+    """Does each synthetic class carry its label? r[i, j] = Pearson r between the allele
+    frequencies of synthetic class i and of real class j (NaN where a class is absent on either
+    side or its frequencies are constant).
+
+    {"r" [K, K] (float64), "best_match" [K] (the real class with the highest r per synthetic
+    class, -1 where the row is all NaN), "own_class": how many present synthetic classes match
+    their own real class best, "n_classes": present synthetic classes, "diagonal_mean": mean of
+    the finite diagonal (the same number as af_correlation's per_population_mean_r),
+    "off_diagonal_best_mean": mean over rows of the best r with another real class}."""
+    real, synthetic = _calls(real), _calls(synthetic)
+    real_labels, synthetic_labels = np.asarray(real_labels), np.asarray(synthetic_labels)
+
+    def class_af(calls, labels):
+        af = np.full((num_classes, calls.shape[1]), np.nan)
+        for c in range(num_classes):
+            if (labels == c).any():
+                af[c] = allele_frequencies(calls[labels == c])
+        return af
+
+    af_r, af_s = class_af(real, real_labels), class_af(synthetic, synthetic_labels)
+    r = np.array([[pearson(af_s[i], af_r[j]) if np.isfinite(af_s[i, 0]) and
+                   np.isfinite(af_r[j, 0]) else np.nan for j in range(num_classes)]
+                  for i in range(num_classes)], np.float64).reshape(num_classes, num_classes)
+    present = np.isfinite(r).any(axis=1)
+    best = np.where(present, np.argmax(np.where(np.isfinite(r), r, -np.inf), axis=1), -1)
+    diagonal = np.diag(r)[np.isfinite(np.diag(r))]
+    others = np.where(np.eye(num_classes, dtype=bool) | ~np.isfinite(r), -np.inf, r).max(axis=1)
+    others = others[np.isfinite(others)]
+    return {"r": r, "best_match": best.astype(np.int64),
+            "own_class": int((best[present] == np.flatnonzero(present)).sum()),
+            "n_classes": int(present.sum()),
+            "diagonal_mean": float(diagonal.mean()) if diagonal.size else float("nan"),
+            "off_diagonal_best_mean": float(others.mean()) if others.size else float("nan")}

@@ -294,7 +294,8 @@ def evaluate(data_dir: str | os.PathLike,
         plots = render.write_plots(tmp, ctx, sections, results)
         (tmp / "report.json").write_text(json.dumps(to_json(report), indent=2) + "\n")
         summary = (summary_header(report), summary_rows(report))
-        (tmp / "report.html").write_text(render.render_html(report, summary, tables, plots))
+        (tmp / "report.html").write_text(render.render_html(report, summary, tables, plots,
+                                                            summary_legend(report)))
     return to_json(report)
 
 
@@ -308,6 +309,13 @@ def summary_header(report: dict) -> list[str]:
     """"generator", then every column of the report's sections, in section order."""
     return ["generator", *(header for section in _report_sections(report).values()
                            for header, _ in section.columns)]
+
+
+def summary_legend(report: dict) -> dict[str, str]:
+    """{column header: one line (what it measures, which direction is better, the ideal)} for the
+    columns whose section gives one."""
+    return {header: text for section in _report_sections(report).values()
+            for header, text in section.legend.items()}
 
 
 def summary_rows(report: dict) -> list[list]:

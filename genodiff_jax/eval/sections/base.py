@@ -11,7 +11,9 @@ report.json (`report[name]`):
   dicts and lists;
 - `plots(ctx, result, save) -> {title: file}`: optional pictures; `save(figure, file_name)` writes
   a matplotlib figure into the report folder, closes it and returns the file name;
-- `tables(result) -> [(title, header, rows)]`: optional extra HTML tables.
+- `tables(result) -> [(title, header, rows)]`: optional extra HTML tables;
+- `legend`: {column header: one line} for the summary's legend: what the column measures, which
+  direction is better, the ideal value.
 
 `EvalSettings.sections` names the sections a report runs, in order; the summary columns follow it.
 """
@@ -19,7 +21,7 @@ report.json (`report[name]`):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,8 +35,12 @@ if TYPE_CHECKING:  # report.py imports the sections, so these are for annotation
     from genodiff_jax.eval.report import EvalSettings, Generator
 
 REAL_IDEAL = "real_test"  # the reference that is real held-out data: the ideal generator
+# The references a trivial generator reaches (no LD; copies of training people): the summary table
+# sets them apart with the ideal.
+FLOORS = ("independent_sites", "train_copies")
 # What a report runs unless told otherwise (`EvalSettings.sections`, `--sections`).
-DEFAULT_SECTIONS = ("transfer", "nnaa", "fidelity", "privacy", "two_sample", "haplotype_privacy")
+DEFAULT_SECTIONS = ("transfer", "nnaa", "fidelity", "privacy", "two_sample", "haplotype_privacy",
+                    "per_class")
 
 Column = tuple[str, Callable[[dict, str], Any]]
 Table = tuple[str, Sequence[str], list[list]]
@@ -86,6 +92,7 @@ class Section:
     columns: Sequence[Column] = ()
     plots: Callable[[EvalContext, dict, SaveFigure], dict[str, str]] | None = None
     tables: Callable[[dict], list[Table]] | None = None
+    legend: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 SECTIONS: Registry[Section] = Registry("evaluation section")

@@ -113,5 +113,13 @@ def tables(result: dict) -> list[Table]:
               "real median", "real p99", "share above real p99"], rows)]
 
 
+LEGEND = {
+    "longest identical run (median)": "median over people of the longest run (SNPs) identical "
+                                      "to a training haplotype; about real_test's is ideal, "
+                                      "higher means copying",
+    "longest identical run (p99)": "its 99th percentile; about real_test's is ideal, the whole "
+                                   "region means a copied haplotype",
+}
+
 SECTIONS.register("haplotype_privacy",
-                  Section(compute, COLUMNS, plots=plots, tables=tables))
+                  Section(compute, COLUMNS, plots=plots, tables=tables, legend=LEGEND))

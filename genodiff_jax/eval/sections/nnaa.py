@@ -74,19 +74,28 @@ def plots(ctx: EvalContext, result: dict, save: SaveFigure) -> dict[str, str]:
     """AA against test and train, per generator, on genotypes."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
     nn = result["genotypes"]
     names = list(ctx.generators)
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.8 * len(names)), 3.4))
     x = np.arange(len(names))
     test_aa = [nn[n]["test"]["aa"] for n in names]
     train_aa = [nn[n]["train"]["aa"] for n in names]
     ax.bar(x - 0.2, test_aa, 0.4, label="vs real test")
     ax.bar(x + 0.2, train_aa, 0.4, label="vs real train")
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xticks(x, names, fontsize=8)
+    ax.set_xticks(x, names, fontsize=8, rotation=30, ha="right")
     ax.set_ylabel("adversarial accuracy (0.5 ideal)")
     ax.legend(fontsize=8)
     return {"Nearest-neighbour adversarial accuracy (genotypes)": save(fig, "nnaa.png")}
 
 
-SECTIONS.register("nnaa", Section(compute, COLUMNS, plots=plots))
+LEGEND = {
+    "AA vs test": "nearest-neighbour adversarial accuracy against real held-out people "
+                  "(genotypes); 0.5 is ideal, higher means told apart",
+    "AA vs train": "the same against real training people; 0.5 is ideal, lower means too close "
+                   "to training people",
+    "privacy loss": "AA vs test - AA vs train; about 0 is ideal, higher means memorised "
+                    "(train_copies about 0.5)",
+}
+
+SECTIONS.register("nnaa", Section(compute, COLUMNS, plots=plots, legend=LEGEND))
