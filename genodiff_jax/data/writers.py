@@ -20,9 +20,13 @@ def _genotype_table(phased: bool) -> np.ndarray:
     return np.frombuffer("".join(texts).encode(), np.uint8).reshape(len(texts), 4)
 
 
+BGZF_BLOCK = 65536  # bytes of uncompressed text a BGZF block holds
+
+
 class VcfWriter:
     """Bgzipped VCF written under a temporary name
-    and renamed when the `with` block ends cleanly."""
+    and renamed when the `with` block ends cleanly; an error or Ctrl-C drops what is still
+    buffered and removes the temporary at once (no compressing of text that is thrown away)."""
 
     def __init__(self, path: str | os.PathLike, samples: Sequence[str],
                  contigs: dict[str, int] | None = None, phased: bool = False,
@@ -31,6 +35,7 @@ class VcfWriter:
         self.contigs, self.source = contigs or {}, source
         self._table = _genotype_table(phased)
         self._atomic = None
+        self._file = None
         self._handle = None
 
     def __enter__(self) -> VcfWriter:
@@ -38,14 +43,15 @@ class VcfWriter:
 
         self._atomic = atomic_file(self.path)
         tmp = self._atomic.__enter__()
-        self._handle = bgzf.BgzfWriter(str(tmp), "wb")
+        self._file = open(tmp, "wb")  # noqa: SIM115 (closed by __exit__)
+        self._handle = bgzf.BgzfWriter(fileobj=self._file)
         header = ["##fileformat=VCFv4.2", f"##source={self.source}"]
         header += [f"##contig=<ID={c}" + (f",length={n}>" if n else ">")
                    for c, n in self.contigs.items()]
         header.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
         header.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO",
                                  "FORMAT", *self.samples]))
-        self._handle.write(("\n".join(header) + "\n").encode())
+        self._write(("\n".join(header) + "\n").encode())
         return self
 
     def write(self, variants: Variants, genotypes: np.ndarray) -> None:
@@ -73,10 +79,24 @@ class VcfWriter:
             for c, p, i, r, a, row in zip(variants.chrom, variants.pos, variants.id, variants.ref,
                                           variants.alt, rows)
         ]
-        self._handle.write(b"".join(lines))
+        self._write(b"".join(lines))
+
+    def _write(self, text: bytes) -> None:
+        # BgzfWriter copies the rest of its buffer after every block it compresses, so one large
+        # write costs time quadratic in its size; at most a block at a time it stays linear.
+        view = memoryview(text)
+        for start in range(0, len(view), BGZF_BLOCK):
+            self._handle.write(view[start:start + BGZF_BLOCK])
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._handle.close()
+        try:
+            if exc_type is None:
+                self._handle.close()  # flushes the last block, writes the EOF block
+        except BaseException as e:  # a full disk, Ctrl-C: the temporary goes
+            self._file.close()
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._file.close()  # after an error the buffered text is dropped, not compressed
         self._atomic.__exit__(exc_type, exc, tb)
 
 
