@@ -292,7 +292,7 @@ def test_out_of_range_sampler_options_are_refused(family, sampler, options, mess
     assert process.sampler_options(sampler, good, np.ones(3, np.float32)) == good
 
 
-def test_guidance_and_labels_that_give_a_wrong_cohort_are_refused():
+def test_guidance_and_labels_that_give_a_wrong_cohort_are_refused(capsys):
     from genodiff_jax.sampling.labels import labels_from_spec
     from genodiff_jax.sampling.pipeline import resolve_sampling
 
@@ -302,6 +302,10 @@ def test_guidance_and_labels_that_give_a_wrong_cohort_are_refused():
         with pytest.raises(InputError, match=r"--guidance must be in \[-1, 100\]"):
             resolve_sampling(process, defaults, None, None, w, None)
     assert resolve_sampling(process, defaults, None, None, -1.0, None)["guidance"] == -1.0
+    # Within the range but above the measured safe weights: sampled, with a warning.
+    assert capsys.readouterr().err == ""
+    assert resolve_sampling(process, defaults, None, None, 30.0, None)["guidance"] == 30.0
+    assert "guidance 30 is above 10" in capsys.readouterr().err
     with pytest.raises(InputError, match="label counts sum to 0 people"):
         labels_from_spec("AAA=0,BBB=0", None, class_names=["AAA", "BBB"])
 
