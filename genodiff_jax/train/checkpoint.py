@@ -8,15 +8,13 @@ Layout under `W/checkpoints/`:
 
 Everything restores into an abstract target (`jax.ShapeDtypeStruct`s that carry shardings), so
 arrays land directly in their final placement. Saves are asynchronous; call `wait_until_finished()`
-(or `close()`) before the process exits, or `abandon()` on the way out of a failed or interrupted
-run (no half-saved step is left behind).
+(or `close()`) before the process exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ from genodiff_jax.train.state import TrainState
 PyTree = Any
 
 LATEST = "latest"
-TMP_SUFFIX = ocp.utils.TMP_DIR_SUFFIX  # orbax writes step N into `N<TMP_SUFFIX>...`, then renames
 BEST = "best"
 BEST_METRIC = "val_recon"  # the Gaussian process's; a store is told its run's metric
 
@@ -132,8 +129,6 @@ class CheckpointStore:
 
         # The best value so far, kept here: an async save's metrics are unreadable until it commits.
         self._best: tuple[int, float] | None = None
-        self._started: set[tuple[str, int]] = set()  # (LATEST or BEST, step) of saves begun here
-        self._closed = False
         try:
             step = self.best.best_step()
             metrics = self.best.metrics(step) if step is not None else None
@@ -151,7 +146,6 @@ class CheckpointStore:
     def save(self, state: TrainState, *, force: bool = True) -> bool:
         """Save the whole state at its own step (the caller decides when)."""
         step = int(jax.device_get(state.step))
-        self._started.add((LATEST, step))
         return self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
 
     def restore(self, target: TrainState, step: int | None = None) -> TrainState:
@@ -182,7 +176,6 @@ class CheckpointStore:
         step = int(jax.device_get(state.step))
         if self._best is not None and (not value < self._best[1] or self._best[0] == step):
             return False
-        self._started.add((BEST, step))
         saved = self.best.save(step, args=ocp.args.StandardSave(best_item(state)),
                                metrics={self.best_metric: float(value)}, force=True)
         if saved:
@@ -207,27 +200,8 @@ class CheckpointStore:
         self.best.wait_until_finished()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.latest.close()
-        finally:
-            self.best.close()
-
-    def abandon(self) -> None:
-        """Close on the way out of a failed or interrupted run: a save in flight is let finish
-        (close waits for it), and the temporary folder of any save begun here that did not finish
-        (Ctrl-C while orbax wrote it, a second Ctrl-C while waiting, a full disk) is removed, so
-        `latest/` and `best/` hold only complete steps. Without this the folder stays until the
-        next run's orbax clears it."""
-        try:
-            self.close()
-        finally:
-            if jax.process_index() == 0:  # the process that creates the step folders
-                for which, step in sorted(self._started):
-                    for tmp in (self.directory / which).glob(f"{step}{TMP_SUFFIX}*"):
-                        shutil.rmtree(tmp, ignore_errors=True)
+        self.latest.close()
+        self.best.close()
 
     def __enter__(self) -> CheckpointStore:
         return self
