@@ -258,6 +258,27 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path: Path):
     assert _comparable(again) == _comparable(whole)
 
 
+def test_ctrl_c_during_a_checkpoint_save_leaves_no_half_saved_step(tmp_path: Path, monkeypatch):
+    """Issue 27: Ctrl-C while orbax writes step 8 (step 4 saved before): the interrupt ends the
+    run, and `checkpoints/` holds the complete step 4 only, no temporary folder of step 8."""
+    import orbax.checkpoint as ocp
+
+    save = ocp.StandardCheckpointHandler.async_save
+
+    async def interrupted(self, directory, *args, **kwargs):
+        if f"{Path('latest') / '8'}.orbax-checkpoint-tmp" in str(getattr(directory, "path",
+                                                                          directory)):
+            raise KeyboardInterrupt  # while the step's temporary folder exists
+        return await save(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.StandardCheckpointHandler, "async_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), tiny_dataset(), tmp_path / "w", progress=False)
+    latest = tmp_path / "w" / "checkpoints" / "latest"
+    assert sorted(p.name for p in latest.iterdir()) == ["4"]
+    assert not list((tmp_path / "w" / "checkpoints").rglob("*orbax-checkpoint-tmp*"))
+
+
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path):
     ds, config = tiny_dataset(), tiny_config()
     train(config, ds, tmp_path, stop_at_step=4, progress=False)

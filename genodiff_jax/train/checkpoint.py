@@ -8,13 +8,15 @@ Layout under `W/checkpoints/`:
 
 Everything restores into an abstract target (`jax.ShapeDtypeStruct`s that carry shardings), so
 arrays land directly in their final placement. Saves are asynchronous; call `wait_until_finished()`
-(or `close()`) before the process exits.
+(or `close()`) before the process exits, or `abandon()` on the way out of a failed or interrupted
+run (no half-saved step is left behind).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from genodiff_jax.train.state import TrainState
 PyTree = Any
 
 LATEST = "latest"
+TMP_SUFFIX = ocp.utils.TMP_DIR_SUFFIX  # orbax writes step N into `N<TMP_SUFFIX>...`, then renames
 BEST = "best"
 BEST_METRIC = "val_recon"  # the Gaussian process's; a store is told its run's metric
 
@@ -88,6 +91,13 @@ def best_item(state: TrainState) -> dict:
     return {"step": state.step, "params": state.params, "ema_params": state.ema_params}
 
 
+def _sync_folders() -> ocp.AsyncOptions:
+    """Orbax creates a step's folders in the calling thread, so when a save is interrupted every
+    temporary folder it made already exists and `abandon` can remove it (created in a background
+    thread, one could appear after abandon looked)."""
+    return ocp.AsyncOptions(create_directories_asynchronously=False)
+
+
 class CheckpointStore:
     """The two checkpoint managers of one run directory."""
 
@@ -109,6 +119,7 @@ class CheckpointStore:
             options=ocp.CheckpointManagerOptions(
                 preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
                 enable_async_checkpointing=async_save,
+                async_options=_sync_folders(),
                 cleanup_tmp_directories=True,
             ),
         )
@@ -123,12 +134,15 @@ class CheckpointStore:
                     get_metric_fn=metric, reverse=True, n=1,
                     keep_checkpoints_without_metrics=False),
                 enable_async_checkpointing=async_save,
+                async_options=_sync_folders(),
                 cleanup_tmp_directories=True,
             ),
         )
 
         # The best value so far, kept here: an async save's metrics are unreadable until it commits.
         self._best: tuple[int, float] | None = None
+        self._started: set[tuple[str, int]] = set()  # (LATEST or BEST, step) of saves begun here
+        self._closed = False
         try:
             step = self.best.best_step()
             metrics = self.best.metrics(step) if step is not None else None
@@ -146,6 +160,7 @@ class CheckpointStore:
     def save(self, state: TrainState, *, force: bool = True) -> bool:
         """Save the whole state at its own step (the caller decides when)."""
         step = int(jax.device_get(state.step))
+        self._started.add((LATEST, step))
         return self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
 
     def restore(self, target: TrainState, step: int | None = None) -> TrainState:
@@ -176,6 +191,7 @@ class CheckpointStore:
         step = int(jax.device_get(state.step))
         if self._best is not None and (not value < self._best[1] or self._best[0] == step):
             return False
+        self._started.add((BEST, step))
         saved = self.best.save(step, args=ocp.args.StandardSave(best_item(state)),
                                metrics={self.best_metric: float(value)}, force=True)
         if saved:
@@ -200,8 +216,27 @@ class CheckpointStore:
         self.best.wait_until_finished()
 
     def close(self) -> None:
-        self.latest.close()
-        self.best.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.latest.close()
+        finally:
+            self.best.close()
+
+    def abandon(self) -> None:
+        """Close on the way out of a failed or interrupted run: a save in flight is let finish
+        (close waits for it), and the temporary folder of any save begun here that did not finish
+        (Ctrl-C while orbax wrote it, a second Ctrl-C while waiting, a full disk) is removed, so
+        `latest/` and `best/` hold only complete steps. Without this the folder stays until the
+        next run's orbax clears it."""
+        try:
+            self.close()
+        finally:
+            if jax.process_index() == 0:  # the process that creates the step folders
+                for which, step in sorted(self._started):
+                    for tmp in (self.directory / which).glob(f"{step}{TMP_SUFFIX}*"):
+                        shutil.rmtree(tmp, ignore_errors=True)
 
     def __enter__(self) -> CheckpointStore:
         return self

@@ -407,6 +407,9 @@ def train(
         if main and "stop" in record:
             _note_stop(workdir, record["stop"])
         return _result(record, total, step, workdir, store)
+    except BaseException:  # Ctrl-C, SIGTERM, an error: no half-saved checkpoint stays behind
+        store.abandon()
+        raise
     finally:
         if pbar is not None:
             pbar.close()
