@@ -222,6 +222,23 @@ def test_checkpoint_round_trip_and_keep_best(tmp_path: Path):
         assert sorted(p.name for p in (tmp_path / "ckpt" / "best").iterdir()) == ["4"]
 
 
+def test_sampling_from_a_live_run_leaves_its_save_in_flight_alone(tmp_path: Path):
+    """A reader (`restore_params`, what `sample` and `evaluate` use) opens the store read-only: the
+    temporary folder of a save the training process is writing stays (a writer would clear it)."""
+    from genodiff_jax.train.checkpoint import TMP_SUFFIX, best_item, restore_params
+
+    s = tiny_setup()
+    with CheckpointStore(tmp_path / "ckpt") as store:
+        store.save_best(s["state"], 0.5)
+    in_flight = tmp_path / "ckpt" / "best" / f"9{TMP_SUFFIX}1234"
+    in_flight.mkdir()
+    params, step = restore_params(tmp_path / "ckpt", s["abstract"].params)
+    assert step == 0 and tree_equal(params, best_item(s["state"])["ema_params"])
+    assert in_flight.is_dir()
+    CheckpointStore(tmp_path / "ckpt").close()  # the training process itself does clear it
+    assert not in_flight.exists()
+
+
 def _comparable(record: dict) -> dict:
     return {k: record[k] for k in ("step", "loss", "grad_norm", "lr", "val_loss", "val_recon")}
 

@@ -102,7 +102,9 @@ class CheckpointStore:
     """The two checkpoint managers of one run directory."""
 
     def __init__(self, directory: str | os.PathLike, *, keep: int = 1, async_save: bool = True,
-                 best_metric: str = BEST_METRIC):
+                 best_metric: str = BEST_METRIC, read_only: bool = False):
+        """`read_only` for readers (sampling, evaluation): they neither write nor clear the
+        temporary folders of unfinished saves, which may be a live training run's save in flight."""
         self.directory = Path(directory).absolute()
         self.best_metric = best_metric
 
@@ -120,7 +122,8 @@ class CheckpointStore:
                 preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
                 enable_async_checkpointing=async_save,
                 async_options=_sync_folders(),
-                cleanup_tmp_directories=True,
+                cleanup_tmp_directories=not read_only,
+                read_only=read_only,
             ),
         )
         self.best = ocp.CheckpointManager(
@@ -135,7 +138,8 @@ class CheckpointStore:
                     keep_checkpoints_without_metrics=False),
                 enable_async_checkpointing=async_save,
                 async_options=_sync_folders(),
-                cleanup_tmp_directories=True,
+                cleanup_tmp_directories=not read_only,
+                read_only=read_only,
             ),
         )
 
@@ -262,7 +266,7 @@ def restore_params(
     if which not in (BEST, LATEST):
         raise ValueError(f"which must be {BEST!r} or {LATEST!r}, got {which!r}")
     key = "ema_params" if ema else "params"
-    store = CheckpointStore(directory, async_save=False, best_metric=best_metric)
+    store = CheckpointStore(directory, async_save=False, best_metric=best_metric, read_only=True)
     try:
         if which == BEST and store.best.best_step() is not None:
             step_sds = jax.ShapeDtypeStruct((), "int32")
