@@ -9,6 +9,7 @@ steps beside per-population independent sites. Measured 2026-12-06 on 2 shared C
 
 from __future__ import annotations
 
+import sys
 import time
 
 import jax
@@ -35,7 +36,7 @@ def cohort(rng: np.random.Generator):
     return people(labels), labels, people(labels[:100]), labels[:100]
 
 
-def run(prior: bool, seed: int = 0) -> list[tuple[int, float, float]]:
+def run(variant: dict, seed: int = 0) -> list[tuple[int, float, float]]:
     rng = np.random.default_rng(seed)
     train, y_train, test, y_test = cohort(rng)
     table = smoothed_frequencies(train, y_train, C)
@@ -47,7 +48,7 @@ def run(prior: bool, seed: int = 0) -> list[tuple[int, float, float]]:
 
     x_train, x_test = rows(train, y_train), rows(test, y_test)
     kwargs = {**MODELS["snp_unet"].TEST_SIZES, "channels": (32, 64), "snp_width": 16}
-    model = build_model("snp_unet", num_classes=C, population_prior=prior, **kwargs)
+    model = build_model("snp_unet", num_classes=C, **variant, **kwargs)
     process = MaskedProcess()
     first = jax.tree.map(lambda a: a[:BATCH], x_train)
     params = model.init(jax.random.key(0), first, jnp.ones(BATCH), jnp.asarray(y_train[:BATCH]))
@@ -88,14 +89,19 @@ def run(prior: bool, seed: int = 0) -> list[tuple[int, float, float]]:
     return out
 
 
-def main() -> None:
-    for prior in (False, True):
+VARIANTS = {"plain": {}, "prior": {"population_prior": True},
+            "input": {"population_input": True},
+            "prior+input": {"population_prior": True, "population_input": True}}
+
+
+def main(names: list[str]) -> None:
+    for name in names or ["plain", "prior"]:
         t0 = time.time()
-        for s, bits, base in run(prior):
-            print(f"population_prior={prior} step {s}: val_bits {bits:.4f} "
-                  f"(independent sites {base:.4f})", flush=True)
+        for s, bits, base in run(VARIANTS[name]):
+            print(f"{name} step {s}: val_bits {bits:.4f} (independent sites {base:.4f})",
+                  flush=True)
         print(f"{time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -322,8 +322,8 @@ def test_a_killed_masked_run_resumes_to_the_same_metrics(masked_run, tmp_path):
 
 # -- the population prior, exact draws, step spacing (issue 25) ------------------------------------
 
-def _prior_setup(tokens_kind: str):
-    """A snp_unet with the population prior, untrained, and a batch of people of 3 classes with
+def _prior_setup(tokens_kind: str, **flags):
+    """A snp_unet with the population prior (or `flags`), untrained, and a batch of people of 3 classes with
     their smoothed class frequencies (from a separate 'training' set)."""
     from genodiff_jax.data.views import row_context
     from genodiff_jax.models import MODELS, build_model
@@ -342,8 +342,8 @@ def _prior_setup(tokens_kind: str):
     window = {"pos": np.arange(L, dtype=np.float32) * 100, "af": table[-1], "class_af": table}
     x0 = {"tokens": jnp.asarray(tokens if V == 2 else tokens[:, None], jnp.int32),
           **{k: jnp.asarray(v) for k, v in row_context(window, labels).items()}}
-    model = build_model("snp_unet", num_classes=C, vocab_size=V, population_prior=True,
-                        **MODELS["snp_unet"].TEST_SIZES)
+    model = build_model("snp_unet", num_classes=C, vocab_size=V,
+                        **(flags or {"population_prior": True}), **MODELS["snp_unet"].TEST_SIZES)
     params = model.init(jax.random.key(0), x0, jnp.ones(12), jnp.asarray(labels))
     return model, params, x0, labels, table
 
@@ -371,6 +371,27 @@ def test_an_untrained_prior_model_is_exactly_per_population_independent_sites(to
         assert got == pytest.approx(want, rel=0.03)
     # The class prior is worth something: the pooled one is worse on these class-structured people.
     assert nats[False] < nats[True] - 0.05
+
+
+def test_population_input_reads_the_class_frequency_or_the_pooled_one_for_the_null_label():
+    """population_input: each SNP's vector holds the frequency of the person's population (the
+    pooled frequency for the null label), so changing that table changes the logits, and changing
+    the other one does not."""
+    model, params, x0, labels, _ = _prior_setup("haplotypes", population_input=True)
+    params = jax.tree.map(lambda a: a + 0.05, params)  # a nonzero network whatever the init
+    t = jnp.full((len(labels),), 0.5)
+    x0 = {**x0, "tokens": jnp.full_like(x0["tokens"], 2)}  # all masked: only the context speaks
+
+    def logits(y, **change):
+        return np.asarray(model.apply(params, {**x0, **change}, t, jnp.asarray(y)))
+
+    null = np.full(len(labels), 3)
+    flipped = {"class_af": 1.0 - x0["class_af"]}
+    other_pooled = {"pooled_af": jnp.full_like(x0["pooled_af"], 0.2)}
+    assert np.abs(logits(labels, **flipped) - logits(labels)).max() > 1e-3
+    np.testing.assert_array_equal(logits(labels, **other_pooled), logits(labels))
+    assert np.abs(logits(null, **other_pooled) - logits(null)).max() > 1e-3
+    np.testing.assert_array_equal(logits(null, **flipped), logits(null))
 
 
 def test_smoothed_frequencies_are_never_zero_or_one_and_count_by_class():

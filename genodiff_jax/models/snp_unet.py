@@ -75,6 +75,7 @@ class SNPUNet(Layered):
     dropout: float = 0.1
     attention_impl: str | None = None
     population_prior: bool = False  # logits += log p(token | the person's population)
+    population_input: bool = False  # each SNP's vector holds its frequency in the person's population
 
     def length_multiple(self) -> int:
         """Windows must hold a multiple of this many SNPs."""
@@ -98,6 +99,10 @@ class SNPUNet(Layered):
         one_hot = jax.nn.one_hot(tokens_BxHxL, V + 1, dtype=self.dtype)  # [B, H, L, V + 1]
         af_BxL = jnp.asarray(x["af"], jnp.float32)
         af = jnp.stack([af_BxL, jnp.log(af_BxL + 1e-4), jnp.log(1.0 - af_BxL + 1e-4)], axis=-1)
+        if self.population_input:
+            q_BxL = population_frequency(x, y_B, self.num_classes)
+            af = jnp.concatenate([af, jnp.stack([q_BxL, jnp.log(q_BxL), jnp.log1p(-q_BxL)],
+                                                axis=-1)], axis=-1)
         snp = jnp.concatenate([one_hot.transpose(0, 2, 1, 3).reshape(B, L, H * (V + 1)),
                                af.astype(self.dtype),
                                distance_features(pos_BxL, self.distance_dim).astype(self.dtype)],
@@ -138,16 +143,21 @@ class SNPUNet(Layered):
         return logits
 
 
+def population_frequency(x: dict, y_B: jax.Array, num_classes: int) -> jax.Array:
+    """The smoothed allele frequency of each SNP in the row's population, float32 [B, L]:
+    x["class_af"], or x["pooled_af"] for the null label `num_classes`."""
+    if "class_af" not in x or "pooled_af" not in x:
+        raise ValueError("snp_unet: population_prior and population_input need the per-row SNP "
+                         "context 'class_af' and 'pooled_af' (data.views.row_context)")
+    null = (jnp.asarray(y_B) == num_classes)[:, None]
+    return jnp.where(null, x["pooled_af"], x["class_af"]).astype(jnp.float32)
+
+
 def population_log_prior(x: dict, y_B: jax.Array, num_classes: int, vocab_size: int
                          ) -> jax.Array:
     """log p(token) per SNP under the row's population, float32 [B, L, V]: Bernoulli(q) for
-    haplotype alleles (V = 2), Hardy-Weinberg for dosages (V = 3); q is x["class_af"], or
-    x["pooled_af"] for the null label `num_classes`."""
-    if "class_af" not in x or "pooled_af" not in x:
-        raise ValueError("snp_unet: population_prior needs the per-row SNP context 'class_af' and "
-                         "'pooled_af' (data.views.row_context)")
-    null = (jnp.asarray(y_B) == num_classes)[:, None]
-    q = jnp.where(null, x["pooled_af"], x["class_af"]).astype(jnp.float32)
+    haplotype alleles (V = 2), Hardy-Weinberg for dosages (V = 3), q = population_frequency."""
+    q = population_frequency(x, y_B, num_classes)
     log_q, log_1mq = jnp.log(q), jnp.log1p(-q)
     if vocab_size == 2:
         return jnp.stack([log_1mq, log_q], axis=-1)
