@@ -15,6 +15,7 @@ run (no half-saved step is left behind).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -91,11 +92,27 @@ def best_item(state: TrainState) -> dict:
     return {"step": state.step, "params": state.params, "ema_params": state.ema_params}
 
 
-def _sync_folders() -> ocp.AsyncOptions:
-    """Orbax creates a step's folders in the calling thread, so when a save is interrupted every
-    temporary folder it made already exists and `abandon` can remove it (created in a background
-    thread, one could appear after abandon looked)."""
-    return ocp.AsyncOptions(create_directories_asynchronously=False)
+def _access(async_save: bool, read_only: bool) -> dict:
+    """CheckpointManagerOptions both managers share. Orbax creates a step's folders in the calling
+    thread, so when a save is interrupted every temporary folder it made already exists and
+    `abandon` can remove it (made in a background thread, one could appear after abandon looked).
+    A reader neither writes nor clears the temporary folders of unfinished saves: they may be a
+    live training run's saves in flight."""
+    return dict(enable_async_checkpointing=async_save,
+                async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
+                cleanup_tmp_directories=not read_only, read_only=read_only,
+                create=not read_only, save_interval_steps=0 if read_only else 1)
+
+
+@contextlib.contextmanager
+def _absl_errors_only() -> Iterator[None]:
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class CheckpointStore:
@@ -116,32 +133,24 @@ class CheckpointStore:
                                  "family; use a new --workdir or the run's own config")
             return float(metrics[best_metric])
 
-        self.latest = ocp.CheckpointManager(
-            self.directory / LATEST,
-            options=ocp.CheckpointManagerOptions(
-                preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
-                enable_async_checkpointing=async_save,
-                async_options=_sync_folders(),
-                cleanup_tmp_directories=not read_only,
-                read_only=read_only,
-            ),
-        )
-        self.best = ocp.CheckpointManager(
-            self.directory / BEST,
-            options=ocp.CheckpointManagerOptions(
-                # best_fn makes orbax store the metrics with each step and rank steps by them;
-                # reverse=True sorts descending, so BestN's kept tail is the lowest errors.
-                best_fn=metric,
-                best_mode="min",
-                preservation_policy=ocp.checkpoint_managers.BestN(
-                    get_metric_fn=metric, reverse=True, n=1,
-                    keep_checkpoints_without_metrics=False),
-                enable_async_checkpointing=async_save,
-                async_options=_sync_folders(),
-                cleanup_tmp_directories=not read_only,
-                read_only=read_only,
-            ),
-        )
+        access = _access(async_save, read_only)
+        quiet = _absl_errors_only() if read_only else contextlib.nullcontext()
+        with quiet:  # orbax warns of each setting read_only turns off, and of read_only itself
+            self.latest = ocp.CheckpointManager(
+                self.directory / LATEST,
+                options=ocp.CheckpointManagerOptions(
+                    preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), **access))
+            self.best = ocp.CheckpointManager(
+                self.directory / BEST,
+                options=ocp.CheckpointManagerOptions(
+                    # best_fn makes orbax store the metrics with each step and rank steps by
+                    # them; reverse=True sorts descending, so BestN's kept tail is the lowest.
+                    best_fn=metric,
+                    best_mode="min",
+                    preservation_policy=ocp.checkpoint_managers.BestN(
+                        get_metric_fn=metric, reverse=True, n=1,
+                        keep_checkpoints_without_metrics=False),
+                    **access))
 
         # The best value so far, kept here: an async save's metrics are unreadable until it commits.
         self._best: tuple[int, float] | None = None
