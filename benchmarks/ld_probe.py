@@ -1,10 +1,10 @@
-"""How fast the masked family's denoiser learns LD, with and without the population prior: a small
-cohort of 2 classes whose haplotypes are copies of 6 founders a class (strong LD), a small
-`snp_unet`, 600 Adam steps of 16 people; prints the validation ELBO (bits per token) every 100
-steps beside per-population independent sites. Measured 2026-12-06 on 2 shared CPU cores (README,
-"The population prior, measured"):
+"""How fast the masked family's denoiser learns LD in each of its variants (plain, population
+prior, population input, both): a small cohort of 2 classes whose haplotypes are copies of 6
+founders a class (strong LD), a small `snp_unet`, 600 Adam steps of 16 people; prints the
+validation ELBO (bits per token) every 100 steps beside per-population independent sites. Measured
+2026-12-06 on 2 shared CPU cores (README, "The population's frequencies as input, measured"):
 
-    python benchmarks/ld_probe.py
+    python benchmarks/ld_probe.py plain prior input prior+input   # default: plain prior
 """
 
 from __future__ import annotations

@@ -323,8 +323,8 @@ def test_a_killed_masked_run_resumes_to_the_same_metrics(masked_run, tmp_path):
 # -- the population prior, exact draws, step spacing (issue 25) ------------------------------------
 
 def _prior_setup(tokens_kind: str, **flags):
-    """A snp_unet with the population prior (or `flags`), untrained, and a batch of people of 3 classes with
-    their smoothed class frequencies (from a separate 'training' set)."""
+    """A snp_unet with the population prior (or `flags`), untrained, and a batch of people of 3
+    classes with their smoothed class frequencies (from a separate 'training' set)."""
     from genodiff_jax.data.views import row_context
     from genodiff_jax.models import MODELS, build_model
 

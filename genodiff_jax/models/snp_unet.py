@@ -75,7 +75,7 @@ class SNPUNet(Layered):
     dropout: float = 0.1
     attention_impl: str | None = None
     population_prior: bool = False  # logits += log p(token | the person's population)
-    population_input: bool = False  # each SNP's vector holds its frequency in the person's population
+    population_input: bool = False  # each SNP's vector holds q of the person's population
 
     def length_multiple(self) -> int:
         """Windows must hold a multiple of this many SNPs."""
