@@ -28,7 +28,8 @@ import numpy as np
 
 from genodiff_jax.data import io, writers
 from genodiff_jax.data.loader import load_prepared
-from genodiff_jax.sampling.impute import impute_tokens
+from genodiff_jax.sampling.impute import imputation_settings, impute_tokens
+from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sampling.tokens import UNKNOWN
 from genodiff_jax.train.trained import load_trained
 
@@ -110,11 +111,12 @@ def main() -> None:
     known = np.where(observed, truth, UNKNOWN).astype(np.int8)
 
     results, seconds = {}, {}
+    settings = imputation_settings(trained, SamplingSettings(steps=args.steps))
     for name, labels in (("model (unconditional)", np.full(len(truth), trained.num_classes)),
                          ("model (population given)", data.test.labels)):
         t0 = time.perf_counter()
-        filled = impute_tokens(trained, data, known, np.asarray(labels, np.int32),
-                               draws=args.draws, steps=args.steps)
+        filled = impute_tokens(trained, data, known, np.asarray(labels, np.int32), settings,
+                               draws=args.draws)
         seconds[name] = time.perf_counter() - t0
         results[name] = r2_by_bin(true_dosage, filled.sum(axis=2).mean(axis=0), maf, hidden)
     base = population_frequencies(ref, data.train.labels, data.test.labels, observed)

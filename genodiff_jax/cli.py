@@ -108,11 +108,11 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
 @command("prepare", "genotypes -> per-gene PCA dataset (TFDS array_record + codec + summary)",
          _prepare_args)
 def _prepare(args: argparse.Namespace) -> None:
-    from genodiff_jax.data.prepare import format_summary, prepare_dataset
+    from genodiff_jax.data.prepare import PrepareSettings, format_summary, prepare_dataset
 
-    summary = prepare_dataset(args.vcf, args.panel, args.out, genes=args.genes, window=args.window,
-                              label=args.label, test_fraction=args.test_fraction, seed=args.seed,
-                              strict=args.strict, components=args.components, tokens=args.tokens,
+    settings = PrepareSettings(args.genes, args.window, args.label, args.test_fraction, args.seed,
+                               args.strict, args.components, args.tokens)
+    summary = prepare_dataset(args.vcf, args.panel, args.out, settings,
                               overwrite=args.overwrite, progress=not args.quiet)
     print(format_summary(summary))
     print(f"wrote {args.out}")
@@ -142,9 +142,10 @@ def _train(args: argparse.Namespace) -> None:
 
 def _print_stop(trained: dict) -> None:
     """One line: why training stopped (converged, time cap, step cap), or had stopped before."""
-    stop = trained.get("stop")
-    if isinstance(stop, dict) and stop.get("message"):
-        print(stop["message"])
+    from genodiff_jax.commands.run import stop_line
+
+    if stop_line(trained):
+        print(stop_line(trained))
 
 
 # -- sample --------------------------------------------------------------------------------------
@@ -218,16 +219,16 @@ def parse_options(text: str | None, flag: str = "--sampler-options") -> dict:
 @command("sample", "generate a synthetic cohort from a trained run, written as genotypes",
          _sample_args)
 def _sample(args: argparse.Namespace) -> None:
-    from genodiff_jax.sampling.pipeline import sample_cohort
+    from genodiff_jax.commands.sample import sample_cohort
+    from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
-    summary = sample_cohort(args.workdir, args.out, args.n, sampler=args.sampler, steps=args.steps,
-                            guidance=args.guidance,
-                            sampler_options=parse_options(args.sampler_options),
-                            labels=args.labels, calling=args.calling, plink=args.plink,
-                            pgen=args.pgen, seed=args.seed, batch_size=args.batch_size,
-                            data_dir=args.data,
+    sampling = SamplingSettings(args.sampler, args.steps, args.guidance,
+                                parse_options(args.sampler_options), seed=args.seed,
+                                batch_size=args.batch_size, weights_dtype=args.weights_dtype)
+    output = OutputSettings(args.out, overwrite=args.overwrite, plink=args.plink, pgen=args.pgen)
+    summary = sample_cohort(args.workdir, output, args.n, sampling, labels=args.labels,
+                            calling=args.calling, data_dir=args.data,
                             checkpoint=args.checkpoint, ema=not args.raw_params,
-                            weights_dtype=args.weights_dtype, overwrite=args.overwrite,
                             progress=not args.quiet)
     print(json.dumps(summary, default=str))
 
@@ -256,11 +257,12 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
 @command("impute", "fill missing genotypes with a masked-diffusion run (inpainting)", _impute_args)
 def _impute(args: argparse.Namespace) -> None:
     from genodiff_jax.sampling.impute import format_summary, impute_vcf
+    from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
-    summary = impute_vcf(args.workdir, args.vcf, args.out, panel=args.panel,
-                         mask_sites=args.mask_sites, draws=args.draws, steps=args.steps,
-                         seed=args.seed, batch_size=args.batch_size, overwrite=args.overwrite,
-                         progress=not args.quiet)
+    sampling = SamplingSettings(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
+    summary = impute_vcf(args.workdir, args.vcf, OutputSettings(args.out, args.overwrite),
+                         panel=args.panel, mask_sites=args.mask_sites, draws=args.draws,
+                         sampling=sampling, progress=not args.quiet)
     print(f"impute: {format_summary(summary)}", file=sys.stderr)
     print(json.dumps(summary))
 
@@ -383,55 +385,24 @@ def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
 @command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train and sample "
          "both generator families, evaluate them in one report", _run_args)
 def _run(args: argparse.Namespace) -> None:
-    from genodiff_jax.data.prepare import format_summary, prepare_dataset
-    from genodiff_jax.data.simulate import PRESETS, simulate_cohort
-    from genodiff_jax.eval.report import evaluate, summary_header, summary_rows
-    from genodiff_jax.sampling.pipeline import sample_cohort
-    from genodiff_jax.train.loop import run_training
+    from genodiff_jax.commands.run import RunSettings, run_pipeline
+    from genodiff_jax.eval.report import summary_header, summary_rows
+    from genodiff_jax.sampling.settings import SamplingSettings
 
-    progress = not args.quiet
-    out = args.out
-    overwrite = args.overwrite
-    files = simulate_cohort(out / "cohort", PRESETS[args.preset], overwrite=overwrite,
-                            progress=progress)
-    summary = prepare_dataset(files.vcf, files.panel, out / "data", genes=files.bed,
-                              label=args.label, overwrite=overwrite, progress=progress)
-    print(format_summary(summary))
-    trained = run_training(out / "data", out / "train", args.config, progress=progress)
-    _print_stop(trained)
-    print(f"trained: step {trained.get('step')}, loss {trained.get('loss')}, "
-          f"val_recon {trained.get('val_recon')}")
-    sampled = sample_cohort(out / "train", out / "synthetic", summary["n_samples"],
-                            sampler=args.sampler, steps=args.steps, labels="train",
-                            overwrite=overwrite, progress=progress)
-    print(f"sampled {sampled['n']} people with {args.sampler} ({sampled['steps']} steps) in "
-          f"{sampled['sampling_seconds']} s -> {out / 'synthetic'}")
-    cohorts = {"gene_pca": out / "synthetic"}
-    folders = ["cohort", "data", "train", "synthetic"]
-    if args.masked_config.lower() != "none":
-        trained = run_training(out / "data", out / "train_masked", args.masked_config,
-                               progress=progress)
-        _print_stop(trained)
-        print(f"trained the masked family: step {trained.get('step')}, "
-              f"val_bits {trained.get('val_bits')}")
-        sampled = sample_cohort(out / "train_masked", out / "synthetic_masked",
-                                summary["n_samples"], labels="train", overwrite=overwrite,
-                                progress=progress)
-        print(f"sampled {sampled['n']} people ({sampled['steps']} unmasking steps) in "
-              f"{sampled['sampling_seconds']} s -> {out / 'synthetic_masked'}")
-        cohorts["masked"] = out / "synthetic_masked"
-        folders += ["train_masked", "synthetic_masked"]
-    report = evaluate(out / "data", cohorts, out / "report", _eval_settings(args),
-                      overwrite=overwrite)
+    masked = None if args.masked_config.lower() == "none" else args.masked_config
+    settings = RunSettings(args.preset, args.label, args.config, masked,
+                           SamplingSettings(args.sampler, args.steps), _eval_settings(args))
+    result = run_pipeline(args.out, settings, overwrite=args.overwrite, progress=not args.quiet)
+    report = result["report"]
     _print_summary(summary_header(report), summary_rows(report))
-    print(json.dumps({name: str(out / name) for name in [*folders, "report"]}))
+    print(json.dumps({name: str(path) for name, path in result["folders"].items()}))
 
 
 # -- sweep -----------------------------------------------------------------------------------------
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
+    from genodiff_jax.families import FAMILIES
     from genodiff_jax.sampling.calling import CALLERS, DEFAULT_CALLING
-    from genodiff_jax.sweep.grid import DEFAULT_STEPS
     from genodiff_jax.sweep.panel import PANEL, PanelSettings
 
     def listed(values) -> str:
@@ -454,8 +425,9 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated samplers of the run's process (default: every one it "
                    "has)")
     p.add_argument("--steps", default=None,
-                   help=f"comma-separated step counts (default: {listed(DEFAULT_STEPS['features'])}"
-                   f" up to the run's T; masked: {listed(DEFAULT_STEPS['tokens'])})")
+                   help="comma-separated step counts (default: the family's, those the run "
+                   "takes; " + "; ".join(f"{name}: {listed(family.default_steps)}"
+                                         for name, family in FAMILIES.items()) + ")")
     p.add_argument("--guidance", default=None,
                    help="comma-separated guidance weights w (default: the run config's)")
     p.add_argument("--temperatures", default=None,

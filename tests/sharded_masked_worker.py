@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from genodiff_jax.data.loader import put_data  # noqa: E402
 from genodiff_jax.diffusion import MaskedProcess  # noqa: E402
 from genodiff_jax.models import MODELS, build_model  # noqa: E402
-from genodiff_jax.sampling.cohort import generate  # noqa: E402
+from genodiff_jax.sampling import Denoiser, SamplingSettings, generate  # noqa: E402
 from genodiff_jax.sharding import make_mesh, put_replicated  # noqa: E402
 from genodiff_jax.train import OptimizerConfig, StepRecipe, build_program  # noqa: E402
 
@@ -50,10 +50,9 @@ def run(num_devices: int) -> dict:
     val = {k: float(v) for k, v in jax.device_get(val(state.ema_params, data, key)).items()}
     start = {**{k: v[:8] for k, v in x.items()},
              "tokens": np.full((8, 2, L), process.mask_id, np.int8)}
-    samples = generate(model.apply, state.ema_params, process=process, sampler="ancestral",
-                       steps=4, labels_N=np.arange(8, dtype=np.int32) % C, shape=row,
-                       start=start, key=jax.random.key(2), batch_size=8, mesh=mesh,
-                       num_classes=C)
+    samples = generate(Denoiser(model.apply, state.ema_params, C), process=process,
+                       settings=SamplingSettings("ancestral", 4, seed=2, batch_size=8, mesh=mesh),
+                       labels_N=np.arange(8, dtype=np.int32) % C, shape=row, start=start)
     return {"losses": losses, "val": val, "samples": samples.tolist()}
 
 

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from genodiff_jax.diffusion import GaussianProcess  # noqa: E402
 from genodiff_jax.models import build_model  # noqa: E402
-from genodiff_jax.sampling import generate  # noqa: E402
+from genodiff_jax.sampling import Denoiser, SamplingSettings, generate  # noqa: E402
 from genodiff_jax.sharding import make_mesh  # noqa: E402
 
 
@@ -42,11 +42,15 @@ def main() -> None:
     process = GaussianProcess("cosine", 100, "eps")
     result = {}
     for sampler in ("ancestral",):  # stochastic: noise, guidance and the model all take part
-        common = dict(process=process, sampler=sampler, steps=10, labels_N=labels, shape=(G, K),
-                      mask=mask, guidance=0.5, key=jax.random.key(7), num_classes=num_classes)
-        sharded = generate(model.apply, params, batch_size=16, mesh=make_mesh(8), **common)
-        single = generate(model.apply, params, batch_size=16, mesh=make_mesh(1), **common)
-        other_batch = generate(model.apply, params, batch_size=8, mesh=make_mesh(8), **common)
+        denoiser = Denoiser(model.apply, params, num_classes)
+
+        def run(batch_size, devices, sampler=sampler, denoiser=denoiser):
+            settings = SamplingSettings(sampler, 10, 0.5, seed=7, batch_size=batch_size,
+                                        mesh=make_mesh(devices))
+            return generate(denoiser, process=process, settings=settings, labels_N=labels,
+                            shape=(G, K), mask=mask)
+
+        sharded, single, other_batch = run(16, 8), run(16, 1), run(8, 8)
         result[sampler] = {
             "max_diff_single": float(np.abs(sharded - single).max()),
             "max_diff_batch": float(np.abs(sharded - other_batch).max()),

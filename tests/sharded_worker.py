@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from genodiff_jax.data.loader import put_data  # noqa: E402
 from genodiff_jax.diffusion import GaussianProcess  # noqa: E402
 from genodiff_jax.models import build_model  # noqa: E402
-from genodiff_jax.sampling.cohort import generate  # noqa: E402
+from genodiff_jax.sampling import Denoiser, SamplingSettings, generate  # noqa: E402
 from genodiff_jax.sharding import make_mesh, put_replicated  # noqa: E402
 from genodiff_jax.train import OptimizerConfig, StepRecipe, build_program  # noqa: E402
 
@@ -72,10 +72,9 @@ def run(num_devices: int) -> dict:
            for k, v in jax.device_get(eval_fn(state.ema_params, test_data, key)).items()}
     # Sampling from the trained (global, replicated) EMA params on the same mesh: per-row keys make
     # the cohort independent of the device and process count.
-    samples = generate(model.apply, state.ema_params, process=process, sampler="ddim", steps=5,
-                       labels_N=np.arange(8, dtype=np.int32) % C, shape=(G, K), mask=mask,
-                       guidance=0.5, key=jax.random.key(2), batch_size=8, mesh=mesh,
-                       num_classes=C)
+    samples = generate(Denoiser(model.apply, state.ema_params, C), process=process,
+                       settings=SamplingSettings("ddim", 5, 0.5, seed=2, batch_size=8, mesh=mesh),
+                       labels_N=np.arange(8, dtype=np.int32) % C, shape=(G, K), mask=mask)
     return {"losses": losses, "grad_norms": grad_norms, "val": val, "placement": placement,
             "samples": samples,
             "params": [np.asarray(p) for p in jax.tree.leaves(state.params)],

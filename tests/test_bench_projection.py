@@ -4,7 +4,6 @@ compiles only; nothing here is timed or allocated at the GPU's scale."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import json
 import math
@@ -14,7 +13,7 @@ import pytest
 
 from genodiff_jax import bench, cli
 from genodiff_jax.bench import projection
-from genodiff_jax.data.prepare import prepare_dataset
+from genodiff_jax.data.prepare import PrepareSettings
 from genodiff_jax.sharding import make_mesh
 
 TINY_MLP = '{"widths": [16, 8], "bottleneck": 8, "num_groups": 4}'
@@ -82,7 +81,7 @@ def test_devices_take_their_peak_from_the_peak_table():
 
 def test_the_training_split_of_1000_genomes():
     """2253 of 2504 people (prepare holds out ceil(0.1 x 2504) = 251): 7041 steps of 32."""
-    default = inspect.signature(prepare_dataset).parameters["test_fraction"].default
+    default = PrepareSettings().test_fraction
     assert projection.TEST_FRACTION == default
     assert projection.train_people(2504) == 2253
     from sklearn.model_selection import train_test_split

@@ -19,6 +19,10 @@ from genodiff_jax.diffusion import GaussianProcess, get_schedule
 from genodiff_jax.errors import InputError
 from genodiff_jax.sampling import (
     LABEL_STRATEGIES,
+    CohortTable,
+    Denoiser,
+    OutputSettings,
+    SamplingSettings,
     apportion,
     call_genotypes,
     choose_batch_size,
@@ -26,9 +30,14 @@ from genodiff_jax.sampling import (
     generate,
     labels_from_spec,
     sample_ids,
-    write_synthetic,
+    write_cohort,
 )
-from genodiff_jax.sampling.calling import HYBRID_KEPT, frequency_calls, frequency_counts
+from genodiff_jax.sampling.calling import (
+    HYBRID_KEPT,
+    features_to_calls,
+    frequency_calls,
+    frequency_counts,
+)
 from genodiff_jax.sampling.cohort import auto_batch_size, bytes_per_sample
 from genodiff_jax.sharding import make_mesh
 
@@ -64,11 +73,12 @@ MASK[-1, 1] = False
 PROCESS = GaussianProcess("cosine", T_TRAIN, "eps")
 
 
-def _generate(apply_fn, labels, **kwargs):
-    args = dict(process=PROCESS, sampler="ancestral", steps=20, labels_N=labels, shape=(G, K),
-                mask=MASK, guidance=0.0, key=jax.random.key(0), mesh=make_mesh(1))
-    args.update(kwargs)
-    return generate(apply_fn, PARAMS, **args)
+def _generate(apply_fn, labels, *, sampler="ancestral", steps=20, sampler_options=None,
+              batch_size=None, key=None):
+    settings = SamplingSettings(sampler, steps, 0.0, sampler_options, batch_size=batch_size,
+                                mesh=make_mesh(1))
+    return generate(Denoiser(apply_fn, PARAMS), process=PROCESS, settings=settings,
+                    labels_N=labels, shape=(G, K), mask=MASK, key=key)
 
 
 def test_cohort_follows_its_labels() -> None:
@@ -109,15 +119,14 @@ def test_guidance_in_the_cohort() -> None:
     params = {"means": jnp.asarray([-2.0, 0.0, 3.0, 1.0], jnp.float32)}  # row 3 = null label
     labels = np.repeat(np.arange(3, dtype=np.int32), 100)
     w = 0.5
-    args = dict(process=PROCESS, sampler="ddim", steps=T_TRAIN, labels_N=labels, shape=(G, K),
-                mask=MASK, key=jax.random.key(0), mesh=make_mesh(1), num_classes=3,
-                batch_size=128)
-    guided = generate(make_exact_apply(), params, guidance=w, **args)
+    settings = SamplingSettings("ddim", T_TRAIN, w, batch_size=128, mesh=make_mesh(1))
+    args = dict(process=PROCESS, settings=settings, labels_N=labels, shape=(G, K), mask=MASK)
+    guided = generate(Denoiser(make_exact_apply(), params, num_classes=3), **args)
     for y in range(3):
         expected = (1 + w) * CLASS_MEANS[y] - w * 1.0
         assert abs(guided[labels == y][:, MASK].mean() - expected) < 0.1
     with pytest.raises(ValueError, match="num_classes"):
-        generate(make_exact_apply(), params, guidance=w, **{**args, "num_classes": None})
+        generate(Denoiser(make_exact_apply(), params), **args)
 
 
 def test_sharded_sampling_equals_single_device() -> None:
@@ -280,7 +289,7 @@ def tiny_codec():
 
 
 @pytest.mark.parametrize("calling", ["round", "frequency", "hybrid"])
-def test_write_synthetic(tmp_path: Path, tiny_codec, calling: str) -> None:
+def test_write_cohort_of_features(tmp_path: Path, tiny_codec, calling: str) -> None:
     from bed_reader import open_bed
     from cyvcf2 import VCF
 
@@ -292,12 +301,17 @@ def test_write_synthetic(tmp_path: Path, tiny_codec, calling: str) -> None:
     out = tmp_path / "synthetic"
     out.mkdir()
     (out / "stale.txt").write_text("replaced")
-    kwargs = dict(codec=codec, variants=variants, class_names=["EUR", "AFR"],
-                  label_column="super_pop", calling=calling, plink=True)
+    table = CohortTable(variants, ["EUR", "AFR"], "super_pop")
+    zeroed, calls = features_to_calls(features, codec, calling)
+
+    def write(overwrite: bool) -> dict:
+        return write_cohort(OutputSettings(out, overwrite, plink=True), table, labels, calls,
+                            zeroed)
+
     with pytest.raises(InputError, match="did not write: choose another output path or pass"):
-        write_synthetic(out, features, labels, **kwargs)  # a folder of someone else's files
+        write(False)  # a folder of someone else's files
     assert (out / "stale.txt").read_text() == "replaced"
-    summary = write_synthetic(out, features, labels, overwrite=True, **kwargs)
+    summary = write(True)
     assert summary["n_samples"] == 25 and not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]  # no temporary left
 
@@ -326,12 +340,20 @@ def test_write_synthetic(tmp_path: Path, tiny_codec, calling: str) -> None:
         assert list(bed.iid) == sample_ids(25) and list(bed.allele_1) == list(variants.alt)
 
 
-def test_write_synthetic_checks_its_inputs(tmp_path: Path, tiny_codec) -> None:
+def test_write_cohort_checks_its_inputs(tmp_path: Path, tiny_codec) -> None:
     codec, variants, _ = tiny_codec
     features = np.zeros((3, *codec.feature_shape), np.float32)
+    with pytest.raises(ValueError, match="do not match the codec"):
+        features_to_calls(features[:, 1:], codec)
+    _, calls = features_to_calls(features, codec)
+    table = CohortTable(variants, ["a", "b"], "pop")
+    output = OutputSettings(tmp_path / "o")
     with pytest.raises(ValueError, match="labels must lie"):
-        write_synthetic(tmp_path / "o", features, np.array([0, 1, 2]), codec=codec,
-                        variants=variants, class_names=["a", "b"], label_column="pop")
+        write_cohort(output, table, np.array([0, 1, 2]), calls)
+    with pytest.raises(ValueError, match="2 labels"):
+        write_cohort(output, table, np.array([0, 1]), calls)
+    with pytest.raises(ValueError, match="variants"):
+        write_cohort(output, table, np.array([0, 1, 1]), calls[:, 1:])
     assert not (tmp_path / "o").exists()
 
 
@@ -350,14 +372,13 @@ def test_cnn_sampling_with_its_cpu_compiler_options_matches_without() -> None:
                         jnp.zeros(1, jnp.int32))["params"]
     # Zero-initialised outputs would hide a change.
     params = jax.tree.map(lambda p: p + 0.05, params)
-    args = dict(process=GaussianProcess("cosine", 50, "eps"), sampler="ddim", steps=5,
-                labels_N=np.array([0, 1, 1], np.int32), shape=(G, K), mask=np.ones((G, K), bool),
-                guidance=0.5, key=jax.random.key(3), mesh=make_mesh(1), batch_size=4,
-                num_classes=2)
+    settings = SamplingSettings("ddim", 5, 0.5, seed=3, batch_size=4, mesh=make_mesh(1))
+    args = dict(process=GaussianProcess("cosine", 50, "eps"), settings=settings,
+                labels_N=np.array([0, 1, 1], np.int32), shape=(G, K), mask=np.ones((G, K), bool))
     options = inference_compiler_options(model)
     assert options is not None
-    tuned = generate(model.apply, params, compiler_options=options, **args)
-    plain = generate(model.apply, params, compiler_options=None, **args)
+    tuned = generate(Denoiser(model.apply, params, 2, options), **args)
+    plain = generate(Denoiser(model.apply, params, 2), **args)
     np.testing.assert_allclose(tuned, plain, rtol=1e-4, atol=1e-5)
     assert np.abs(plain).max() > 0
     assert xla.accepted({"xla_cpu_no_such_option": "1"}) is None

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from genodiff_jax.eval.classifiers import CLASSIFIERS, fit_classifier
+from genodiff_jax.eval.classifiers import CLASSIFIERS, FitSettings, fit_classifier
 from genodiff_jax.eval.transfer import (
     Labeled,
     augmentation,
@@ -68,17 +68,17 @@ def hard() -> tuple[Labeled, Labeled, np.ndarray]:
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 def test_classifier_learns_clusters_and_is_near_chance_on_shuffled_labels(name, easy):
     train, test, mask = easy
-    fitted = fit_classifier(name, *train, C, mask=mask, seed=0, epochs=10)
+    fitted = fit_classifier(name, *train, C, mask=mask, seed=0, fit=FitSettings(epochs=10))
     assert fitted.loss_history[-1] < fitted.loss_history[0]
     assert fitted.accuracy(*test) > 0.9
     shuffled = fit_classifier(name, train.features, balanced_relabel(train.labels, 0), C,
-                              mask=mask, seed=0, epochs=10)
+                              mask=mask, seed=0, fit=FitSettings(epochs=10))
     assert abs(shuffled.accuracy(*test) - 1 / C) < 0.15
 
 
 def test_padded_slots_do_not_reach_the_classifier(easy):
     train, test, mask = easy
-    fitted = fit_classifier("mlp", *train, C, mask=mask, seed=0, epochs=10)
+    fitted = fit_classifier("mlp", *train, C, mask=mask, seed=0, fit=FitSettings(epochs=10))
     other = np.where(mask, test.features, 1e3).astype(np.float32)
     np.testing.assert_array_equal(fitted.logits(test.features), fitted.logits(other))
 
@@ -87,7 +87,8 @@ def test_same_seed_same_classifier_other_seed_differs(easy):
     train, test, mask = easy
     # Dropout and batch order act only with several steps an epoch, so train on 100 people.
     sub = Labeled(train.features[:100], train.labels[:100])
-    fits = [fit_classifier("mlp", *sub, C, mask=mask, seed=s, epochs=3, batch_size=32)
+    fits = [fit_classifier("mlp", *sub, C, mask=mask, seed=s,
+                           fit=FitSettings(epochs=3, batch_size=32))
             for s in (5, 5, 6)]
     logits = [f.logits(test.features) for f in fits]
     np.testing.assert_array_equal(logits[0], logits[1])

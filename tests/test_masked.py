@@ -503,5 +503,20 @@ def test_impute_matches_by_allele_says_what_it_used_and_refuses_what_it_cannot_u
     rc = cli.main(["sample", "--workdir", work, "--n", "2", "--calling", "round", "--out",
                    str(tmp_path / "x")])
     err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
-    assert rc == 2 and len(err) == 1 and "--calling: this run samples genotype tokens" in err[0]
+    assert rc == 2 and len(err) == 1 and "--calling: this run samples tokens" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_q_sample_masks_each_token_with_probability_one_minus_alpha() -> None:
+    """The named forward process: under the linear schedule at t = 0.3 about 30 % of the valid
+    tokens become MASK, the rest keep their value, and padding (not valid) is never masked."""
+    process = MaskedProcess()
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 2, (64, 2, 500)).astype(np.int32)
+    valid = np.arange(500) < 400
+    u = jax.random.uniform(jax.random.key(0), tokens.shape)
+    x_t, masked = process.q_sample({"tokens": tokens}, jnp.full((64,), 0.3), u, valid)
+    x_t, masked = np.asarray(x_t["tokens"]), np.asarray(masked)
+    assert abs(masked[..., :400].mean() - 0.3) < 0.01 and not masked[..., 400:].any()
+    assert np.all(x_t[masked] == process.mask_id)
+    np.testing.assert_array_equal(x_t[~masked], tokens[~masked])

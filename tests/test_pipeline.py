@@ -299,13 +299,13 @@ def test_ctrl_c_stops_sample_at_once_and_leaves_nothing(trained_run, tmp_path):
 
 def test_a_diverging_sampler_is_one_line_and_writes_nothing(trained_run, tmp_path, capfd,
                                                             monkeypatch):
-    from genodiff_jax.sampling import pipeline
+    from genodiff_jax.families import gene_pca
     from genodiff_jax.sampling.cohort import NonFiniteSampleError
 
     def diverges(*args, **kwargs):
         raise NonFiniteSampleError(3, 3, 0, 7, 10)
 
-    monkeypatch.setattr(pipeline, "generate", diverges)
+    monkeypatch.setattr(gene_pca, "generate", diverges)
     rc = cli.main(["sample", "--workdir", str(trained_run / "train"), "--n", "3", "--out",
                    str(tmp_path / "o"), "--quiet"])
     err = one_line(capfd)

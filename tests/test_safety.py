@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from genodiff_jax.atomic import MARKER, atomic_dir, atomic_file, check_output, write_marker
 from genodiff_jax.diffusion import GaussianProcess
 from genodiff_jax.errors import InputError
-from genodiff_jax.sampling import generate
+from genodiff_jax.sampling import Denoiser, SamplingSettings, generate
 from genodiff_jax.sampling.cohort import NonFiniteSampleError
 from genodiff_jax.sharding import make_mesh
 
@@ -131,9 +130,9 @@ def test_a_sampler_that_diverges_is_an_error_naming_the_first_bad_step(cut_index
 
     w = jnp.float32(0.1 if cut is not None else jnp.nan)
     with pytest.raises(NonFiniteSampleError, match="NaN or inf from sampler step") as info:
-        generate(apply_fn, {"w": w}, process=process, sampler="ddim", steps=None,
-                 labels_N=np.zeros(6, np.int32), shape=(4, 2), key=jax.random.key(0),
-                 mesh=make_mesh(1), batch_size=4)
+        generate(Denoiser(apply_fn, {"w": w}), process=process,
+                 settings=SamplingSettings("ddim", batch_size=4, mesh=make_mesh(1)),
+                 labels_N=np.zeros(6, np.int32), shape=(4, 2))
     ts = np.arange(10)[::-1]  # every step: grid indices 9, 8, ..., 0
     expected = 0 if cut is None else int(np.argmax(times[ts] < cut))
     assert info.value.step == expected and "in 6 of 6 rows" in str(info.value)
@@ -239,7 +238,8 @@ def test_ctrl_c_while_a_cohort_is_written_leaves_at_once_and_keeps_the_earlier_o
     from Bio import bgzf
 
     from genodiff_jax.data import io
-    from genodiff_jax.sampling.tokens import write_token_cohort
+    from genodiff_jax.sampling.output import CohortTable, write_cohort
+    from genodiff_jax.sampling.settings import OutputSettings
 
     n, s = 300, 4000  # a 4096-variant chunk of text: 4.8 MB, 74 BGZF blocks
     rng = np.random.default_rng(0)
@@ -248,9 +248,9 @@ def test_ctrl_c_while_a_cohort_is_written_leaves_at_once_and_keeps_the_earlier_o
                            np.array(["G"] * s))
     out = tmp_path / "cohort"
 
-    def write(tokens, **kwargs):
-        write_token_cohort(out, tokens, rng.integers(0, 2, len(tokens)), variants=variants,
-                           class_names=["a", "b"], label_column="pop", **kwargs)
+    def write(tokens, overwrite=False):
+        write_cohort(OutputSettings(out, overwrite), CohortTable(variants, ["a", "b"], "pop"),
+                     rng.integers(0, 2, len(tokens)), tokens)
 
     write(rng.integers(0, 2, (3, 2, s), dtype=np.int8))
     before = snapshot(tmp_path)
@@ -294,17 +294,17 @@ def test_out_of_range_sampler_options_are_refused(family, sampler, options, mess
 
 def test_guidance_and_labels_that_give_a_wrong_cohort_are_refused(capsys):
     from genodiff_jax.sampling.labels import labels_from_spec
-    from genodiff_jax.sampling.pipeline import resolve_sampling
+    from genodiff_jax.sampling.settings import resolve_sampling
 
     process = GaussianProcess("cosine", 10, "eps")
     defaults = {"sampler": "ddim", "steps": 0, "guidance": 0.1, "options": {}}
     for w in (1e9, -2.0):
         with pytest.raises(InputError, match=r"--guidance must be in \[-1, 100\]"):
-            resolve_sampling(process, defaults, None, None, w, None)
-    assert resolve_sampling(process, defaults, None, None, -1.0, None)["guidance"] == -1.0
+            resolve_sampling(process, defaults, SamplingSettings(guidance=w))
+    assert resolve_sampling(process, defaults, SamplingSettings(guidance=-1.0)).guidance == -1.0
     # Within the range but above the measured safe weights: sampled, with a warning.
     assert capsys.readouterr().err == ""
-    assert resolve_sampling(process, defaults, None, None, 30.0, None)["guidance"] == 30.0
+    assert resolve_sampling(process, defaults, SamplingSettings(guidance=30.0)).guidance == 30.0
     assert "guidance 30 is above 10" in capsys.readouterr().err
     with pytest.raises(InputError, match="label counts sum to 0 people"):
         labels_from_spec("AAA=0,BBB=0", None, class_names=["AAA", "BBB"])

@@ -15,9 +15,9 @@ from genodiff_jax.diffusion import (
     v_to_eps,
     x0_to_eps,
 )
+from genodiff_jax.diffusion.gaussian_samplers import reporting_non_finite_steps
 from genodiff_jax.diffusion.process import sampler_option_names
 from genodiff_jax.sampling import SAMPLERS, get_sampler, guide, make_denoise_fn, time_grid
-from genodiff_jax.sampling.samplers import reporting_non_finite_steps
 
 T = 500
 # x0 ~ N(MU, S^2) elementwise on a [2, 2] "feature" shape: a broad, a narrow and an offset slot.

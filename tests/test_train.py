@@ -465,13 +465,13 @@ def test_paper_config_matches_the_reference_recipe():
 @pytest.fixture(scope="module")
 def prepared_tiny_cohort(tmp_path_factory) -> Path:
     """The `tiny` simulated cohort through `genodiff prepare`, labelled by population."""
-    from genodiff_jax.data.prepare import prepare_dataset
+    from genodiff_jax.data.prepare import PrepareSettings, prepare_dataset
     from genodiff_jax.data.simulate import PRESETS, simulate_cohort
 
     root = tmp_path_factory.mktemp("cohort")
     files = simulate_cohort(root / "cohort", PRESETS["tiny"], cache_dir=root / "cache",
                             progress=False)
-    prepare_dataset(files.vcf, files.panel, root / "data", genes=files.bed, label="pop",
+    prepare_dataset(files.vcf, files.panel, root / "data", PrepareSettings(files.bed, label="pop"),
                     progress=False)
     return root / "data"
 

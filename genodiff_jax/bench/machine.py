@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import platform
-from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 from jax.sharding import Mesh
+
+from genodiff_jax.machine import machine_info  # noqa: F401  (a benchmark's machine, re-exported)
 
 # Dense (no 2:4 sparsity) peak TFLOP/s per device: (device_kind substring, bfloat16, float32), first
 # match wins. float32 uses the TF32 tensor-core figure: at the default precision XLA runs float32
@@ -27,40 +24,6 @@ PEAK_TFLOPS: tuple[tuple[str, float | None, float | None], ...] = (
     ("H200", 989.4, 494.7),
     ("A100", 312.0, 156.0),
 )
-
-
-# -- the machine -----------------------------------------------------------------------------------
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict:
-    """Backend, devices, processes, CPU, and the versions that set the speed."""
-    device = jax.devices()[0]
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "backend": jax.default_backend(), "device_kind": device.device_kind,
-        "device_count": jax.device_count(), "local_device_count": jax.local_device_count(),
-        "process_count": jax.process_count(), "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(), "cpus_usable": affinity, "platform": platform.platform(),
-        "python": platform.python_version(), "jax": jax.__version__, "jaxlib": _version("jaxlib"),
-        "flax": _version("flax"), "optax": _version("optax"), "numpy": np.__version__,
-        "xla_flags": os.environ.get("XLA_FLAGS") or None,
-    }
 
 
 def peak_tflops(device_kind: str, dtype: str) -> float | None:

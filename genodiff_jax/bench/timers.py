@@ -32,7 +32,8 @@ from genodiff_jax.bench.models import BenchModel, jit_forward, train_program
 from genodiff_jax.bench.settings import BenchSettings
 from genodiff_jax.data.loader import put_data
 from genodiff_jax.models import inference_compiler_options
-from genodiff_jax.sampling.cohort import auto_batch_size, generate
+from genodiff_jax.sampling.cohort import Denoiser, auto_batch_size, generate
+from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sharding import batch_sharding, put_global, put_replicated
 from genodiff_jax.train.config import sampling_defaults
 from genodiff_jax.train.state import abstract_params
@@ -166,14 +167,14 @@ def bench_sample(spec: BenchModel, model: nn.Module, params, example: Example, s
     if batch is None:
         batch = auto_batch_size(model.apply, params, example.row, num_samples=s.n, mesh=mesh,
                                 guided=guided)
-    xla_options = inference_compiler_options(model)
+    denoiser = Denoiser(model.apply, params, s.classes, inference_compiler_options(model))
 
     def run(sampler: str, options: dict, seed: int) -> float:
         t0 = time.perf_counter()
-        generate(model.apply, params, process=process, sampler=sampler, steps=s.steps,
-                 labels_N=labels_N, shape=example.row, mask=example.mask, start=start,
-                 guidance=w, key=jax.random.key(seed), sampler_options=options,
-                 batch_size=batch, mesh=mesh, num_classes=s.classes, compiler_options=xla_options)
+        settings = SamplingSettings(sampler, s.steps, w, options, seed=seed, batch_size=batch,
+                                    mesh=mesh)
+        generate(denoiser, process=process, settings=settings, labels_N=labels_N,
+                 shape=example.row, mask=example.mask, start=start)
         return time.perf_counter() - t0  # generate returns host arrays: the work is done
 
     out = {}

@@ -9,6 +9,7 @@ written into a temporary folder that is renamed to the output only when complete
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -69,16 +70,33 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int,
     return np.sort(train), np.sort(test)
 
 
-def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str | os.PathLike, *,
-                    genes: str | os.PathLike | None = None, window: int | None = None,
-                    label: str = "pop", test_fraction: float = TEST_FRACTION, seed: int = 0,
-                    strict: bool = False, components: str = "paper", tokens: str = "auto",
-                    overwrite: bool = False, progress: bool = True) -> dict:
-    """Run the whole preparation; returns the summary that is also saved as summary.json.
+@dataclasses.dataclass(frozen=True)
+class PrepareSettings:
+    """What `genodiff prepare` is asked: genes from a BED (`genes`) or fixed windows of `window`
+    SNPs (exactly one), the panel column to condition on, the held-out share and the split's
+    seed, whether a skipped record is an error (`strict`), the per-gene component rule
+    (`COMPONENT_RULES`) and the token kind ("haplotypes" needs a VCF whose every call is phased,
+    "genotypes" dosages, "auto" haplotypes when the file allows, else genotypes)."""
 
-    `tokens`: "haplotypes" (needs a VCF whose every call is phased), "genotypes" (dosages), or
-    "auto" (haplotypes when the file allows, else genotypes). An existing `out` is replaced only
-    when it is an earlier dataset or `overwrite` is set (`atomic.check_output`)."""
+    genes: str | os.PathLike | None = None
+    window: int | None = None
+    label: str = "pop"
+    test_fraction: float = TEST_FRACTION
+    seed: int = 0
+    strict: bool = False
+    components: str = "paper"
+    tokens: str = "auto"
+
+
+def prepare_dataset(vcf: str | os.PathLike, panel: str | os.PathLike, out: str | os.PathLike,
+                    settings: PrepareSettings = PrepareSettings(), *, overwrite: bool = False,
+                    progress: bool = True) -> dict:
+    """Run the whole preparation of `settings`; returns the summary that is also saved as
+    summary.json. An existing `out` is replaced only when it is an earlier dataset or
+    `overwrite` is set (`atomic.check_output`)."""
+    genes, window, label = settings.genes, settings.window, settings.label
+    test_fraction, seed, tokens = settings.test_fraction, settings.seed, settings.tokens
+    strict, components = settings.strict, settings.components
     inputs = _input_files(vcf, panel, genes)
     check_output(out, DATASET_KIND, inputs=inputs, overwrite=overwrite)
     if (genes is None) == (window is None):

@@ -2,9 +2,9 @@
 
 Discrete steps t in {0..T-1} of a registered noise schedule (with its hyper-parameters from the
 config), a registered prediction target (eps, v, x0), the masked MSE on real feature slots, and the
-samplers of `sampling.samplers`. The network is conditioned on `time_input`: "t" (t / T, the
-reference's input) or "logsnr" (the schedule's log-SNR mapped to [0, 1], as in vdm, so a network
-sees the same input for the same noise level under any schedule).
+samplers of `gaussian_samplers` and `multistep`. The network is conditioned on `time_input`: "t"
+(t / T, the reference's input) or "logsnr" (the schedule's log-SNR mapped to [0, 1], as in vdm, so
+a network sees the same input for the same noise level under any schedule).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genodiff_jax.diffusion import multistep  # noqa: F401  (registers the multistep solvers)
 from genodiff_jax.diffusion.forward import q_sample
+from genodiff_jax.diffusion.gaussian_samplers import SAMPLERS, check_grid, time_grid
 from genodiff_jax.diffusion.losses import masked_mae, masked_mse
 from genodiff_jax.diffusion.predictions import DEFAULT_PREDICTION, Prediction, get_prediction
 from genodiff_jax.diffusion.process import Net, check_sampler_options, register_process
@@ -77,8 +79,6 @@ class GaussianProcess:
 
     @property
     def samplers(self) -> Registry:
-        from genodiff_jax.sampling.samplers import SAMPLERS  # sampling builds on diffusion
-
         return SAMPLERS
 
     # -- training ----------------------------------------------------------------------------------
@@ -130,8 +130,6 @@ class GaussianProcess:
 
     def sampling_grid(self, steps: int | None) -> tuple[Schedule, jax.Array]:
         """(schedule to sample on, ts): `steps` evenly spread steps (all when None), on the host."""
-        from genodiff_jax.sampling.samplers import check_grid, time_grid
-
         self.check_steps(steps)
         schedule, ts = time_grid(self.train_schedule, steps)
         check_grid(ts, schedule.num_steps)

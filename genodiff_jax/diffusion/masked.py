@@ -221,6 +221,10 @@ class MaskedProcess:
     def mask_id(self) -> int:
         return self.vocab_size
 
+    def denoiser_kwargs(self) -> dict:
+        """What a token denoiser built for this process needs: its vocabulary (MASK excluded)."""
+        return {"vocab_size": self.vocab_size}
+
     @property
     def samplers(self) -> Registry:
         return MASKED_SAMPLERS
@@ -258,15 +262,23 @@ class MaskedProcess:
             tokens = jnp.where(mask, tokens, 0)
         return {**x, "tokens": tokens}
 
+    def q_sample(self, x0: dict, t: jax.Array, u: jax.Array,
+                 valid: jax.Array | None = None) -> tuple[dict, jax.Array]:
+        """The forward (masking) process q(x_t | x_0): each token is replaced by MASK with
+        probability 1 - alpha_t, where its uniform `u` falls below it (only where `valid`).
+        Returns x_t and which tokens were masked."""
+        tokens = x0["tokens"]
+        drop = (1.0 - self.alpha(t)).reshape((-1,) + (1,) * (tokens.ndim - 1))
+        masked = u < drop if valid is None else (u < drop) & valid
+        return {**x0, "tokens": jnp.where(masked, self.mask_id, tokens)}, masked
+
     def _nats_per_token(self, net: Net, x0: dict, t: jax.Array, u: jax.Array,
                         mask: jax.Array | None) -> jax.Array:
         """The ELBO of each row in nats per (real) token [B]."""
         tokens = x0["tokens"]
         valid = jnp.ones(tokens.shape[1:], bool) if mask is None else jnp.broadcast_to(
             mask, tokens.shape[1:])
-        drop = (1.0 - self.alpha(t)).reshape((-1,) + (1,) * (tokens.ndim - 1))
-        masked = (u < drop) & valid
-        x_t = {**x0, "tokens": jnp.where(masked, self.mask_id, tokens)}
+        x_t, masked = self.q_sample(x0, t, u, valid)
         logp = jax.nn.log_softmax(net(x_t, t).astype(jnp.float32), axis=-1)
         ll = jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
         axes = tuple(range(1, tokens.ndim))

@@ -250,30 +250,31 @@ class FittedClassifier:
         return float(np.mean(self.predict(features) == labels))
 
 
-def fit_classifier(
-    name: str,
-    features: np.ndarray,
-    labels: np.ndarray,
-    num_classes: int,
-    *,
-    mask: np.ndarray | None = None,
-    seed: int = 0,
-    epochs: int = 20,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    warmup_fraction: float = 0.1,
-    min_steps: int = 100,
-    model_kwargs: Mapping[str, Any] | None = None,
-    eval_batch_size: int = 128,
-) -> FittedClassifier:
-    """Train classifier `name` on features [N, G, K] and int labels [N] in [0, num_classes).
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """How `fit_classifier` trains: AdamW for `epochs` passes (more if that makes fewer than
+    `min_steps` steps), the learning rate warmed up over `warmup_fraction` of the steps, then a
+    cosine; `model_kwargs` are the module's size fields."""
 
-    AdamW, softmax cross-entropy, `epochs` passes (more if that makes fewer than `min_steps`
-    steps) over a fresh seeded permutation each, the last batch padded with zero-weight rows; the
-    learning rate warms up over `warmup_fraction` of the steps, then decays on a cosine.
-    `model_kwargs` are the module's size fields. Deterministic for a given seed and backend.
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.1
+    min_steps: int = 100
+    eval_batch_size: int = 128
+    model_kwargs: Mapping[str, Any] | None = None
+
+
+def fit_classifier(name: str, features: np.ndarray, labels: np.ndarray, num_classes: int, *,
+                   mask: np.ndarray | None = None, seed: int = 0,
+                   fit: FitSettings = FitSettings()) -> FittedClassifier:
+    """Train classifier `name` on features [N, G, K] and int labels [N] in [0, num_classes), as
+    `fit` says: softmax cross-entropy over a fresh seeded permutation each epoch, the last batch
+    padded with zero-weight rows. Deterministic for a given seed and backend.
     """
+    epochs, batch_size, lr = fit.epochs, fit.batch_size, fit.lr
+    weight_decay, min_steps = fit.weight_decay, fit.min_steps
     x_NxGxK = masked_features(features, mask)
     y_N = np.asarray(labels)
     n = x_NxGxK.shape[0]
@@ -281,7 +282,7 @@ def fit_classifier(
         raise ValueError(f"need one label per row (> 0 rows), got {y_N.shape} for {n} rows")
     if not np.issubdtype(y_N.dtype, np.integer) or y_N.min() < 0 or y_N.max() >= num_classes:
         raise ValueError(f"labels must be integers in [0, {num_classes})")
-    model = build_classifier(name, num_classes, **dict(model_kwargs or {}))
+    model = build_classifier(name, num_classes, **dict(fit.model_kwargs or {}))
 
     key = jax.random.key(seed)
     init_key, dropout_key = jax.random.split(key)
@@ -298,7 +299,7 @@ def fit_classifier(
     # otherwise be under-trained compared with the full split.
     epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))
     total = epochs * steps_per_epoch
-    lrs = lr_schedule(lr, total, int(warmup_fraction * total))
+    lrs = lr_schedule(lr, total, int(fit.warmup_fraction * total))
     step_fn = _train_step(model)
     rng = np.random.default_rng(seed)
     weight = (np.arange(steps_per_epoch * bs) < n).astype(np.float32).reshape(steps_per_epoch, bs)
@@ -316,4 +317,4 @@ def fit_classifier(
         # Reading the losses once per epoch keeps the host from waiting on every step.
         history.append(float(np.mean(jax.device_get(losses))))
     return FittedClassifier(name, model, params, None if mask is None else np.asarray(mask, bool),
-                            num_classes, history, eval_batch_size)
+                            num_classes, history, fit.eval_batch_size)

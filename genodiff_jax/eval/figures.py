@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from genodiff_jax.eval.sections.base import FLOORS, REAL_IDEAL
+from genodiff_jax.eval.references import FLOORS, REAL_IDEAL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

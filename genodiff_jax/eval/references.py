@@ -35,6 +35,11 @@ import numpy as np
 
 from genodiff_jax.registry import Registry
 
+REAL_IDEAL = "real_test"  # the reference that is real held-out data: the ideal generator
+# The references a trivial generator reaches (no LD; copies of training people): the summary table
+# sets them apart with the ideal.
+FLOORS = ("independent_sites", "train_copies")
+
 RefFn = Callable[..., tuple[np.ndarray, np.ndarray]]
 REFERENCES: Registry[RefFn] = Registry("reference")
 _ROWS = 1024  # people drawn per block in independent_sites (bounds the int64 binomial draws)

@@ -42,48 +42,12 @@ from genodiff_jax.eval.sections import (
     DEFAULT_SECTIONS,
     SECTIONS,
     EvalContext,
+    EvalSettings,
+    Generator,
     Section,
     split_haplotypes,
 )
-from genodiff_jax.sampling.calling import SYNTHETIC_FEATURES, SYNTHETIC_PANEL, SYNTHETIC_VCF
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalSettings:
-    """What to run and how hard: CI uses tiny values, real runs the defaults. `sections` are names
-    in `SECTIONS`, run in this order; the other fields tune the built-in sections."""
-
-    classifiers: tuple[str, ...] = ("mlp", "cnn", "transformer")  # Flax, on features
-    seeds: tuple[int, ...] = (0, 1, 2)
-    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5)
-    augmentation_classifier: str = "mlp"
-    references: tuple[str, ...] = ("real_test", "independent_sites", "train_copies", "mosaic",
-                                   "codec_roundtrip")
-    classifier_epochs: int = 30
-    max_nnaa: int = 3000  # people per set in NNAA: a memorising model is seen when >= N_train
-    ld_window: int = 100
-    seed: int = 0
-    sections: tuple[str, ...] = DEFAULT_SECTIONS
-    # New fields go last, so positional construction still works.
-    mosaic_segments: tuple[int, ...] = (20, 100, 500)  # "mosaic" -> mosaic_<N> per mean length
-    snp_logreg: bool = True  # SNP-level logistic regression in the recovery table
-    two_sample_folds: int = 5
-    max_two_sample: int = 2000  # people per side in the two-sample test
-    max_run_people: int = 300  # people per generator whose longest identical runs are measured
-    # codec_roundtrip_<method>, one per calling method
-    roundtrip_calling: tuple[str, ...] = ("round", "frequency", "hybrid")
-
-
-@dataclasses.dataclass
-class Generator:
-    """A cohort to score: genotype calls int8 [n, S], features [n, G, K], labels [n], and
-    haplotypes int8 [n, 2, S] (calls = their sum) where the generator has them."""
-
-    calls: np.ndarray
-    features: np.ndarray
-    labels: np.ndarray
-    haplotypes: np.ndarray | None = None
-
+from genodiff_jax.sampling.output import SYNTHETIC_FEATURES, SYNTHETIC_PANEL, SYNTHETIC_VCF
 
 REPORT_KIND = "report"  # the marker kind of a report folder
 

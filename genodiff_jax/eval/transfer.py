@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from genodiff_jax.eval.classifiers import fit_classifier
+from genodiff_jax.eval.classifiers import FitSettings, fit_classifier
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
 def _fit_accuracy(name: str, train: Labeled, test: Labeled, num_classes: int, seed: int,
                   mask: np.ndarray | None, kwargs: Mapping[str, Any]) -> float:
     clf = fit_classifier(name, train.features, train.labels, num_classes, mask=mask, seed=seed,
-                         **kwargs)
+                         fit=FitSettings(**kwargs))
     return clf.accuracy(test.features, test.labels)
 
 

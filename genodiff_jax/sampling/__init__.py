@@ -1,26 +1,6 @@
 """Sampling (DESIGN 1.2, 2): samplers, guidance, labels to generate, the cohort, genotype calls."""
 
-from genodiff_jax.sampling.calling import (
-    CALLERS,
-    call_genotypes,
-    decode_features,
-    frequency_calls,
-    get_caller,
-    register_caller,
-    round_calls,
-    sample_ids,
-    write_synthetic,
-)
-from genodiff_jax.sampling.cohort import auto_batch_size, choose_batch_size, generate
-from genodiff_jax.sampling.guidance import guide, make_denoise_fn
-from genodiff_jax.sampling.labels import (
-    LABEL_STRATEGIES,
-    apportion,
-    draw_labels,
-    labels_from_spec,
-    register_labels,
-)
-from genodiff_jax.sampling.samplers import (
+from genodiff_jax.diffusion.gaussian_samplers import (
     DEFAULT_SAMPLER,
     SAMPLERS,
     DenoiseFn,
@@ -30,13 +10,43 @@ from genodiff_jax.sampling.samplers import (
     step_coefs,
     time_grid,
 )
+from genodiff_jax.sampling.calling import (
+    CALLERS,
+    call_genotypes,
+    decode_features,
+    frequency_calls,
+    get_caller,
+    register_caller,
+    round_calls,
+)
+from genodiff_jax.sampling.cohort import (
+    Denoiser,
+    auto_batch_size,
+    choose_batch_size,
+    generate,
+    trained_denoiser,
+)
+from genodiff_jax.sampling.guidance import guide, make_denoise_fn
+from genodiff_jax.sampling.labels import (
+    LABEL_STRATEGIES,
+    apportion,
+    draw_labels,
+    labels_from_spec,
+    register_labels,
+)
+from genodiff_jax.sampling.output import CohortTable, sample_ids, write_cohort
+from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings, resolve_sampling
 
 __all__ = [
     "CALLERS",
+    "CohortTable",
     "DEFAULT_SAMPLER",
     "LABEL_STRATEGIES",
     "SAMPLERS",
     "DenoiseFn",
+    "Denoiser",
+    "OutputSettings",
+    "SamplingSettings",
     "Sampler",
     "apportion",
     "auto_batch_size",
@@ -57,6 +67,8 @@ __all__ = [
     "round_calls",
     "sample_ids",
     "step_coefs",
+    "resolve_sampling",
     "time_grid",
-    "write_synthetic",
+    "trained_denoiser",
+    "write_cohort",
 ]

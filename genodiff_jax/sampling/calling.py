@@ -1,4 +1,4 @@
-"""Synthetic features back to genotypes (DESIGN 2): decode, call {0, 1, 2}, write VCF/PLINK.
+"""Synthetic features back to genotypes (DESIGN 2): decode, call {0, 1, 2}.
 
 Calling methods are found by name in `CALLERS`, each `fn(dosages [N, S] float, codec) -> int8
 [N, S]` (`codec` is the dataset's `GeneCodec`, or None for the methods that do not read it):
@@ -27,14 +27,10 @@ Calling methods are found by name in `CALLERS`, each `fn(dosages [N, S] float, c
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 
-from genodiff_jax.atomic import atomic_dir
-from genodiff_jax.data import io, tables, writers
 from genodiff_jax.data.codec import GeneCodec, to_calls
 from genodiff_jax.registry import Registry
 
@@ -141,75 +137,13 @@ def decode_features(features: np.ndarray, codec: GeneCodec) -> np.ndarray:
     return codec.decode(features)
 
 
-def sample_ids(n: int) -> list[str]:
-    """SYN000001, SYN000002, ... (wider when n needs more digits)."""
-    width = max(6, len(str(n)))
-    return [f"SYN{i:0{width}d}" for i in range(1, n + 1)]
-
-
-SYNTHETIC_VCF = "synthetic.vcf.gz"
-SYNTHETIC_KIND = "synthetic"  # the marker kind of a synthetic cohort folder
-SYNTHETIC_PANEL = "synthetic.panel"
-SYNTHETIC_FEATURES = "features.npz"
-SYNTHETIC_PLINK = "synthetic"  # prefix of .bed/.bim/.fam
-
-
-def write_synthetic(
-    out_dir: str | os.PathLike,
-    features: np.ndarray,
-    labels: np.ndarray,
-    *,
-    codec: GeneCodec,
-    variants: io.Variants,
-    class_names: Sequence[str],
-    label_column: str,
-    calling: str = DEFAULT_CALLING,
-    plink: bool = False,
-    pgen: bool = False,
-    overwrite: bool = False,
-    inputs: Sequence = (),
-    dataset: str | None = None,
-) -> dict:
-    """Write a synthetic cohort to `out_dir`, all at once (a temporary folder renamed at the end).
-
-    Leaves `synthetic.vcf.gz` (the original variant table, samples SYN000001..., unphased calls),
-    `synthetic.panel` (sample + `label_column`), `features.npz` (features with padded slots zeroed,
-    labels, samples, class_names), with `plink` `synthetic.bed/.bim/.fam` and with `pgen`
-    `synthetic.pgen/.pvar/.psam` (the label as a .psam column). An existing
-    `out_dir` is replaced where `atomic.check_output` allows (an earlier cohort, or `overwrite`;
-    never one of `inputs`); `dataset` (the dataset fingerprint) goes into its marker.
-    Returns a small summary (n_samples, n_variants, calling, files).
-    """
+def features_to_calls(features: np.ndarray, codec: GeneCodec,
+                      calling: str = DEFAULT_CALLING) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled features [N, G, K] -> (the features with padded slots zeroed, float32; their
+    genotype calls int8 [N, S] by the method `calling`)."""
     features = np.asarray(features, np.float32)
-    labels = np.asarray(labels, np.int32)
-    if features.shape[0] != labels.shape[0]:
-        raise ValueError(f"{features.shape[0]} feature rows but {labels.shape[0]} labels")
     if features.shape[1:] != codec.feature_shape:
         raise ValueError(f"features {features.shape[1:]} do not match the codec's "
                          f"{codec.feature_shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(f"labels must lie in [0, {len(class_names)})")
-    if len(variants) != codec.n_variants:
-        raise ValueError(f"{len(variants)} variants, but the codec has {codec.n_variants}")
     features = np.where(codec.mask, features, 0.0).astype(np.float32)
-    calls = call_genotypes(decode_features(features, codec), calling, codec)
-    samples = sample_ids(len(labels))
-    names = np.asarray([str(c) for c in class_names])
-    files = [SYNTHETIC_VCF, SYNTHETIC_PANEL, SYNTHETIC_FEATURES]
-    with atomic_dir(out_dir, SYNTHETIC_KIND, inputs=inputs, overwrite=overwrite,
-                    dataset=dataset) as tmp:
-        tmp = Path(tmp)
-        writers.write_vcf(tmp / SYNTHETIC_VCF, variants, samples, calls, phased=False)
-        tables.write_panel(tmp / SYNTHETIC_PANEL, samples, {label_column: names[labels]})
-        with open(tmp / SYNTHETIC_FEATURES, "wb") as fh:
-            np.savez(fh, features=features, labels=labels, samples=np.asarray(samples),
-                     class_names=names)
-        if plink:
-            writers.write_plink(tmp / SYNTHETIC_PLINK, variants, samples, calls)
-            files += [SYNTHETIC_PLINK + suffix for suffix in (".bed", ".bim", ".fam")]
-        if pgen:
-            writers.write_pgen(tmp / SYNTHETIC_PLINK, variants, samples, calls, phased=False,
-                               sample_columns={label_column: names[labels]})
-            files += [SYNTHETIC_PLINK + suffix for suffix in (".pgen", ".pvar", ".psam")]
-    return {"n_samples": len(labels), "n_variants": len(variants), "calling": calling,
-            "files": files}
+    return features, call_genotypes(decode_features(features, codec), calling, codec)

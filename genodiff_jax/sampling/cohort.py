@@ -10,6 +10,7 @@ batch a row falls in.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -22,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from genodiff_jax.diffusion.gaussian_samplers import reporting_non_finite_steps
 from genodiff_jax.diffusion.process import Process, check_sampler_options
 from genodiff_jax.sampling.guidance import ApplyFn, make_denoise_fn
-from genodiff_jax.sampling.samplers import reporting_non_finite_steps
+from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sharding import (
     batch_sharding,
     make_mesh,
@@ -138,46 +140,54 @@ def _to_host(x: jax.Array) -> np.ndarray:
     return np.asarray(x)
 
 
-def generate(
-    apply_fn: ApplyFn,
-    params: Any,
-    *,
-    process: Process,
-    sampler: str,
-    steps: int | None,
-    labels_N: np.ndarray,
-    shape: Any,
-    mask: np.ndarray | None = None,
-    start: Any = None,
-    guidance: float = 0.0,
-    key: jax.Array,
-    sampler_options: Mapping[str, Any] | None = None,
-    batch_size: int | None = None,
-    mesh: Mesh | None = None,
-    num_classes: int | None = None,
-    compiler_options: Mapping[str, str] | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """Sample `len(labels_N)` examples with the process's `sampler` over `steps` steps.
+@dataclasses.dataclass(frozen=True)
+class Denoiser:
+    """What a sampler calls: `apply(params, x, t, y)`, the parameters (pass the EMA ones), the
+    number of classes (the null label, needed for guidance) and XLA options for the compiled
+    sampler (`models.inference_compiler_options`)."""
+
+    apply: ApplyFn
+    params: Any
+    num_classes: int | None = None
+    compiler_options: Mapping[str, str] | None = None
+
+
+def trained_denoiser(trained) -> Denoiser:
+    """The `Denoiser` of a `train.trained.TrainedModel`."""
+    from genodiff_jax.models import inference_compiler_options
+
+    return Denoiser(trained.model.apply, trained.params, trained.num_classes,
+                    inference_compiler_options(trained.model))
+
+
+def generate(denoiser: Denoiser, *, process: Process, settings: SamplingSettings,
+             labels_N: np.ndarray, shape: Any, mask: np.ndarray | None = None, start: Any = None,
+             key: jax.Array | None = None, progress: bool = False) -> np.ndarray:
+    """Sample `len(labels_N)` examples with `settings` (sampler, steps, guidance, options,
+    batch size, mesh; `key` overrides the one of its seed).
 
     `shape`: one example's shape (float32 features), or its ShapeDtypeStruct(s). `start` (host
     arrays with rows first, optional): each row's starting state instead of the process's prior
-    (masked diffusion: the tokens to keep, MASK elsewhere, and the positions). `params` are used
-    as given: pass the EMA params. `mask` (optional) marks the real slots of an example, which
-    the process keeps (Gaussian features: padded slots come out 0; tokens: left as they start).
-    `num_classes` (the null label) is needed for guidance. `batch_size` None: from the free device
-    memory (at most 4096 a device), rounded to a multiple of the device count; the last batch is
-    padded. `sampler_options` are the sampler's own keywords (static: a new value compiles again);
-    `compiler_options` are XLA options for the compiled sampler. The guidance weight is traced, so
-    changing it does not recompile (w = 0 vs w != 0 does: w = 0 makes one plain model call).
+    (masked diffusion: the tokens to keep, MASK elsewhere, and the positions). `mask` (optional)
+    marks the real slots of an example, which the process keeps (Gaussian features: padded slots
+    come out 0; tokens: left as they start). Guidance needs `denoiser.num_classes`. Batch size
+    None: from the free device memory (at most 4096 a device), rounded to a multiple of the
+    device count; the last batch is padded. The sampler's options are static (a new value
+    compiles again); the guidance weight is traced, so changing it does not recompile (w = 0 vs
+    w != 0 does: w = 0 makes one plain model call).
     """
+    apply_fn, params, num_classes = denoiser.apply, denoiser.params, denoiser.num_classes
+    compiler_options = denoiser.compiler_options
+    sampler, steps, guidance = settings.sampler, settings.steps, float(settings.guidance or 0.0)
+    batch_size, mesh = settings.batch_size, settings.mesh
+    key = settings.key if key is None else key
     labels_N = np.asarray(labels_N, np.int32)
     row = row_spec(tuple(int(d) for d in shape) if isinstance(shape, tuple | list) else shape)
     if labels_N.ndim != 1:
         raise ValueError(f"need labels [N], got {labels_N.shape}")
     if mask is not None and isinstance(row, jax.ShapeDtypeStruct) and np.shape(mask) != row.shape:
         raise ValueError(f"mask {np.shape(mask)} does not match the sample shape {row.shape}")
-    options = dict(sampler_options or {})
+    options = dict(settings.options or {})
     check_sampler_options(process.samplers, sampler, options)
     grid = process.sampling_grid(steps)
     guided = float(guidance) != 0.0

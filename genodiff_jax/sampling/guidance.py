@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from genodiff_jax.sampling.samplers import DenoiseFn
+from genodiff_jax.diffusion.gaussian_samplers import DenoiseFn
 
 ApplyFn = Callable[..., jax.Array]
 

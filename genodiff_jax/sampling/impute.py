@@ -5,7 +5,8 @@ The people of a VCF are aligned to the run's variant table by chromosome, positi
 read flipped, one with other alleles is skipped (counted; the model fills the site), and a VCF with
 no site in common is an error. Observed alleles are clamped and everything else (no-calls `.|.` or
 `./.`, sites the VCF lacks or that were skipped, and sites listed in `mask_sites`) is generated
-by the same window-by-window sampler as `genodiff sample` (`sampling.tokens`). With `draws` > 1
+by the same window-by-window sampler as `genodiff sample` (`sampling.tokens`), with the run
+config's sampling settings (`imputation_settings`; `--steps` overrides). With `draws` > 1
 the imputed dosage is the mean over independent draws (the model's posterior mean, what imputation
 accuracy is measured on); the written genotypes are the first draw's, so they stay phased and
 consistent within each haplotype.
@@ -26,6 +27,7 @@ from genodiff_jax.data import io, tables, writers
 from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.data.views import token_plan
 from genodiff_jax.errors import InputError, require_file
+from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings, resolve_sampling
 from genodiff_jax.sampling.tokens import UNKNOWN, generate_tokens
 
 IMPUTED_VCF = "imputed.vcf.gz"
@@ -111,43 +113,49 @@ def hide_sites(known: np.ndarray, variants: io.Variants, sites: list[str], path)
     return known
 
 
-def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray, *, draws: int = 1,
-                  steps: int | None = None, seed: int = 0, temperature: float = 1.0,
-                  batch_size: int | None = None, progress: bool = False) -> np.ndarray:
-    """`draws` independent fillings of `known` (int8 [draws, N, 2, S])."""
+def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray,
+                  settings: SamplingSettings, *, draws: int = 1,
+                  progress: bool = False) -> np.ndarray:
+    """`draws` independent fillings of `known` (int8 [draws, N, 2, S]) with `settings` (as
+    `imputation_settings` resolves them)."""
     plan = token_plan(data, trained.process, trained.model)
-    out = [generate_tokens(trained, data, labels, plan, sampler="ancestral", steps=steps,
-                           guidance=0.0, options={"temperature": temperature},
-                           key=jax.random.fold_in(jax.random.key(seed), d), known=known,
-                           batch_size=batch_size, progress=progress)
+    out = [generate_tokens(trained, data, labels, plan, settings, known=known, progress=progress,
+                           key=jax.random.fold_in(settings.key, d))
            for d in range(draws)]
     return np.stack(out)
 
 
-def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, out: str | os.PathLike, *,
+def imputation_settings(trained, asked: SamplingSettings = SamplingSettings()) -> SamplingSettings:
+    """The run config's sampling settings (sampler, steps, guidance, options) where `asked` says
+    None, checked (`settings.resolve_sampling`)."""
+    from genodiff_jax.train.config import sampling_defaults
+
+    return resolve_sampling(trained.process, sampling_defaults(trained.config), asked)
+
+
+def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: OutputSettings, *,
                panel: str | os.PathLike | None = None, mask_sites: str | os.PathLike | None = None,
-               draws: int = 1, steps: int | None = None, seed: int = 0,
-               batch_size: int | None = None, overwrite: bool = False,
+               draws: int = 1, sampling: SamplingSettings = SamplingSettings(),
                progress: bool = True) -> dict:
-    """Impute the people of `vcf` with the run in `workdir`; write `imputed.vcf.gz` (phased, the
-    run's variant table), `dosages.npz` (mean dosage over draws) and `summary.json` (what is
-    returned: the sites matched, flipped, skipped, absent and masked, the alleles filled) into
-    `out` (an earlier imputation is replaced; anything else only with `overwrite`, never an
-    input)."""
+    """Impute the people of `vcf` with the run in `workdir`, sampled with the run config's
+    settings where `sampling` leaves them None; write `imputed.vcf.gz` (phased, the run's variant
+    table), `dosages.npz` (mean dosage over draws) and `summary.json` (what is returned: the
+    sites matched, flipped, skipped, absent and masked, the alleles filled) into `output.path`
+    (an earlier imputation is replaced; anything else only with `overwrite`, never an input)."""
     from genodiff_jax.train.trained import load_trained
 
     inputs = (workdir, vcf, panel, mask_sites)
+    out, overwrite = output.path, output.overwrite
     if not 1 <= draws <= MAX_DRAWS:
         raise InputError(None, f"--draws must be in [1, {MAX_DRAWS}], got {draws}")
-    if batch_size is not None and batch_size < 1:
-        raise InputError(None, f"--batch-size must be >= 1, got {batch_size}")
     for given in (panel, mask_sites):
         if given is not None:
             require_file(given)
     check_output(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite)
     trained = load_trained(workdir)
-    if trained.process.representation != "tokens" or trained.process.tokens != "haplotypes":
+    if getattr(trained.process, "tokens", None) != "haplotypes":
         raise InputError(workdir, "imputation needs a masked-diffusion run on haplotypes")
+    settings = imputation_settings(trained, sampling)
     data = load_prepared(trained.run["data_dir"])
     genotypes = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
                             progress=progress)
@@ -166,8 +174,8 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, out: str | os
         known = hide_sites(known, data.variants, sites, mask_sites)
         n_masked = len(set(sites))
     labels = _labels(genotypes.samples, panel, data, trained.num_classes)
-    filled = impute_tokens(trained, data, known, labels, draws=draws, steps=steps, seed=seed,
-                           batch_size=batch_size, progress=progress)
+    filled = impute_tokens(trained, data, known, labels, settings, draws=draws,
+                           progress=progress)
     dosages = filled.sum(axis=2).mean(axis=0).astype(np.float32)  # [N, S]
     summary = {"n_samples": int(len(labels)), "n_variants": int(known.shape[2]),
                "sites": {"matched": match.n_matched, "flipped": match.n_flipped,

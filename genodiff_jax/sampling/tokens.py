@@ -1,4 +1,4 @@
-"""Genotype tokens for a whole region, window by window, and the cohort written from them.
+"""Genotype tokens for a whole region, window by window.
 
 A region longer than the model's window is generated left to right: each window after the first
 starts with its overlap with the previous window clamped to what was generated there (inpainting:
@@ -8,27 +8,19 @@ Imputation is the same call with the observed tokens clamped too (`known`).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
-
 import jax
 import numpy as np
 
-from genodiff_jax.atomic import atomic_dir
-from genodiff_jax.data import io, tables, writers
 from genodiff_jax.data.views import WindowPlan, row_context, snp_context, window_context
-from genodiff_jax.sampling.calling import (
-    SYNTHETIC_KIND,
-    SYNTHETIC_PANEL,
-    SYNTHETIC_PLINK,
-    SYNTHETIC_VCF,
-    sample_ids,
-)
-from genodiff_jax.sampling.cohort import generate
+from genodiff_jax.sampling.cohort import generate, trained_denoiser
+from genodiff_jax.sampling.settings import SamplingSettings
 
 UNKNOWN = -1  # in `known`: a token to generate
+
+
+def token_rows(process) -> int:
+    """Rows of a person's tokens: 2 haplotypes, or 1 row of dosages."""
+    return 2 if process.tokens == "haplotypes" else 1
 
 
 def window_start_state(out: np.ndarray, known: np.ndarray | None, plan: WindowPlan, start: int,
@@ -47,16 +39,18 @@ def window_start_state(out: np.ndarray, known: np.ndarray | None, plan: WindowPl
     return tokens
 
 
-def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan, *, sampler: str,
-                    steps: int | None, guidance: float, options: Mapping[str, Any],
-                    key: jax.Array, known: np.ndarray | None = None, batch_size: int | None = None,
-                    mesh=None, compiler_options=None, progress: bool = False) -> np.ndarray:
+def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan,
+                    settings: SamplingSettings, *, key: jax.Array | None = None,
+                    known: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
     """Tokens int8 [N, H, S] for the people `labels_N`, window by window (see the module
-    docstring). `known` (int8 [N, H, S], UNKNOWN where to generate) clamps observed tokens."""
+    docstring), sampled with `settings` (`key` overrides its seed's). `known` (int8 [N, H, S],
+    UNKNOWN where to generate) clamps observed tokens."""
     process = trained.process
-    H = 2 if process.tokens == "haplotypes" else 1
+    H = token_rows(process)
     S, N = plan.num_snps, len(labels_N)
     context = snp_context(data)
+    key = settings.key if key is None else key
+    denoiser = trained_denoiser(trained)
     out = np.zeros((N, H, S), np.int8)
     done_until = 0
     for w, start in enumerate(plan.starts):
@@ -65,44 +59,9 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan, *, sa
         window = row_context(window_context(context, plan, start), labels_N)
         row = {"tokens": jax.ShapeDtypeStruct((H, plan.length), np.int8),
                **{name: jax.ShapeDtypeStruct((plan.length,), np.float32) for name in window}}
-        x0 = generate(trained.model.apply, trained.params, process=process, sampler=sampler,
-                      steps=steps, labels_N=labels_N, shape=row, mask=plan.mask(),
-                      start={"tokens": tokens, **window}, guidance=guidance,
-                      key=jax.random.fold_in(key, w), sampler_options=options,
-                      batch_size=batch_size, mesh=mesh, num_classes=trained.num_classes,
-                      compiler_options=compiler_options, progress=progress)
+        x0 = generate(denoiser, process=process, settings=settings, labels_N=labels_N,
+                      shape=row, mask=plan.mask(), start={"tokens": tokens, **window},
+                      key=jax.random.fold_in(key, w), progress=progress)
         out[:, :, start:start + plan.real] = x0[:, :, :plan.real]
         done_until = start + plan.real
     return out
-
-
-def write_token_cohort(out_dir: str | os.PathLike, tokens: np.ndarray, labels: np.ndarray, *,
-                       variants: io.Variants, class_names: Sequence[str], label_column: str,
-                       plink: bool = False, pgen: bool = False, overwrite: bool = False,
-                       inputs: Sequence = (), dataset: str | None = None) -> dict:
-    """`synthetic.vcf.gz` straight from the tokens (phased from haplotypes [N, 2, S], unphased
-    from dosages [N, 1, S]), `synthetic.panel`, with `plink` `.bed/.bim/.fam` and with `pgen`
-    `.pgen/.pvar/.psam` (phased as the VCF); written into a temporary folder renamed at the end
-    (as `calling.write_synthetic`)."""
-    tokens = np.asarray(tokens, np.int8)
-    labels = np.asarray(labels, np.int32)
-    phased = tokens.shape[1] == 2
-    dosages = tokens.sum(axis=1, dtype=np.int8)
-    samples = sample_ids(len(labels))
-    names = np.asarray([str(c) for c in class_names])
-    files = [SYNTHETIC_VCF, SYNTHETIC_PANEL]
-    with atomic_dir(out_dir, SYNTHETIC_KIND, inputs=inputs, overwrite=overwrite,
-                    dataset=dataset) as tmp:
-        tmp = Path(tmp)
-        genotypes = tokens.transpose(0, 2, 1) if phased else dosages
-        writers.write_vcf(tmp / SYNTHETIC_VCF, variants, samples, genotypes, phased=phased)
-        tables.write_panel(tmp / SYNTHETIC_PANEL, samples, {label_column: names[labels]})
-        if plink:
-            writers.write_plink(tmp / SYNTHETIC_PLINK, variants, samples, dosages)
-            files += [SYNTHETIC_PLINK + suffix for suffix in (".bed", ".bim", ".fam")]
-        if pgen:
-            writers.write_pgen(tmp / SYNTHETIC_PLINK, variants, samples, genotypes, phased=phased,
-                               sample_columns={label_column: names[labels]})
-            files += [SYNTHETIC_PLINK + suffix for suffix in (".pgen", ".pvar", ".psam")]
-    return {"n_samples": len(labels), "n_variants": len(variants), "phased": phased,
-            "files": files}

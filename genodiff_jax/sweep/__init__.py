@@ -11,7 +11,6 @@
 
 from genodiff_jax.sweep.curves import convergence_table, curves, steps_within
 from genodiff_jax.sweep.grid import (
-    DEFAULT_STEPS,
     Cell,
     CompileClock,
     build_grid,
@@ -39,7 +38,6 @@ from genodiff_jax.sweep.run import (
 )
 
 __all__ = [
-    "DEFAULT_STEPS",
     "PANEL",
     "SWEEP_KIND",
     "Cell",

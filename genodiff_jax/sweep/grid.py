@@ -16,20 +16,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
 import numpy as np
 from jax import monitoring
 
 from genodiff_jax.diffusion.process import sampler_option_names
 from genodiff_jax.errors import InputError
-from genodiff_jax.sampling.pipeline import resolve_sampling
+from genodiff_jax.sampling.settings import SamplingSettings, resolve_sampling
 
-# Step counts tried when none are given, kept where the process accepts them (a Gaussian run
-# with T = 50 gets 5, 10, 25, 50).
-DEFAULT_STEPS: dict[str, tuple[int, ...]] = {
-    "features": (5, 10, 25, 50, 100, 250, 500),
-    "tokens": (4, 8, 16, 32, 64, 128, 256),
-}
 TEMPERATURE = "temperature"  # the sampler option the temperature axis sets
 COMPILE_EVENTS = "/jax/core/compile/"  # prefix of JAX's trace, lower and compile events
 
@@ -74,9 +67,12 @@ def parse_list(text: str | None, kind: type, flag: str) -> tuple | None:
 # -- the grid --------------------------------------------------------------------------------------
 
 def default_steps(process) -> tuple[int, ...]:
-    """`DEFAULT_STEPS` of the process's representation that it accepts."""
+    """The family's `default_steps` that the process accepts (a Gaussian run with T = 50 gets
+    5, 10, 25, 50)."""
+    from genodiff_jax.families import family_of
+
     ok = []
-    for steps in DEFAULT_STEPS.get(process.representation, DEFAULT_STEPS["features"]):
+    for steps in family_of(process).default_steps:
         try:
             process.check_steps(steps)
         except ValueError:
@@ -99,7 +95,7 @@ def build_grid(process, defaults: dict, *, samplers: Sequence[str] | None = None
     option, every other sampler gets one cell per (steps, guidance))."""
     samplers = tuple(samplers) if samplers is not None else tuple(process.samplers)
     for name in samplers:  # the sampler's name first, so the message names it
-        resolve_sampling(process, defaults, name, None, 0.0, None, train_x)
+        resolve_sampling(process, defaults, SamplingSettings(name, guidance=0.0), train_x)
     steps = tuple(sorted(set(steps))) if steps is not None else default_steps(process)
     guidance = (tuple(dict.fromkeys(guidance)) if guidance is not None
                 else (float(defaults["guidance"]),))
@@ -120,11 +116,11 @@ def build_grid(process, defaults: dict, *, samplers: Sequence[str] | None = None
             for t in temps:
                 for k in steps:
                     options = None if t is None else {TEMPERATURE: float(t)}
-                    chosen = resolve_sampling(process, defaults, name, int(k), w, options,
-                                              train_x)
-                    opts = dict(chosen["options"])
+                    chosen = resolve_sampling(process, defaults,
+                                              SamplingSettings(name, int(k), w, options), train_x)
+                    opts = dict(chosen.options)
                     temp = opts.get(TEMPERATURE) if takes_t[name] else None
-                    cells.append(Cell(name, int(chosen["steps"]), chosen["guidance"],
+                    cells.append(Cell(name, int(chosen.steps), chosen.guidance,
                                       None if temp is None else float(temp), opts))
     return cells
 
@@ -159,28 +155,18 @@ class CompileClock:
         return total
 
 
-def sample_cell(trained, data, cell: Cell, labels_N: np.ndarray, *, key: jax.Array,
-                batch_size: int | None = None, mesh=None, plan=None) -> tuple[np.ndarray, dict]:
-    """The cohort of one cell (features [N, G, K], or tokens int8 [N, H, S] with `plan`, the
-    token family's windows) and its timing {"compile_s", "sample_s"}. A NaN or inf in the
-    samples raises `cohort.NonFiniteSampleError`."""
-    from genodiff_jax.models import inference_compiler_options
-    from genodiff_jax.sampling.cohort import generate
-    from genodiff_jax.sampling.tokens import generate_tokens
+def sample_cell(trained, data, cell: Cell, labels_N: np.ndarray,
+                settings: SamplingSettings, plan=None) -> tuple[np.ndarray, dict]:
+    """The cohort of one cell as its family samples it (`plan`: the family's sampling plan),
+    with the seed, batch size and mesh of `settings`, and its timing {"compile_s",
+    "sample_s"}. A NaN or inf in the samples raises `cohort.NonFiniteSampleError`."""
+    from genodiff_jax.families import family_of
 
-    common = dict(sampler=cell.sampler, steps=cell.steps, guidance=cell.guidance, key=key,
-                  batch_size=batch_size, mesh=mesh,
-                  compiler_options=inference_compiler_options(trained.model))
+    settings = dataclasses.replace(settings, sampler=cell.sampler, steps=cell.steps,
+                                   guidance=cell.guidance, options=dict(cell.options))
     t0 = time.perf_counter()
     with CompileClock() as clock:
-        if plan is not None:
-            out = generate_tokens(trained, data, labels_N, plan, options=dict(cell.options),
-                                  **common)
-        else:
-            out = generate(trained.model.apply, trained.params, process=trained.process,
-                           labels_N=labels_N, shape=trained.row.shape, mask=data.mask,
-                           sampler_options=dict(cell.options), num_classes=data.num_classes,
-                           **common)
+        out = family_of(trained.process).generate(trained, data, labels_N, settings, plan=plan)
     wall = time.perf_counter() - t0
     compile_s = min(clock.seconds, wall)
     return out, {"compile_s": compile_s, "sample_s": wall - compile_s}

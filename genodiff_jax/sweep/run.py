@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from genodiff_jax.atomic import atomic_dir, check_output
 from genodiff_jax.errors import InputError
 from genodiff_jax.sampling import calling as calling_module
+from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sweep.curves import convergence_table
 from genodiff_jax.sweep.grid import Cell, build_grid, sample_cell
 from genodiff_jax.sweep.panel import PANEL, Cohort, PanelSettings, RealPanel, measure_names, score
@@ -48,7 +48,7 @@ def default_calling() -> str:
 @dataclasses.dataclass(frozen=True)
 class SweepSettings:
     """What to sweep and how. None means the run's own setting (see `grid.build_grid`): samplers,
-    every sampler of the run's process; steps, `grid.DEFAULT_STEPS` that fit; guidance and
+    every sampler of the run's process; steps, the family's `default_steps` that fit; guidance and
     temperatures, the run config's; n, the held-out split's size (at most `DEFAULT_MAX_N`);
     calling, the run's, else `default_calling()`; measures, every panel measure."""
 
@@ -97,18 +97,13 @@ def sweep_labels(spec: str, n: int, data, seed: int) -> np.ndarray:
                             train_labels=data.train.labels)
 
 
-def to_cohort(samples: np.ndarray, labels_N: np.ndarray, data, representation: str,
-              calling: str) -> Cohort:
-    """A cell's samples as the panel sees them: calls, labels and gene-PCA features (sampled ones
-    for the gene-PCA family; the codec's encoding of the calls for genotype tokens)."""
-    from genodiff_jax.sampling.calling import call_genotypes, decode_features
-
-    if representation == "tokens":
-        calls = np.asarray(samples).sum(axis=1, dtype=np.int8)
-        return Cohort(calls, labels_N, data.codec.encode(calls))
-    features = np.where(data.mask, np.asarray(samples, np.float32), 0.0)
-    calls = call_genotypes(decode_features(features, data.codec), calling, data.codec)
-    return Cohort(np.asarray(calls, np.int8), labels_N, features)
+def to_cohort(samples: np.ndarray, labels_N: np.ndarray, data, family, calling: str) -> Cohort:
+    """A cell's samples as the panel sees them: calls, labels and gene-PCA features (the sampled
+    ones where the family samples features; else the codec's encoding of the calls)."""
+    genotypes = family.genotypes(samples, data, calling)
+    calls = genotypes.calls
+    features = genotypes.features
+    return Cohort(calls, labels_N, data.codec.encode(calls) if features is None else features)
 
 
 # -- the sweep -------------------------------------------------------------------------------------
@@ -138,7 +133,7 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
     and return what sweep.json holds. A cell whose sampler produces NaN or inf is kept with its
     `error` and no numbers; the others go on. `log` gets one line per cell."""
     from genodiff_jax.data.loader import load_prepared
-    from genodiff_jax.data.views import token_plan
+    from genodiff_jax.families import family_of
     from genodiff_jax.models import weights_dtype
     from genodiff_jax.sampling.calling import CALLERS
     from genodiff_jax.sampling.cohort import NonFiniteSampleError
@@ -167,11 +162,11 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
         raise InputError(data_dir, f"is not the dataset this run was trained on (fingerprint "
                          f"{data.fingerprint}, the run's {recorded})")
     process = trained.process
-    family = process.representation
-    if family == "tokens" and settings.calling is not None:
-        raise InputError(None, "--calling: this run samples genotype tokens (the masked "
-                               "family), which are written as they are; --calling is for "
-                               "gene-PCA runs")
+    family = family_of(process)
+    if settings.calling is not None and not family.takes_calling:
+        raise InputError(None, f"--calling: this run samples {process.representation}, "
+                               "written as the genotypes they are; --calling is for gene-PCA "
+                               "runs (features)")
     cells = build_grid(process, defaults, samplers=settings.samplers, steps=settings.steps,
                        guidance=settings.guidance, temperatures=settings.temperatures,
                        train_x=data.train.features)
@@ -196,15 +191,14 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
         reference["panel_s"] = round(time.perf_counter() - t0, 4)
         say(f"{REFERENCE}: " + _headline(reference, measures))
 
-    mesh = make_mesh()
-    plan = token_plan(data, process, trained.model) if family == "tokens" else None
-    key = jax.random.key(settings.seed)
+    sampling = SamplingSettings(seed=settings.seed, batch_size=settings.batch_size,
+                                mesh=make_mesh())
+    plan = family.sampling_plan(trained, data)
     rows_out = []
     for i, cell in enumerate(cells):
         row = _cell_fields(cell)
         try:
-            samples, timing = sample_cell(trained, data, cell, labels_N, key=key,
-                                          batch_size=settings.batch_size, mesh=mesh, plan=plan)
+            samples, timing = sample_cell(trained, data, cell, labels_N, sampling, plan)
         except NonFiniteSampleError as e:
             row.update({k: None for k in TIMING_KEYS}, error=str(e))
             rows_out.append(row)
@@ -227,7 +221,8 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
         "workdir": str(workdir), "data": str(data_dir), "dataset_fingerprint": data.fingerprint,
         "model": str(config.model.name), "process": str(config.diffusion.get("process",
                                                                             "gaussian")),
-        "family": family, "train_step": int(trained.step), "n": n, "n_test": len(data.test),
+        "family": process.representation, "train_step": int(trained.step), "n": n,
+        "n_test": len(data.test),
         "n_variants": int(test_calls.shape[1]),
         "settings": {
             **dataclasses.asdict(settings),
@@ -235,7 +230,7 @@ def sweep_workdir(workdir: str | os.PathLike, out: str | os.PathLike,
             "steps": sorted({c.steps for c in cells}),
             "guidance": sorted({c.guidance for c in cells}),
             "temperatures": sorted({c.temperature for c in cells if c.temperature is not None}),
-            "n": n, "calling": calling if family == "features" else None,
+            "n": n, "calling": calling if family.takes_calling else None,
             "weights_dtype": weights,
             "measures": list(measures)},
         "measures": {name: {"label": PANEL[name].label, "ideal": PANEL[name].ideal,
@@ -281,7 +276,7 @@ def _headline(row: dict, measures: Sequence[str]) -> str:
 
 
 def _machine() -> dict:
-    from genodiff_jax.bench.machine import machine_info
+    from genodiff_jax.machine import machine_info
 
     return machine_info()
 

@@ -229,10 +229,16 @@ class CheckpointStore:
         self.best.wait_until_finished()
 
     def close(self) -> None:
+        """Wait for saves in flight and for the clearing of earlier runs' unfinished saves (orbax
+        clears them in a thread that its own close does not wait for), then close."""
         if self._closed:
             return
         self._closed = True
         try:
+            for manager in (self.latest, self.best):
+                clearing = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+                if clearing is not None:
+                    clearing()
             self.latest.close()
         finally:
             self.best.close()

@@ -22,6 +22,8 @@ from genodiff_jax.eval.sections.base import (
     SECTIONS,
     Column,
     EvalContext,
+    EvalSettings,
+    Generator,
     SaveFigure,
     Section,
     Table,
@@ -29,7 +31,7 @@ from genodiff_jax.eval.sections.base import (
 )
 
 __all__ = ["DEFAULT_SECTIONS", "FLOORS", "REAL_IDEAL", "SECTIONS", "Column", "EvalContext",
-           "SaveFigure", "Section", "Table", "split_haplotypes"]
+           "EvalSettings", "Generator", "SaveFigure", "Section", "Table", "split_haplotypes"]
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

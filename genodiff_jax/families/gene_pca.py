@@ -1,0 +1,32 @@
+"""The gene-PCA family (DESIGN 1-2): Gaussian diffusion on per-gene PCA features [G, K], decoded
+through the dataset's codec and called to genotypes by a calling method."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genodiff_jax.families.base import Genotypes, register_family
+from genodiff_jax.sampling.calling import DEFAULT_CALLING, features_to_calls
+from genodiff_jax.sampling.cohort import generate, trained_denoiser
+from genodiff_jax.sampling.settings import SamplingSettings
+
+
+class GenePCAFamily:
+    default_steps = (5, 10, 25, 50, 100, 250, 500)
+    takes_calling = True
+
+    def sampling_plan(self, trained, data) -> None:
+        return None
+
+    def generate(self, trained, data, labels_N: np.ndarray, settings: SamplingSettings, *,
+                 plan=None, progress: bool = False) -> np.ndarray:
+        return generate(trained_denoiser(trained), process=trained.process, settings=settings,
+                        labels_N=labels_N, shape=trained.row.shape, mask=data.mask,
+                        progress=progress)
+
+    def genotypes(self, samples: np.ndarray, data, calling: str | None) -> Genotypes:
+        features, calls = features_to_calls(samples, data.codec, calling or DEFAULT_CALLING)
+        return Genotypes(calls, features)
+
+
+register_family("features", GenePCAFamily())
