@@ -39,10 +39,8 @@ from genodiff_jax.bench.batch_search import (
     memory_budget,
 )
 from genodiff_jax.bench.examples import (
-    EXAMPLES,
     FEATURE_SHAPE,
     Example,
-    Family,
     build_example,
     check_shape_flags,
     param_count,
@@ -83,9 +81,9 @@ from genodiff_jax.bench.settings import SECTIONS, BenchSettings, check_settings,
 from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, random_params
 
 __all__ = [
-    "BASE_CONFIG", "BATCH_GRANULE", "DEVICES", "EXAMPLES", "FEATURE_SHAPE", "FIT_FRACTION",
+    "BASE_CONFIG", "BATCH_GRANULE", "DEVICES", "FEATURE_SHAPE", "FIT_FRACTION",
     "PEAK_TFLOPS", "RECIPES", "REFERENCES", "REFINE", "SECTIONS", "WORKLOADS", "BenchModel",
-    "BenchSettings", "Device", "Example", "Family", "TorchReference", "bench_forward",
+    "BenchSettings", "Device", "Example", "TorchReference", "bench_forward",
     "bench_sample", "bench_train", "build_denoiser", "build_example", "bytes_accessed_per_device",
     "check_settings", "check_shape_flags", "compile_train_step", "compiled_memory_bytes",
     "devices_named", "flops_per_device", "is_paper_size", "jit_forward", "largest_fitting",

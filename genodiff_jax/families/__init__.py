@@ -1,6 +1,6 @@
 """The generator families, one registry entry each: what differs between generating gene-PCA
 features (the Gaussian family) and genotype tokens (the masked family), so the pipeline, the
-sweep and the benchmarks ask the entry and never branch on the family.
+sweep and the benchmark ask the entry and never branch on the family.
 
 A family is found by its process's `representation` (`family_of(process)`). A third one is one
 module that registers a `Family` in `FAMILIES` (and its dataset view in `data.views.VIEWS`): see
@@ -8,6 +8,13 @@ module that registers a `Family` in `FAMILIES` (and its dataset view in `data.vi
 """
 
 from genodiff_jax.families import gene_pca, masked  # noqa: F401,E402  (they register themselves)
-from genodiff_jax.families.base import FAMILIES, Family, Genotypes, family_of, register_family
+from genodiff_jax.families.base import (
+    FAMILIES,
+    Example,
+    Family,
+    Genotypes,
+    family_of,
+    register_family,
+)
 
-__all__ = ["FAMILIES", "Family", "Genotypes", "family_of", "register_family"]
+__all__ = ["FAMILIES", "Example", "Family", "Genotypes", "family_of", "register_family"]

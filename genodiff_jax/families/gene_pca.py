@@ -3,17 +3,21 @@ through the dataset's codec and called to genotypes by a calling method."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
-from genodiff_jax.families.base import Genotypes, register_family
+from genodiff_jax.families.base import Example, Genotypes, register_family
 from genodiff_jax.sampling.calling import DEFAULT_CALLING, features_to_calls
 from genodiff_jax.sampling.cohort import generate, trained_denoiser
 from genodiff_jax.sampling.settings import SamplingSettings
+
+FEATURE_SHAPE = (2048, 8)  # genodiff bench's (genes, components) without --genes/--components
 
 
 class GenePCAFamily:
     default_steps = (5, 10, 25, 50, 100, 250, 500)
     takes_calling = True
+    bench_flags = {"--genes": "genes", "--components": "components"}
 
     def sampling_plan(self, trained, data) -> None:
         return None
@@ -27,6 +31,16 @@ class GenePCAFamily:
     def genotypes(self, samples: np.ndarray, data, calling: str | None) -> Genotypes:
         features, calls = features_to_calls(samples, data.codec, calling or DEFAULT_CALLING)
         return Genotypes(calls, features)
+
+    def bench_example(self, process, model, shape) -> Example:
+        """float32 features [G, K], every slot real."""
+        G = FEATURE_SHAPE[0] if shape.get("genes") is None else shape["genes"]
+        K = FEATURE_SHAPE[1] if shape.get("components") is None else shape["components"]
+        normal = lambda rng, rows: rng.standard_normal((rows, G, K), np.float32)  # noqa: E731
+        return Example(
+            row=jax.ShapeDtypeStruct((G, K), np.float32), mask=np.ones((G, K), bool),
+            label=f"features [{G}, {K}]", fields={"feature_shape": [G, K]}, units={},
+            data=normal, model_input=normal, start=lambda n: None)
 
 
 register_family("features", GenePCAFamily())

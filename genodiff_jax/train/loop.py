@@ -12,7 +12,6 @@ work dir layout is in `train.trained`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from genodiff_jax.atomic import atomic_file, read_marker, write_marker
+from genodiff_jax.atomic import write_marker
 from genodiff_jax.data.loader import PreparedDataset, load_prepared, put_data
 from genodiff_jax.data.views import VIEWS
 from genodiff_jax.errors import InputError
@@ -50,8 +49,6 @@ from genodiff_jax.train.config import (
 from genodiff_jax.train.metrics import (
     METRICS_FILE,
     MetricsWriter,
-    annotate,
-    json_value,
     read_metrics,
     truncate_after,
 )
@@ -61,7 +58,6 @@ from genodiff_jax.train.stopping import (
     TIME_CAP,
     TIME_KEY,
     replay,
-    stop_message,
     stop_reason,
     stop_record,
 )
@@ -72,12 +68,15 @@ from genodiff_jax.train.trained import (
     WORKDIR_KIND,
     row_to_json,
 )
-
-# Config sections that define the run; the others (eval, checkpoint, log, mesh, distributed,
-# sampling) may change between a run and its resumption, and so may the keys that only say when it
-# ends (raising them lets a stopped run go on).
-RUN_DEFINING = ("seed", "model", "diffusion", "train", "optim")
-STOPPING_KEYS = ("train.early_stopping", "train.max_minutes")
+from genodiff_jax.train.workdir import (
+    check_same_run,
+    check_workdir,
+    note_stop,
+    recorded_stop,
+    report_stopped,
+    run_result,
+    write_json,
+)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -118,65 +117,6 @@ class _Window:
                 "examples_per_sec": steps_per_sec * batch_size}
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def _flatten(d: Mapping, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _check_same_run(config_file: Path, config: ml_collections.ConfigDict) -> None:
-    """A checkpoint resumes only under the config that wrote it
-    (logging and intervals may change)."""
-    if not config_file.is_file():
-        return
-    old = _flatten(json.loads(config_file.read_text()))
-    new = _flatten(json.loads(json.dumps(config.to_dict())))
-    differ = sorted(k for k in old.keys() | new.keys()
-                    if k.split(".")[0] in RUN_DEFINING and old.get(k) != new.get(k)
-                    and not any(k == s or k.startswith(f"{s}.") for s in STOPPING_KEYS))
-    if differ:
-        raise InputError(config_file, f"this work dir holds a checkpoint of another run (config "
-                         f"differs in {', '.join(differ)}); use a new --workdir or the same config")
-
-
-def _check_workdir(workdir: Path, ds: PreparedDataset) -> None:
-    """`workdir` is new, empty or a work dir of a run on this dataset: train never writes into a
-    folder of other files (a dataset, a cohort) or resumes a run on another dataset."""
-    if not workdir.exists():
-        return
-    if not workdir.is_dir():
-        raise InputError(workdir, "is a file, not a work dir")
-    marker = read_marker(workdir)
-    ours = (marker or {}).get("kind") == WORKDIR_KIND or (workdir / CONFIG_FILE).is_file()
-    if not ours and any(workdir.iterdir()):
-        what = f"a genodiff {marker['kind']} folder" if marker else "a folder of other files"
-        raise InputError(workdir, f"is {what}, not a training work dir: choose a new --workdir")
-    if (workdir / RUN_FILE).is_file():
-        recorded = json.loads((workdir / RUN_FILE).read_text()).get("dataset_fingerprint")
-        if recorded and ds.fingerprint and recorded != ds.fingerprint:
-            raise InputError(workdir, f"this run was trained on another dataset (fingerprint "
-                             f"{recorded}, {ds.path} has {ds.fingerprint}); use a new --workdir "
-                             "or the run's own dataset")
-
-
-def _result(record: dict, total: int, step: int, workdir: Path, store: CheckpointStore) -> dict:
-    result = {"stop_reason": None, **record}  # None: paused by stop_at_step, not stopped
-    result.update({"num_train_steps": total, "stopped_at_step": step, "workdir": str(workdir)})
-    best = store.best_value()
-    if best is not None:
-        result.update({"best_step": best[0], f"best_{store.best_metric}": best[1]})
-    return result
-
-
 def _agree(reason: str | None) -> str | None:
     """Process 0's stop decision on every process: their clocks differ (and so may the
     metrics.jsonl they read back), and a process that stops alone hangs the others."""
@@ -186,43 +126,6 @@ def _agree(reason: str | None) -> str | None:
 
     codes = (None, *STOP_REASONS)
     return codes[int(multihost_utils.broadcast_one_to_all(np.int32(codes.index(reason))))]
-
-
-def _recorded_stop(workdir: Path) -> dict:
-    """run.json's `stop` ({} when the run has not stopped), which a new call keeps until it
-    trains on."""
-    path = workdir / RUN_FILE
-    run = json.loads(path.read_text()) if path.is_file() else {}
-    return {"stop": run["stop"]} if isinstance(run, dict) and "stop" in run else {}
-
-
-def _note_stop(workdir: Path, stop: dict | None) -> None:
-    """run.json says how the run ended (`stop`; None: it has not, or it goes on)."""
-    run = json.loads((workdir / RUN_FILE).read_text())
-    if stop is None:
-        run.pop("stop", None)
-    else:
-        run["stop"] = json_value(stop)
-    _write_json(workdir / RUN_FILE, run)
-
-
-def _report_stopped(workdir: Path, start: int, total: int, store: CheckpointStore,
-                    stop: dict | None, main: bool) -> dict:
-    """A call with nothing left to train: what the run logged at `start`, and why it had stopped
-    (`stop`; None: paused by stop_at_step). A stop its last record lacks (a run from before these
-    records, or stopping keys changed since) is written there."""
-    path = workdir / METRICS_FILE
-    if stop is not None and main:
-        records = [r for r in read_metrics(path) if r.get("step") == start]
-        if not records or records[-1].get("stop") != json_value(stop):
-            annotate(path, start, {"stop_reason": stop["reason"], "stop": stop})
-        _note_stop(workdir, stop)
-    records = [r for r in read_metrics(path) if r.get("step") == start]
-    result = _result(records[-1] if records else {"step": start}, total, start, workdir, store)
-    if stop is not None:
-        result["stop_reason"] = stop["reason"]
-        result["stop"] = {**json_value(stop), "message": stop_message(stop, already=True)}
-    return result
 
 
 def train(
@@ -251,7 +154,7 @@ def train(
     ds = data if isinstance(data, PreparedDataset) else load_prepared(data)
     if len(ds.test) == 0:
         raise InputError(ds.path, "the test split is empty; prepare with --test-fraction > 0")
-    _check_workdir(workdir, ds)
+    check_workdir(workdir, ds)
     main = is_main_process()
     mesh = make_mesh(config.mesh.num_devices)
     batch_size = int(config.train.batch_size)
@@ -281,15 +184,15 @@ def train(
                             async_save=bool(config.checkpoint.async_save), best_metric=metric)
     if store.latest_step() is not None:
         try:
-            _check_same_run(workdir / CONFIG_FILE, config)
+            check_same_run(workdir / CONFIG_FILE, config)
         except InputError:
             store.close()
             raise
     if main:
         workdir.mkdir(parents=True, exist_ok=True)
         write_marker(workdir, WORKDIR_KIND)
-        _write_json(workdir / CONFIG_FILE, config.to_dict())
-        _write_json(workdir / RUN_FILE, {
+        write_json(workdir / CONFIG_FILE, config.to_dict())
+        write_json(workdir / RUN_FILE, {
             "data_dir": str(Path(ds.path).absolute()), "dataset_fingerprint": ds.fingerprint,
             "feature_shape": list(ds.mask.shape),
             "row": row_to_json(program.row),
@@ -297,7 +200,7 @@ def train(
             "num_train": len(ds.train), "num_test": len(ds.test), "num_train_steps": total,
             "num_devices": mesh.size, "num_processes": jax.process_count(),
             "jax_version": jax.__version__, "baselines": view.baselines,
-            **_recorded_stop(workdir)})
+            **recorded_stop(workdir)})
 
     writer = None
     pbar = None
@@ -316,9 +219,9 @@ def train(
         if reason is not None or start >= end:  # nothing left to do: report what was logged
             stop = (None if reason is None else
                     stop_record(reason, rule, convergence, start, total, seconds_before))
-            return _report_stopped(workdir, start, total, store, stop, main)
-        if main and _recorded_stop(workdir):
-            _note_stop(workdir, None)  # it stopped before, and stopping keys changed since
+            return report_stopped(workdir, start, total, store, stop, main)
+        if main and recorded_stop(workdir):
+            note_stop(workdir, None)  # it stopped before, and stopping keys changed since
 
         train_data = put_data(view.train_x, view.train_labels, mesh)
         test_data = put_data(view.test_x, view.test_labels, mesh)
@@ -405,8 +308,8 @@ def train(
 
         store.wait_until_finished()
         if main and "stop" in record:
-            _note_stop(workdir, record["stop"])
-        return _result(record, total, step, workdir, store)
+            note_stop(workdir, record["stop"])
+        return run_result(record, total, step, workdir, store)
     except BaseException:  # Ctrl-C, SIGTERM, an error: no half-saved checkpoint stays behind
         store.abandon()
         raise
