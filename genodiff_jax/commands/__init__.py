@@ -1,3 +1,3 @@
 """The library functions behind the `genodiff` subcommands that join several layers: `sample`
 (`sample_cohort`: a trained run -> a cohort on disk, through the run's family) and `run` (the
-whole pipeline on the embedded cohort). `cli.py` parses arguments and calls these."""
+whole pipeline on the embedded cohort). `cli/` parses arguments and calls these."""
