@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from genodiff_jax.errors import InputError
-from genodiff_jax.families import Example, family_of
+from genodiff_jax.families import FAMILIES, Example, family_of
 from genodiff_jax.families.gene_pca import FEATURE_SHAPE
 from genodiff_jax.train.state import abstract_params
 
@@ -33,8 +33,9 @@ def check_shape_flags(specs, s) -> None:
     kinds = sorted({spec.process.representation for spec in specs})
     flags = {flag: field for spec in specs
              for flag, field in getattr(family_of(spec.process), "bench_flags", {}).items()}
-    known = {"--genes": "genes", "--components": "components", "--window": "window"}
-    for flag, field in known.items():
+    every = {flag: field for family in FAMILIES.values()
+             for flag, field in getattr(family, "bench_flags", {}).items()}
+    for flag, field in every.items():
         if getattr(s, field, None) is not None and flag not in flags:
             names = ", ".join(dict.fromkeys(spec.name for spec in specs))
             raise InputError(None, f"{flag} does not apply to {names} ({' and '.join(kinds)}; "
