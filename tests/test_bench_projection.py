@@ -14,6 +14,7 @@ import pytest
 from genodiff_jax import bench, cli
 from genodiff_jax.bench import projection
 from genodiff_jax.data.prepare import PrepareSettings
+from genodiff_jax.families.gene_pca import SAMPLING_GOALS
 from genodiff_jax.sharding import make_mesh
 
 TINY_MLP = '{"widths": [16, 8], "bottleneck": 8, "num_groups": 4}'
@@ -129,7 +130,7 @@ def test_projected_times_on_each_device(features):
         assert w["training"]["people"] == 5 and w["training"]["steps"] == math.ceil(100 * 5 / 32)
         assert w["training"]["seconds"] == pytest.approx(
             w["training"]["steps"] * block["train_step"]["seconds"])
-        for sampler, (steps, goal_s) in projection.SAMPLING_GOALS.items():
+        for sampler, (steps, goal_s) in SAMPLING_GOALS.items():
             got = w[f"sample_{sampler}"]
             assert got["steps"] == steps and got["goal_s"] == goal_s and got["people"] == 6
             assert got["seconds"] == pytest.approx(steps * block["sampling_step"]["seconds"])

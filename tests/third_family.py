@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genodiff_jax.data.views import VIEWS, TrainingView
+from genodiff_jax.data.views import TrainingView
 from genodiff_jax.diffusion.masked import MaskedProcess
 from genodiff_jax.diffusion.process import PROCESSES
-from genodiff_jax.families import FAMILIES, Genotypes
+from genodiff_jax.families import Genotypes, register_family, unregister_family
 from genodiff_jax.models import MODELS
 from genodiff_jax.sampling.cohort import generate, trained_denoiser
 
@@ -66,6 +66,7 @@ def sites_view(data, process, model) -> TrainingView:
 
 
 class SitesFamily:
+    view = staticmethod(sites_view)
     default_steps = (1, 2)
     takes_calling = False
 
@@ -99,10 +100,10 @@ def get_config(arg: str | None = None):
 
 def register() -> None:
     PROCESSES.register(NAME, SitesProcess)
-    VIEWS.register(NAME, sites_view)
     MODELS.register("site_logits", SiteLogits)
-    FAMILIES.register(NAME, SitesFamily())
+    register_family(NAME, SitesFamily())
 
 
 def unregister() -> None:
-    del PROCESSES[NAME], VIEWS[NAME], MODELS["site_logits"], FAMILIES[NAME]
+    del PROCESSES[NAME], MODELS["site_logits"]
+    unregister_family(NAME)

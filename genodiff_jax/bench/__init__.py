@@ -68,7 +68,6 @@ from genodiff_jax.bench.models import (
 )
 from genodiff_jax.bench.projection import (
     DEVICES,
-    WORKLOADS,
     Device,
     devices_named,
     project,
@@ -82,7 +81,7 @@ from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, 
 
 __all__ = [
     "BASE_CONFIG", "BATCH_GRANULE", "DEVICES", "FEATURE_SHAPE", "FIT_FRACTION",
-    "PEAK_TFLOPS", "RECIPES", "REFERENCES", "REFINE", "SECTIONS", "WORKLOADS", "BenchModel",
+    "PEAK_TFLOPS", "RECIPES", "REFERENCES", "REFINE", "SECTIONS", "BenchModel",
     "BenchSettings", "Device", "Example", "TorchReference", "bench_forward",
     "bench_sample", "bench_train", "build_denoiser", "build_example", "bytes_accessed_per_device",
     "check_settings", "check_shape_flags", "compile_train_step", "compiled_memory_bytes",

@@ -21,7 +21,7 @@ sampler's own update of x_t between calls is not counted. The largest train batc
 device's memory uses `largest_train_batch` with that memory as the limit (GB = 1e9 bytes,
 converted to the GiB it takes), FIT_FRACTION of it usable.
 
-What the times are set against depends on the family (`WORKLOADS`, by representation): for gene
+What the times are set against is the family's (`Family.bench_workloads`): for gene
 features the project's goals (the paper's training, 2504 people x 500 ancestral or 25 DPM-Solver++
 steps); for genotype tokens the rates and a chromosome of `--project-snps` SNPs in windows.
 """
@@ -53,10 +53,9 @@ from genodiff_jax.bench.machine import (
 )
 from genodiff_jax.bench.models import BenchModel, build_denoiser, jit_forward
 from genodiff_jax.data.prepare import TEST_FRACTION
-from genodiff_jax.data.views import plan_windows
 from genodiff_jax.errors import InputError
+from genodiff_jax.families import family_of
 from genodiff_jax.models.ops.xla import accepted
-from genodiff_jax.registry import Registry
 from genodiff_jax.sharding import make_mesh
 from genodiff_jax.train.config import num_train_steps, sampling_defaults
 from genodiff_jax.train.state import abstract_params
@@ -72,11 +71,6 @@ PEOPLE_1KG = 2504  # 1000 Genomes phase 3: the cohort sampled, and split for tra
 # variants), not a count from a file.
 CHROMOSOME_SNPS = 1_000_000
 
-# The project's goals on one accelerator (issue 16; the paper's recipe, DESIGN 1.2): the paper's
-# training (its epochs over the 1KG training split at its batch) in under 2 minutes; 2504 people
-# sampled with 500 ancestral steps in under 3 minutes, with 25 DPM-Solver++ steps in under 10 s.
-TRAINING_GOAL_S = 120.0
-SAMPLING_GOALS = {"ancestral": (500, 180.0), "dpmpp": (25, 10.0)}  # sampler: (steps, seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,11 +162,12 @@ class Cost:
                 "memory_bytes_per_device": self.memory_bytes}
 
 
-# -- what the times are set against, by representation ---------------------------------------------
+# -- what the times are set against: the family's workloads ---------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class Steps:
-    """A model's projected step times on one device (`Cost.on`), and what they are at."""
+    """A model's projected step times on one device (`Cost.on`), and what they are at: what a
+    family's `bench_workloads` sets its workloads from."""
 
     spec: BenchModel
     example: Example
@@ -182,60 +177,23 @@ class Steps:
     train: dict  # one train step: {"seconds", "compute_s", "memory_s", "bound"}
     sample: dict  # one sampling step (every call of it), likewise
 
+    def times(self, count: int, step: str, goal_s: float | None = None, **fields) -> dict:
+        """`count` steps of `step` ("train" or "sample"): the roofline seconds and their compute
+        term (the FLOPs alone at peak), against `goal_s` where there is one."""
+        one = {"train": self.train, "sample": self.sample}[step]
+        out = {**fields, "seconds": count * one["seconds"], "compute_s": count * one["compute_s"]}
+        if goal_s is not None:
+            out.update(goal_s=goal_s, meets_goal=out["seconds"] < goal_s)
+        return out
 
-def _times(count: int, step: dict, goal_s: float | None = None, **fields) -> dict:
-    """`count` steps: the roofline seconds and their compute term (the FLOPs alone at peak),
-    against `goal_s` where there is one."""
-    out = {**fields, "seconds": count * step["seconds"], "compute_s": count * step["compute_s"]}
-    if goal_s is not None:
-        out.update(goal_s=goal_s, meets_goal=out["seconds"] < goal_s)
-    return out
-
-
-def _training(st: Steps, rows_per_person: int = 1) -> dict:
-    """The config's training (train.num_steps, else its epochs over the training split)."""
-    c = st.spec.config
-    people = train_people(st.people)
-    steps = num_train_steps(st.batch, int(c.train.num_steps), float(c.train.num_epochs),
-                            people * rows_per_person)
-    return {"people": people, "epochs": float(c.train.num_epochs),
-            "num_steps": int(c.train.num_steps), "batch": st.batch, "steps": steps}
-
-
-def feature_workloads(st: Steps) -> dict:
-    """The project's goals: the paper's training, and the cohort with each goal's sampler."""
-    training = _training(st)
-    out = {"training": _times(training["steps"], st.train, TRAINING_GOAL_S, **training)}
-    for sampler, (steps, goal_s) in SAMPLING_GOALS.items():
-        out[f"sample_{sampler}"] = _times(steps, st.sample, goal_s, people=st.people,
-                                          steps=steps)
-    return out
-
-
-def token_workloads(st: Steps) -> dict:
-    """Rates in one window, and a chromosome of `snps` SNPs cut into the config's overlapping
-    windows: training over every (person, window), sampling window after window."""
-    process = st.spec.process
-    H, L = st.example.fields["token_shape"]
-    steps = int(sampling_defaults(st.spec.config)["steps"]) or int(process.num_steps)
-    windows = len(plan_windows(st.snps, L, int(process.overlap), 1).starts)
-    training = _training(st, rows_per_person=windows)
-    return {
-        "window": {"tokens_per_example": H * L,
-                   "train_tokens_per_s": st.batch * H * L / st.train["seconds"],
-                   "sampler_tokens_x_steps_per_s": st.people * H * L / st.sample["seconds"],
-                   "sample": _times(steps, st.sample, people=st.people, steps=steps)},
-        "chromosome": {"snps": st.snps, "window": L, "overlap": int(process.overlap),
-                       "windows": windows,
-                       "training": _times(training["steps"], st.train, **training),
-                       "sample": _times(windows * steps, st.sample, people=st.people,
-                                        steps=steps)},
-    }
-
-
-WORKLOADS: Registry[Callable[[Steps], dict]] = Registry("representation")
-WORKLOADS.register("features", feature_workloads)
-WORKLOADS.register("tokens", token_workloads)
+    def training(self, rows_per_person: int = 1) -> dict:
+        """The config's training (train.num_steps, else its epochs over the training split)."""
+        c = self.spec.config
+        people = train_people(self.people)
+        steps = num_train_steps(self.batch, int(c.train.num_steps), float(c.train.num_epochs),
+                                people * rows_per_person)
+        return {"people": people, "epochs": float(c.train.num_epochs),
+                "num_steps": int(c.train.num_steps), "batch": self.batch, "steps": steps}
 
 
 # -- one model -------------------------------------------------------------------------------------
@@ -302,7 +260,7 @@ def project(spec: BenchModel, example: Example, s, devices: Mapping[str, Device]
             log: Callable[[str], None] | None = None) -> dict:
     """The `projection` block of one model's entry: its train and sampling steps' costs from the
     programs compiled here, and on each of `devices` the roofline times, the largest train batch
-    that fits and the family's workloads (`WORKLOADS`). `s`: the BenchSettings."""
+    that fits and the family's workloads (`Family.bench_workloads`). `s`: the BenchSettings."""
     say = log or (lambda _msg: None)
     t0 = time.perf_counter()
     dtype = s.dtype or PROJECTION_DTYPE
@@ -350,7 +308,7 @@ def project(spec: BenchModel, example: Example, s, devices: Mapping[str, Device]
                                    and sample.memory_bytes <= device.memory_gb * 1e9),
             "largest_train_batch": _largest_batch(spec, example, s.classes, device, mesh,
                                                   compiled_at),
-            "workloads": WORKLOADS[spec.process.representation](steps)}
+            "workloads": family_of(spec.process).bench_workloads(steps)}
         say(_summary(spec.name, name, dtype, block))
     out["compile_and_search_s"] = time.perf_counter() - t0
     return out

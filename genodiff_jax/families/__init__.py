@@ -3,7 +3,7 @@ features (the Gaussian family) and genotype tokens (the masked family), so the p
 sweep and the benchmark ask the entry and never branch on the family.
 
 A family is found by its process's `representation` (`family_of(process)`). A third one is one
-module that registers a `Family` in `FAMILIES` (and its dataset view in `data.views.VIEWS`): see
+module that calls `register_family` (the entry, with its dataset view): see
 `tests/test_plugins.py` for independent sites added from outside the package.
 """
 
@@ -15,6 +15,8 @@ from genodiff_jax.families.base import (
     Genotypes,
     family_of,
     register_family,
+    unregister_family,
 )
 
-__all__ = ["FAMILIES", "Example", "Family", "Genotypes", "family_of", "register_family"]
+__all__ = ["FAMILIES", "Example", "Family", "Genotypes", "family_of", "register_family",
+           "unregister_family"]

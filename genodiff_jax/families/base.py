@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from genodiff_jax.data.views import VIEWS
 from genodiff_jax.registry import Registry
 from genodiff_jax.sampling.settings import SamplingSettings
 
@@ -49,6 +50,8 @@ class Example:
 class Family(Protocol):
     """The interface of a generator family (see the package docstring)."""
 
+    # What the family trains on: (prepared dataset, process, model) -> data.views.TrainingView.
+    view: Callable[..., Any]
     # Step counts `genodiff sweep` tries when none are given (kept where the process accepts them).
     default_steps: tuple[int, ...]
     # Whether sampled values pass through a calling method (`sampling.calling.CALLERS`).
@@ -73,9 +76,29 @@ class Family(Protocol):
         """One random example for the benchmark, shaped by `shape` ({field: value or None}, the
         fields of `bench_flags`)."""
 
+    def bench_workloads(self, steps) -> dict:
+        """What `--project`'s step times are set against (`bench.projection.Steps`: its
+        `times` and `training`)."""
+
 
 FAMILIES: Registry[Family] = Registry("generator family")
-register_family = FAMILIES.register
+
+
+def register_family(name: str, family: Family) -> Family:
+    """Add `family` under `name` (its process's `representation`), and its `view` where the
+    train loop, a layer below, finds it (`data.views.VIEWS`; the built-in families' views are
+    registered there already, so training needs no family imported)."""
+    if name in VIEWS and VIEWS[name] is not family.view:
+        raise ValueError(f"dataset view {name!r} is already registered as another function")
+    FAMILIES.register(name, family)
+    if name not in VIEWS:
+        VIEWS.register(name, family.view)
+    return family
+
+
+def unregister_family(name: str) -> None:
+    """Take out what `register_family` added (tests)."""
+    del FAMILIES[name], VIEWS[name]
 
 
 def family_of(process) -> Family:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from genodiff_jax.data.views import WindowPlan, token_plan
+from genodiff_jax.data.views import WindowPlan, plan_windows, token_plan, token_view
 from genodiff_jax.families.base import Example, Genotypes, register_family
 from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sampling.tokens import generate_tokens, token_rows
+from genodiff_jax.train.config import sampling_defaults
 
 BP_PER_SNP = 200  # mean spacing of the benchmark's random SNP positions (the cost ignores it)
 
 
 class MaskedFamily:
+    view = staticmethod(token_view)
     default_steps = (4, 8, 16, 32, 64, 128, 256)
     takes_calling = False
     bench_flags = {"--window": "window"}
@@ -61,6 +63,27 @@ class MaskedFamily:
             model_input=lambda rng, rows: rows_of(rng.integers(0, mask_id + 1, (rows, H, L),
                                                                dtype=np.int32)),
             start=lambda n: rows_of(np.full((n, H, L), mask_id, np.int8)))
+
+    def bench_workloads(self, st) -> dict:
+        """Rates in one window, and a chromosome of `st.snps` SNPs cut into the config's
+        overlapping windows: training over every (person, window), sampling window after
+        window."""
+        process = st.spec.process
+        H, L = st.example.fields["token_shape"]
+        steps = int(sampling_defaults(st.spec.config)["steps"]) or int(process.num_steps)
+        windows = len(plan_windows(st.snps, L, int(process.overlap), 1).starts)
+        training = st.training(rows_per_person=windows)
+        return {
+            "window": {"tokens_per_example": H * L,
+                       "train_tokens_per_s": st.batch * H * L / st.train["seconds"],
+                       "sampler_tokens_x_steps_per_s": st.people * H * L / st.sample["seconds"],
+                       "sample": st.times(steps, "sample", people=st.people, steps=steps)},
+            "chromosome": {"snps": st.snps, "window": L, "overlap": int(process.overlap),
+                           "windows": windows,
+                           "training": st.times(training["steps"], "train", **training),
+                           "sample": st.times(windows * steps, "sample", people=st.people,
+                                              steps=steps)},
+        }
 
 
 def _random_context(L: int) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from genodiff_jax.diffusion.gaussian_samplers import reporting_non_finite_steps
-from genodiff_jax.diffusion.process import Process, check_sampler_options
+from genodiff_jax.diffusion.process import Process
 from genodiff_jax.sampling.guidance import ApplyFn, make_denoise_fn
 from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sharding import (
@@ -187,8 +187,7 @@ def generate(denoiser: Denoiser, *, process: Process, settings: SamplingSettings
         raise ValueError(f"need labels [N], got {labels_N.shape}")
     if mask is not None and isinstance(row, jax.ShapeDtypeStruct) and np.shape(mask) != row.shape:
         raise ValueError(f"mask {np.shape(mask)} does not match the sample shape {row.shape}")
-    options = dict(settings.options or {})
-    check_sampler_options(process.samplers, sampler, options)
+    options = dict(settings.options or {})  # checked by resolve_sampling
     grid = process.sampling_grid(steps)
     guided = float(guidance) != 0.0
     if guided and num_classes is None:

@@ -20,15 +20,11 @@ import jax
 
 from genodiff_jax.diffusion.process import sampler_option_names
 from genodiff_jax.errors import InputError
+from genodiff_jax.train.schema import GUIDANCE_RANGE
 
-# Classifier-free guidance weights sampled with: w = -1 is the unconditional model, w = 0 the
-# conditional one. Below -1 pushes away from the class asked for; far above the weights runs are
-# tuned at (0 to a few), (1 + w) eps_cond - w eps_uncond extrapolates the network's error (issue
-# 27: w = 1e9 gave 3.6 x the homozygous-ALT calls). The config schema checks the same range.
-# Measured on the demo's gene-PCA model (300 people, dpmpp 50 steps; real training split 0.0464
-# homozygous-ALT calls): w = 0, 3, 10 give 0.88, 0.93, 1.02 x that share, w = 30 1.40 x, w = 100
-# 2.20 x; above GUIDANCE_WARN a run is told so.
-GUIDANCE_RANGE = (-1.0, 100.0)
+# Above GUIDANCE_WARN a run is told so: measured on the demo's gene-PCA model (300 people, dpmpp
+# 50 steps; real training split 0.0464 homozygous-ALT calls), w = 0, 3, 10 give 0.88, 0.93, 1.02 x
+# that share, w = 30 1.40 x, w = 100 2.20 x. The range itself is the config schema's.
 GUIDANCE_WARN = 10.0
 
 
