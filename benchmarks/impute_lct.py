@@ -28,6 +28,7 @@ import numpy as np
 
 from genodiff_jax.data import io, writers
 from genodiff_jax.data.loader import load_prepared
+from genodiff_jax.families import family_of
 from genodiff_jax.sampling.impute import imputation_settings, impute_tokens
 from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sampling.tokens import UNKNOWN
@@ -115,8 +116,10 @@ def main() -> None:
     for name, labels in (("model (unconditional)", np.full(len(truth), trained.num_classes)),
                          ("model (population given)", data.test.labels)):
         t0 = time.perf_counter()
-        filled = impute_tokens(trained, data, known, np.asarray(labels, np.int32), settings,
-                               draws=args.draws)
+        labels = np.asarray(labels, np.int32)
+        per_snp = family_of(trained.process).inputs(trained, data, labels, 0, known)
+        filled = impute_tokens(trained, data, known, labels, settings, draws=args.draws,
+                               per_snp=per_snp)
         seconds[name] = time.perf_counter() - t0
         results[name] = r2_by_bin(true_dosage, filled.sum(axis=2).mean(axis=0), maf, hidden)
     base = population_frequencies(ref, data.train.labels, data.test.labels, observed)

@@ -40,6 +40,8 @@ PAPER_PARAMS = {
 }
 
 G_TINY, B = 128, 2
+TOKEN_MODELS = ("tokens", "panel")  # representations whose input is a window of SNP tokens
+PANEL_ROWS = 3  # reference rows a panel model reads
 
 # Tiny CPU programs: LLVM's optimisations would cost more compile time than they save.
 fast_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -54,12 +56,14 @@ def inputs(name: str, G: int = G_TINY, seed: int = 0):
     """(x, t, y) for the model `name`: features [B, G, K], or for a token model a window of G
     SNPs (tokens of 2 haplotypes with MASK among them, positions, allele frequencies)."""
     kx, kt, ky, kp = jax.random.split(jax.random.key(seed), 4)
-    if representation(name) == "tokens":
+    if representation(name) in TOKEN_MODELS:
         vocab = MODELS[name].vocab_size
         gaps = jax.random.uniform(kp, (B, G), minval=10.0, maxval=5_000.0)
         x = {"tokens": jax.random.randint(kx, (B, 2, G), 0, vocab + 1).astype(jnp.int8),
              "pos": jnp.cumsum(gaps, axis=1),
              "af": jax.random.uniform(kp, (B, G), minval=0.01, maxval=0.99)}
+        if representation(name) == "panel":
+            x["panel"] = jax.random.randint(kp, (B, PANEL_ROWS, G), 0, vocab).astype(jnp.int8)
     else:
         x = jax.random.normal(kx, (B, G, K))
     t_B = jax.random.uniform(kt, (B,))
@@ -69,7 +73,7 @@ def inputs(name: str, G: int = G_TINY, seed: int = 0):
 
 def output_shape(name: str, x) -> tuple[int, ...]:
     """A feature model predicts x's shape; a token model gives logits [B, 2, L, vocab]."""
-    if representation(name) == "tokens":
+    if representation(name) in TOKEN_MODELS:
         return (*x["tokens"].shape, MODELS[name].vocab_size)
     return x.shape
 
@@ -77,7 +81,7 @@ def output_shape(name: str, x) -> tuple[int, ...]:
 def network_part(name: str, out, x):
     """What the network adds: a feature model's output minus its input (the CNN is residual),
     a token model's logits as they are."""
-    return out if representation(name) == "tokens" else out - x
+    return out if representation(name) in TOKEN_MODELS else out - x
 
 
 def per_row_max(a) -> np.ndarray:

@@ -216,9 +216,11 @@ def test_generators_carry_haplotypes_and_copies_share_whole_ones(prepared, tmp_p
     assert runs["real_test"]["max"] < n_sites / 5 < runs["mosaic_100"]["median"] < n_sites
     indep = runs["independent_sites"]  # no haplotypes: genotype runs, marked in the summary
     assert indep["unit"] == "genotypes" and indep["fallback"]
-    rows = {row[0]: row[1:] for row in R.summary_rows(report)}  # AUC, median run, p99 run
+    rows = {row[0]: row[1:] for row in R.summary_rows(report)}  # AUC, median, p99 run, flag
     assert rows["independent_sites"][1].endswith("(genotypes)")
-    assert rows["train_copies"][1:] == [n_sites, n_sites]
+    assert rows["train_copies"][1:] == [n_sites, n_sites, "COPIES MORE (median, p99)"]
+    assert runs["model"]["copies_more_than_real"] == ["median", "p99"]
+    assert rows["real_test"][3] == "-" and runs["mosaic_100"]["copies_more_than_real"]
     assert all(0 <= report["two_sample"][g]["auc"] <= 1 for g in report["generators"])
     assert (tmp_path / "report" / "longest_runs.png").stat().st_size > 1000
     gens = R.build_generators(data, gen, R.real_calls(data), settings)

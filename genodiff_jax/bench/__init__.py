@@ -56,7 +56,6 @@ from genodiff_jax.bench.machine import (
 )
 from genodiff_jax.bench.models import (
     BASE_CONFIG,
-    RECIPES,
     BenchModel,
     build_denoiser,
     is_paper_size,
@@ -81,7 +80,7 @@ from genodiff_jax.bench.timers import bench_forward, bench_sample, bench_train, 
 
 __all__ = [
     "BASE_CONFIG", "BATCH_GRANULE", "DEVICES", "FEATURE_SHAPE", "FIT_FRACTION",
-    "PEAK_TFLOPS", "RECIPES", "REFERENCES", "REFINE", "SECTIONS", "BenchModel",
+    "PEAK_TFLOPS", "REFERENCES", "REFINE", "SECTIONS", "BenchModel",
     "BenchSettings", "Device", "Example", "TorchReference", "bench_forward",
     "bench_sample", "bench_train", "build_denoiser", "build_example", "bytes_accessed_per_device",
     "check_settings", "check_shape_flags", "compile_train_step", "compiled_memory_bytes",

@@ -23,6 +23,7 @@ from jax.sharding import Mesh
 
 from genodiff_jax.diffusion.process import PROCESSES, Process
 from genodiff_jax.errors import InputError
+from genodiff_jax.families import FAMILIES
 from genodiff_jax.models import MODELS, representation
 from genodiff_jax.sharding import batch_sharding, replicated
 from genodiff_jax.train.config import (
@@ -36,8 +37,6 @@ from genodiff_jax.train.program import TrainProgram
 
 # The paper's recipe (diffusion, optimiser, batch) and MLP_CNN_PAPER, for models named with --model.
 BASE_CONFIG = "experiments/base.py"
-# The recipe of a model named with --model, by the representation it takes (its REPRESENTATION).
-RECIPES = {"features": BASE_CONFIG, "tokens": "experiments/masked.py"}
 # The length of the lr schedule the optimiser is built with: it does not change the cost of a step.
 LR_SCHEDULE_STEPS = 10_000
 
@@ -138,8 +137,9 @@ def resolve_models(
     model_kwargs: Mapping | None = None,
 ) -> list[BenchModel]:
     """The models to measure: registered names ("all" for every one) with their family's recipe
-    (`RECIPES`) at its sizes (the recipe's model fields for the model it names, e.g. MLP_CNN_PAPER
-    for mlp_cnn; else the registry's defaults, the paper's), or the model of a config file
+    (`Family.bench_recipe`) at its sizes (the recipe's model fields for the model it names, e.g.
+    MLP_CNN_PAPER for mlp_cnn; else the registry's defaults, the paper's), or the model of a
+    config file
     `path.py[:arg]`; `model_kwargs` overrides fields either way."""
     overrides = dict(model_kwargs or {})
     if config is not None:
@@ -153,7 +153,7 @@ def resolve_models(
     recipes = {}
     specs = []
     for name in _model_names(models):
-        path = RECIPES[representation(name)]
+        path = FAMILIES[representation(name)].bench_recipe
         if path not in recipes:
             recipes[path] = load_config(path)
         recipe = recipes[path]

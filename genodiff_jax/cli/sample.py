@@ -84,7 +84,7 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
 
 @command("impute", "fill missing genotypes with a masked-diffusion run (inpainting)", _impute_args)
 def _impute(args: argparse.Namespace) -> None:
-    from genodiff_jax.sampling.impute import format_summary, impute_vcf
+    from genodiff_jax.commands.impute import format_summary, impute_vcf
     from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
     sampling = SamplingSettings(steps=args.steps, seed=args.seed, batch_size=args.batch_size)

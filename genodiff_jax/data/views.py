@@ -2,6 +2,8 @@
 `representation` in `VIEWS`.
 
 - `features`: the gene-PCA features [n, G, K] and their mask (the Gaussian family).
+- `panel`: the token view with each row's reference panel ("panel" int8 [rows, R, L],
+  `data.panels`), for the `snp_panel` denoiser.
 - `tokens`: windows of genotype tokens, {"tokens": int8 [rows, H, L], "pos", "af", "class_af",
   "pooled_af": float32 [rows, L]} (H = 2 haplotypes or 1 dosage row; pos = base pairs from the
   region's first SNP, af = the SNP's training allele frequency; class_af / pooled_af = the
@@ -20,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from genodiff_jax.data.panels import draw_panels, panel_rows, windowed_panels
 from genodiff_jax.errors import InputError
 from genodiff_jax.registry import Registry
 
@@ -204,6 +207,29 @@ def token_view(data, process, model) -> TrainingView:
     return TrainingView(train, np.repeat(data.train.labels, windows), test,
                         np.repeat(data.test.labels, windows), plan.mask(), row,
                         {"independent_sites_bits": baseline})
+
+
+@VIEWS.register("panel")
+def panel_view(data, process, model) -> TrainingView:
+    """The token view (`data.views.token_view`) with each row's panel, "panel" int8 [R, L]: R =
+    `process.panel_size` rows of the training split drawn by `process.panel_from`, leave-one-out
+    for training people, fixed for the run (seeded by the dataset)."""
+    view = token_view(data, process, model)
+    plan = token_plan(data, process, model)
+    train_tokens = data.tokens("train")
+    rows = panel_rows(train_tokens)
+    per_person = rows.shape[0] // len(data.train.labels)
+    rng = np.random.default_rng([len(rows), rows.shape[-1], int(process.panel_size)])
+    draw = dict(rows_per_person=per_person, size=int(process.panel_size), rng=rng,
+                panel_from=process.panel_from)
+    train_panels = draw_panels(data.train.labels, data.train.labels,
+                               pool_person=np.arange(len(data.train.labels)), **draw)
+    test_panels = draw_panels(data.test.labels, data.train.labels, **draw)
+    train_x = {**view.train_x, "panel": windowed_panels(rows, train_panels, plan)}
+    test_x = {**view.test_x, "panel": windowed_panels(rows, test_panels, plan)}
+    row = {**view.row, "panel": jax.ShapeDtypeStruct(train_x["panel"].shape[1:], np.int8)}
+    return TrainingView(train_x, view.train_labels, test_x, view.test_labels, view.mask, row,
+                        view.baselines)
 
 
 def independent_sites_bits(tokens: np.ndarray, labels: np.ndarray, class_af: np.ndarray) -> float:

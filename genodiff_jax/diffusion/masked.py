@@ -326,3 +326,23 @@ class MaskedProcess:
         return self.samplers[sampler](net, grid, keys_B, self.as_input(x_T, None),
                                       alpha=functools.partial(self.alpha), mask_id=self.mask_id,
                                       valid=mask, **options)
+
+
+@register_process("masked_panel")
+@dataclasses.dataclass(frozen=True)
+class PanelMaskedProcess(MaskedProcess):
+    """The masked process on examples that also hold a reference panel ("panel" int8 [R, L], never
+    masked: `data.panels`), for the `snp_panel` denoiser. panel_size: R rows; panel_from: "class"
+    (the person's class in the training split) or "any" (everyone in it)."""
+
+    panel_size: int = 16
+    panel_from: str = "class"
+
+    representation: ClassVar[str] = "panel"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.panel_size < 1:
+            raise ValueError(f"panel_size must be >= 1, got {self.panel_size}")
+        if self.panel_from not in ("class", "any"):
+            raise ValueError(f"panel_from must be class or any, got {self.panel_from!r}")

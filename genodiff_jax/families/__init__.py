@@ -7,7 +7,7 @@ module that calls `register_family` (the entry, with its dataset view): see
 `tests/test_plugins.py` for independent sites added from outside the package.
 """
 
-from genodiff_jax.families import gene_pca, masked  # noqa: F401,E402  (they register themselves)
+from genodiff_jax.families import gene_pca, masked, panel  # noqa: F401,E402  (they register themselves)
 from genodiff_jax.families.base import (
     FAMILIES,
     Example,

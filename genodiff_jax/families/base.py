@@ -68,8 +68,14 @@ class Family(Protocol):
     def genotypes(self, samples: np.ndarray, data, calling: str | None) -> Genotypes:
         """`generate`'s output as genotypes (calling with `calling` where the family takes one)."""
 
-    # Optional, for `genodiff bench`: its shape flags ({flag: the BenchSettings field it sets}) and
-    # `bench_example`.
+    # Token families only (`genodiff impute` needs it): `inputs(trained, data, labels_N, seed,
+    # known=None) -> {name: [N, ..., S]}`, what generating or imputing feeds the denoiser besides
+    # the tokens (the panel family's reference rows).
+
+    # Optional, for `genodiff bench`: the config whose recipe trains a model named with --model,
+    # the shape flags ({flag: the BenchSettings field it sets}), `bench_example` and
+    # `bench_workloads`.
+    bench_recipe: str
     bench_flags: Mapping[str, str]
 
     def bench_example(self, process, model, shape: Mapping[str, int | None]) -> Example:

@@ -21,6 +21,7 @@ SAMPLING_GOALS = {"ancestral": (500, 180.0), "dpmpp": (25, 10.0)}  # sampler: (s
 
 
 class GenePCAFamily:
+    bench_recipe = "experiments/base.py"  # the config whose recipe `genodiff bench --model` uses
     view = staticmethod(feature_view)
     default_steps = (5, 10, 25, 50, 100, 250, 500)
     takes_calling = True

@@ -17,6 +17,7 @@ BP_PER_SNP = 200  # mean spacing of the benchmark's random SNP positions (the co
 
 
 class MaskedFamily:
+    bench_recipe = "experiments/masked.py"  # the config whose recipe `genodiff bench --model` uses
     view = staticmethod(token_view)
     default_steps = (4, 8, 16, 32, 64, 128, 256)
     takes_calling = False
@@ -28,7 +29,14 @@ class MaskedFamily:
     def generate(self, trained, data, labels_N: np.ndarray, settings: SamplingSettings, *,
                  plan: WindowPlan | None = None, progress: bool = False) -> np.ndarray:
         plan = plan if plan is not None else self.sampling_plan(trained, data)
-        return generate_tokens(trained, data, labels_N, plan, settings, progress=progress)
+        return generate_tokens(trained, data, labels_N, plan, settings, progress=progress,
+                               per_snp=self.inputs(trained, data, labels_N, settings.seed))
+
+    def inputs(self, trained, data, labels_N: np.ndarray, seed: int,
+               known: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """What generating (or, with `known`, imputing) people of class `labels_N` feeds the
+        denoiser besides the tokens and the SNP context, {name: [N, ..., S]}: nothing here."""
+        return {}
 
     def genotypes(self, samples: np.ndarray, data, calling: str | None) -> Genotypes:
         tokens = np.asarray(samples, np.int8)

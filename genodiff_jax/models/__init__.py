@@ -1,7 +1,14 @@
 """The denoisers (DESIGN 1.3 and 6), found by name in `MODELS`; their layers in `models.ops`."""
 
 # Importing the model modules registers them.
-from genodiff_jax.models import cnn_unet, mlp_cnn, mlp_unet, snp_unet, transformer  # noqa: F401
+from genodiff_jax.models import (  # noqa: F401
+    cnn_unet,
+    mlp_cnn,
+    mlp_unet,
+    snp_panel,
+    snp_unet,
+    transformer,
+)
 from genodiff_jax.models.ops import WEIGHTS_DTYPES, inference_weights, weights_dtype
 from genodiff_jax.models.registry import (
     MODELS,

@@ -83,12 +83,18 @@ class SNPUNet(Layered):
 
     @nn.compact
     def __call__(self, x: dict, t_B: jax.Array, y_B: jax.Array, train: bool = False) -> jax.Array:
+        return self.head(x, y_B, *self.trunk(x, t_B, y_B, train))
+
+    def trunk(self, x: dict, t_B: jax.Array, y_B: jax.Array, train: bool
+              ) -> tuple[jax.Array, jax.Array]:
+        """Each SNP's vector (float [B, L, snp_width]) and the U-Net's state unpacked to each
+        SNP beside it (float [B, L, snp_width]): what the output head reads."""
         tokens_BxHxL, pos_BxL = x["tokens"], x["pos"]
         B, H, L = tokens_BxHxL.shape
         P, V = self.patch, self.vocab_size
         if L % self.length_multiple():
-            raise ValueError(f"snp_unet: the window ({L} SNPs) must be a multiple of "
-                             f"{self.length_multiple()} (patch x 2^(levels - 1))")
+            raise ValueError(f"{type(self).__name__}: the window ({L} SNPs) must be "
+                             f"a multiple of {self.length_multiple()} (patch x 2^(levels - 1))")
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         res_kw = dict(num_groups=self.num_groups, dropout=self.dropout, ops=self.ops, **kw)
 
@@ -132,6 +138,14 @@ class SNPUNet(Layered):
 
         h = self.layers.GroupNorm(self.num_groups, name="out_norm", **kw)(h, activation=nn.silu)
         per_snp = nn.Dense(P * self.snp_width, name="unpatch", **kw)(h).reshape(B, L, -1)
+        return snp, per_snp
+
+    def head(self, x: dict, y_B: jax.Array, snp: jax.Array, per_snp: jax.Array) -> jax.Array:
+        """Logits float32 [B, H, L, V] from the trunk's two per-SNP states (and the population
+        prior where it is on)."""
+        B, H, L = x["tokens"].shape
+        V = self.vocab_size
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         h = nn.silu(nn.Dense(self.snp_width, name="snp_out_hidden", **kw)(
             jnp.concatenate([per_snp, snp], axis=-1)))
         out_init = (nn.initializers.zeros if self.population_prior

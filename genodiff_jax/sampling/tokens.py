@@ -8,6 +8,8 @@ Imputation is the same call with the observed tokens clamped too (`known`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import numpy as np
 
@@ -41,10 +43,12 @@ def window_start_state(out: np.ndarray, known: np.ndarray | None, plan: WindowPl
 
 def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan,
                     settings: SamplingSettings, *, key: jax.Array | None = None,
-                    known: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
+                    known: np.ndarray | None = None, progress: bool = False,
+                    per_snp: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """Tokens int8 [N, H, S] for the people `labels_N`, window by window (see the module
     docstring), sampled with `settings` (`key` overrides its seed's). `known` (int8 [N, H, S],
-    UNKNOWN where to generate) clamps observed tokens."""
+    UNKNOWN where to generate) clamps observed tokens. `per_snp` ({name: [N, ..., S]}, e.g. the
+    panel family's "panel") adds inputs each window takes its slice of (padding 0)."""
     process = trained.process
     H = token_rows(process)
     S, N = plan.num_snps, len(labels_N)
@@ -57,11 +61,20 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan,
         start = int(start)
         tokens = window_start_state(out, known, plan, start, done_until, process.mask_id)
         window = row_context(window_context(context, plan, start), labels_N)
+        extra = {name: _window_slice(a, plan, start) for name, a in (per_snp or {}).items()}
         row = {"tokens": jax.ShapeDtypeStruct((H, plan.length), np.int8),
-               **{name: jax.ShapeDtypeStruct((plan.length,), np.float32) for name in window}}
+               **{name: jax.ShapeDtypeStruct((plan.length,), np.float32) for name in window},
+               **{name: jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for name, a in extra.items()}}
         x0 = generate(denoiser, process=process, settings=settings, labels_N=labels_N,
-                      shape=row, mask=plan.mask(), start={"tokens": tokens, **window},
+                      shape=row, mask=plan.mask(), start={"tokens": tokens, **window, **extra},
                       key=jax.random.fold_in(key, w), progress=progress)
         out[:, :, start:start + plan.real] = x0[:, :, :plan.real]
         done_until = start + plan.real
+    return out
+
+
+def _window_slice(a: np.ndarray, plan: WindowPlan, start: int) -> np.ndarray:
+    """A window of `a` [N, ..., S]: [N, ..., L], padding 0."""
+    out = np.zeros(a.shape[:-1] + (plan.length,), a.dtype)
+    out[..., :plan.real] = a[..., start:start + plan.real]
     return out

@@ -6,7 +6,9 @@ person's genotype row against training genotype rows instead ("unit": "genotypes
 marked in the summary when the others are haplotype runs). `EvalSettings.max_run_people` people
 per generator (seeded). report["haplotype_privacy"] = {generator: {"unit", "n_people",
 "n_sites", "median", "p90", "p99", "max", "mean", "share_full_length",
-"share_above_baseline_p99", "fallback", "baseline": {...}, "values" (per person, plots only)}}.
+"share_above_baseline_p99", "copies_more_than_real" (which of median and p99 are longer than
+real held-out people's: the report's flag), "fallback", "baseline": {...}, "values" (per person,
+plots only)}}.
 """
 
 from __future__ import annotations
@@ -60,8 +62,25 @@ def compute(ctx: EvalContext) -> dict:
         base = baseline(unit)
         out[name] = {**result, "fallback": unit == "genotypes" and "haplotypes" in references,
                      "share_above_baseline_p99": float(np.mean(result["values"] > base["p99"])),
+                     "copies_more_than_real": copies_more(result, base),
                      "baseline": {k: v for k, v in base.items() if k != "values"}}
     return out
+
+
+def copies_more(result: dict, base: dict) -> list[str]:
+    """Which of the median and the 99th percentile of the longest runs are longer than real
+    held-out people's (the flag of a generator that copies its training split more than real
+    people share with it); [] when neither is."""
+    if not result["n_people"] or not base["n_people"]:
+        return []
+    return [stat for stat in ("median", "p99") if result[stat] > base[stat]]
+
+
+def _flag(result: dict, generator: str) -> str:
+    if generator == REAL_IDEAL:
+        return "-"
+    longer = result[generator]["copies_more_than_real"]
+    return f"COPIES MORE ({', '.join(longer)})" if longer else "no"
 
 
 def _column(stat: str):
@@ -74,7 +93,8 @@ def _column(stat: str):
 
 
 COLUMNS = [("longest identical run (median)", _column("median")),
-           ("longest identical run (p99)", _column("p99"))]
+           ("longest identical run (p99)", _column("p99")),
+           ("copies more than real_test", _flag)]
 
 
 def plots(ctx: EvalContext, result: dict, save: SaveFigure) -> dict[str, str]:
@@ -119,6 +139,10 @@ LEGEND = {
                                       "higher means copying",
     "longest identical run (p99)": "its 99th percentile; about real_test's is ideal, the whole "
                                    "region means a copied haplotype",
+    "copies more than real_test": "flagged where the median or the 99th percentile of the "
+                                  "longest identical runs is longer than real held-out "
+                                  "people's: the cohort copies its training split more than "
+                                  "real people share with it",
 }
 
 SECTIONS.register("haplotype_privacy",

@@ -1,0 +1,18 @@
+"""The panel family on the 1000 Genomes LCT region: experiments/lct_masked.py's model, window
+(one of 7680 SNPs) and budget, with the copying head over 16 reference haplotypes of the person's
+population (experiments/panel.py). `bash experiments/lct_panel.sh` runs it and writes one report
+beside the masked and gene-PCA models. `:smoke` is the CI-sized version.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from experiments import lct_masked, panel
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = panel.with_panel(lct_masked.get_config(arg), smoke=arg == "smoke")
+    if arg is None:
+        c.train.max_minutes = 40.0  # the copying head is slower a step; train + sample in 60
+    return c

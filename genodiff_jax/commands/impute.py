@@ -1,0 +1,107 @@
+"""`genodiff impute`: a VCF's missing genotypes filled by a trained token-family run
+(`sampling.impute` aligns the VCF and fills; the run's family adds its own inputs, e.g. the panel
+family's reference rows closest to each person)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from genodiff_jax.atomic import atomic_dir, check_output
+from genodiff_jax.data import io, writers
+from genodiff_jax.data.loader import load_prepared
+from genodiff_jax.errors import InputError, require_file
+from genodiff_jax.families import family_of
+from genodiff_jax.sampling.impute import (
+    UNKNOWN,
+    hide_sites,
+    imputation_settings,
+    impute_tokens,
+    known_tokens,
+    labels_of,
+    match_sites,
+)
+from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
+
+IMPUTED_VCF = "imputed.vcf.gz"
+IMPUTED_DOSAGES = "dosages.npz"
+IMPUTED_KIND = "imputed"
+IMPUTED_SUMMARY = "summary.json"
+MAX_DRAWS = 1000  # each draw is one whole sampling pass over the people
+
+
+def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: OutputSettings, *,
+               panel: str | os.PathLike | None = None, mask_sites: str | os.PathLike | None = None,
+               draws: int = 1, sampling: SamplingSettings = SamplingSettings(),
+               progress: bool = True) -> dict:
+    """Impute the people of `vcf` with the run in `workdir`, sampled with the run config's
+    settings where `sampling` leaves them None; write `imputed.vcf.gz` (phased, the run's variant
+    table), `dosages.npz` (mean dosage over draws) and `summary.json` (what is returned: the
+    sites matched, flipped, skipped, absent and masked, the alleles filled) into `output.path`
+    (an earlier imputation is replaced; anything else only with `overwrite`, never an input)."""
+    from genodiff_jax.train.trained import load_trained
+
+    inputs = (workdir, vcf, panel, mask_sites)
+    out, overwrite = output.path, output.overwrite
+    if not 1 <= draws <= MAX_DRAWS:
+        raise InputError(None, f"--draws must be in [1, {MAX_DRAWS}], got {draws}")
+    for given in (panel, mask_sites):
+        if given is not None:
+            require_file(given)
+    check_output(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite)
+    trained = load_trained(workdir)
+    family = family_of(trained.process)
+    if getattr(trained.process, "tokens", None) != "haplotypes" or not hasattr(family, "inputs"):
+        raise InputError(workdir, "imputation needs a masked-diffusion run on haplotypes")
+    settings = imputation_settings(trained, sampling)
+    data = load_prepared(trained.run["data_dir"])
+    genotypes = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
+                            progress=progress)
+    if not genotypes.phased:
+        raise InputError(vcf, "the haplotype model imputes phased calls (a|b); some are unphased")
+    match = match_sites(genotypes.variants, data.variants)
+    if match.n_matched + match.n_flipped == 0:
+        raise InputError(vcf, f"no site in common with the model's {len(data.variants.pos)} "
+                              f"sites (same chromosome, position and alleles; "
+                              f"{match.n_other_alleles} at a model position with other alleles, "
+                              f"{match.n_not_in_model} elsewhere): every allele would be made up")
+    known = known_tokens(genotypes, data.variants, match)
+    n_masked = 0
+    if mask_sites is not None:
+        sites = Path(mask_sites).read_text(errors="replace").split()
+        known = hide_sites(known, data.variants, sites, mask_sites)
+        n_masked = len(set(sites))
+    labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
+    filled = impute_tokens(trained, data, known, labels, settings, draws=draws,
+                           progress=progress,
+                           per_snp=family.inputs(trained, data, labels, settings.seed, known))
+    dosages = filled.sum(axis=2).mean(axis=0).astype(np.float32)  # [N, S]
+    summary = {"n_samples": int(len(labels)), "n_variants": int(known.shape[2]),
+               "sites": {"matched": match.n_matched, "flipped": match.n_flipped,
+                         "skipped_other_alleles": match.n_other_alleles,
+                         "absent": match.n_absent, "masked": n_masked,
+                         "vcf_sites_not_in_model": match.n_not_in_model},
+               "n_observed_alleles": int((known != UNKNOWN).sum()),
+               "n_imputed_alleles": int((known == UNKNOWN).sum()), "draws": draws,
+               "files": [IMPUTED_VCF, IMPUTED_DOSAGES, IMPUTED_SUMMARY]}
+    with atomic_dir(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite,
+                    dataset=data.fingerprint) as tmp:
+        writers.write_vcf(Path(tmp) / IMPUTED_VCF, data.variants, genotypes.samples,
+                          filled[0].transpose(0, 2, 1), phased=True)
+        with open(Path(tmp) / IMPUTED_DOSAGES, "wb") as f:
+            np.savez(f, dosages=dosages, samples=genotypes.samples)
+        (Path(tmp) / IMPUTED_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """One line: how the VCF's sites were used and how many alleles were filled."""
+    s = summary["sites"]
+    return (f"{s['matched']} sites matched, {s['flipped']} flipped (REF/ALT swapped), "
+            f"{s['skipped_other_alleles']} skipped (other alleles), {s['absent']} absent from the "
+            f"VCF, {s['masked']} masked; {s['vcf_sites_not_in_model']} VCF sites not in the model; "
+            f"{summary['n_imputed_alleles']} of "
+            f"{summary['n_imputed_alleles'] + summary['n_observed_alleles']} alleles filled")

@@ -1,0 +1,84 @@
+"""Reference panels for the `snp_panel` denoiser (issue 26): for each person, R reference rows
+(haplotypes, or dosage rows) from a pool of people at the same SNPs.
+
+- Training (`data.views.panel_view`): the pool is the training split. A person's own rows never
+  reach their panel (leave-one-out), else the network would learn to copy the answer; a held-out
+  person's panel comes from the training split as well, so validation measures what sampling
+  does.
+- Sampling and imputation (`draw_panels`): the pool is the training split, or any phased cohort at
+  the same SNPs.
+
+`panel_from = "class"` draws from the person's own class (the population a generated person
+belongs to), "any" from everyone. Rows are drawn without replacement while the pool allows, each
+person's panel independently; a class with no one else to copy from takes everyone else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PANEL_FROM = ("class", "any")
+
+
+def panel_rows(tokens: np.ndarray) -> np.ndarray:
+    """A pool's reference rows, int8 [n H, S]: each person's haplotypes (or dosage row) in turn."""
+    tokens = np.asarray(tokens, np.int8)
+    return tokens.reshape(-1, tokens.shape[-1]) if tokens.ndim == 3 else tokens
+
+
+def draw_panels(labels: np.ndarray, pool_labels: np.ndarray, rows_per_person: int, size: int,
+                rng: np.random.Generator, *, panel_from: str = "class",
+                pool_person: np.ndarray | None = None) -> np.ndarray:
+    """Indices int64 [N, size] into the pool's `panel_rows` for people of class `labels` [N].
+
+    The pool holds len(pool_labels) people of `rows_per_person` rows each. `pool_person` [N]
+    (optional) says which pool person each one is (-1: none), whose rows are left out."""
+    if panel_from not in PANEL_FROM:
+        raise ValueError(f"panel_from must be one of {', '.join(PANEL_FROM)}, got {panel_from!r}")
+    labels = np.asarray(labels)
+    pool_labels = np.asarray(pool_labels)
+    if len(pool_labels) == 0:
+        raise ValueError("the reference panel's pool is empty")
+    owner = np.repeat(np.arange(len(pool_labels)), rows_per_person)  # pool row -> person
+    row_class = pool_labels[owner]
+    everyone = np.arange(len(owner))
+    out = np.empty((len(labels), size), np.int64)
+    for i, label in enumerate(labels):
+        skip = -1 if pool_person is None else int(pool_person[i])
+        candidates = everyone[(owner != skip) & ((row_class == label) | (panel_from == "any"))]
+        if len(candidates) == 0:
+            candidates = everyone[owner != skip]
+        if len(candidates) == 0:
+            raise ValueError("the reference panel's pool has no one but the person themselves")
+        out[i] = rng.choice(candidates, size, replace=len(candidates) < size)
+    return out
+
+
+def windowed_panels(rows: np.ndarray, index: np.ndarray, plan) -> np.ndarray:
+    """The panels of `index` [N, R] (into `rows` [P, S]) cut as `data.views.cut_windows` cuts
+    tokens: int8 [N W, R, L], window-major within a person, padding 0."""
+    N, R = index.shape
+    W, L, real = len(plan.starts), plan.length, plan.real
+    out = np.zeros((N, W, R, L), np.int8)
+    for w, start in enumerate(plan.starts):
+        out[:, w, :, :real] = rows[:, start:start + real][index]
+    return out.reshape(N * W, R, L)
+
+
+def best_matching(rows: np.ndarray, known: np.ndarray, size: int, unknown: int = -1
+                  ) -> np.ndarray:
+    """Indices int64 [N, size] into `rows` [P, S]: for each person of `known` (int8 [N, H, S],
+    `unknown` where not observed), the rows that agree with the most observed tokens, size // H
+    for each of the person's H token rows in turn (a reference panel for imputation, where the
+    rows closest to what is seen are the ones to copy from)."""
+    known = np.asarray(known)
+    N, H, S = known.shape
+    values = np.unique(rows)
+    agree = np.zeros((N * H, rows.shape[0]), np.float32)
+    flat = known.reshape(N * H, S)
+    for v in values:  # matches of each observed value, as one product per value
+        agree += (flat == v).astype(np.float32) @ (rows == v).astype(np.float32).T
+    ranked = np.argsort(-agree, axis=1, kind="stable").reshape(N, H, -1)
+    per_row = -(-size // H)
+    picked = ranked[:, :, :per_row].transpose(0, 2, 1).reshape(N, -1)  # alternate the H rows
+    return picked[:, :size].astype(np.int64)

@@ -1,0 +1,59 @@
+"""The panel family (issue 26): the masked family whose denoiser (`snp_panel`) also reads a
+reference panel, R rows of real people at the same SNPs, and learns when and where to copy from
+them. Trained on the `panel` view (leave-one-out panels from the training split); a generated
+person's panel is drawn from the training split's people of the class asked for (or everyone's,
+`diffusion.panel_from = "any"`), the same rows for every window of that person; an imputed
+person's are the training rows closest to what is observed of them. The rest is the masked
+family's (windows, ancestral unmasking, guidance, the cohort as tokens, imputation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from genodiff_jax.data.panels import best_matching, draw_panels, panel_rows
+from genodiff_jax.data.views import panel_view
+from genodiff_jax.families.base import Example, register_family
+from genodiff_jax.families.masked import MaskedFamily
+
+
+class PanelFamily(MaskedFamily):
+    bench_recipe = "experiments/panel.py"  # the config whose recipe `genodiff bench --model` uses
+    view = staticmethod(panel_view)
+
+    def inputs(self, trained, data, labels_N: np.ndarray, seed: int,
+               known: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """{"panel": int8 [N, R, S]}: R rows of the training split. Generating, drawn by
+        `diffusion.panel_from` (the class asked for, or anyone; seeded by `seed`); imputing, the
+        rows that agree with the most observed tokens (`data.panels.best_matching`)."""
+        process = trained.process
+        rows = panel_rows(data.tokens("train"))
+        if known is not None:
+            return {"panel": rows[best_matching(rows, known, int(process.panel_size))]}
+        per_person = rows.shape[0] // len(data.train.labels)
+        index = draw_panels(labels_N, data.train.labels, per_person, int(process.panel_size),
+                            np.random.default_rng([seed, 26]), panel_from=process.panel_from)
+        return {"panel": rows[index]}
+
+    def bench_example(self, process, model, shape) -> Example:
+        """The masked family's example with a random panel of `process.panel_size` rows."""
+        example = super().bench_example(process, model, shape)
+        R, (_, L), V = int(process.panel_size), example.fields["token_shape"], process.vocab_size
+
+        def with_panel(rows: dict, rng: np.random.Generator) -> dict:
+            panel = rng.integers(0, V, (len(rows["tokens"]), R, L), dtype=np.int8)
+            return {**rows, "panel": panel}
+
+        return dataclasses.replace(
+            example, row={**example.row, "panel": jax.ShapeDtypeStruct((R, L), np.int8)},
+            label=f"{example.label} + panel [{R}, {L}]",
+            fields={**example.fields, "panel_rows": R},
+            data=lambda rng, rows: with_panel(example.data(rng, rows), rng),
+            model_input=lambda rng, rows: with_panel(example.model_input(rng, rows), rng),
+            start=lambda n: with_panel(example.start(n), np.random.default_rng(n)))
+
+
+register_family("panel", PanelFamily())

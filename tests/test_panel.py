@@ -1,0 +1,224 @@
+"""The panel family (issue 26): leave-one-out panels of the person's class, the copying evidence,
+a pinned train step, and the family through the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genodiff_jax import cli
+from genodiff_jax.data.panels import draw_panels
+from genodiff_jax.data.views import panel_view
+from genodiff_jax.diffusion.masked import PanelMaskedProcess
+from genodiff_jax.families import FAMILIES
+from genodiff_jax.models import MODELS, build_model
+
+S = 64  # SNPs: random haplotypes this long are all different
+
+
+def _cohort(n_train=12, n_test=6, classes=3, seed=0):
+    """A prepared-dataset stand-in whose every haplotype is different (random over S SNPs)."""
+    rng = np.random.default_rng(seed)
+    tokens = {"train": rng.integers(0, 2, (n_train, 2, S), dtype=np.int8),
+              "test": rng.integers(0, 2, (n_test, 2, S), dtype=np.int8)}
+    split = lambda n: types.SimpleNamespace(labels=np.arange(n) % classes)  # noqa: E731
+    return types.SimpleNamespace(
+        tokens=tokens.__getitem__, train=split(n_train), test=split(n_test),
+        variants=types.SimpleNamespace(pos=np.arange(S) * 1000 + 1, chrom=np.full(S, "2")),
+        token_kind="haplotypes", path=Path("cohort"), num_classes=classes)
+
+
+def _owners(panel_rows: np.ndarray, data) -> list[set[int]]:
+    """For each panel row, the training people one of whose haplotypes it is."""
+    train = data.tokens("train")
+    return [{p for p in range(len(train)) if any((train[p, h] == row).all() for h in range(2))}
+            for row in panel_rows]
+
+
+def test_a_training_person_s_panel_never_holds_their_own_haplotypes_and_is_of_their_class():
+    data = _cohort()
+    process = PanelMaskedProcess(window=64, overlap=8, panel_size=6)
+    model = build_model("snp_panel", num_classes=3, **MODELS["snp_panel"].TEST_SIZES)
+    view = panel_view(data, process, model)
+    panels = view.train_x["panel"]
+    assert panels.shape == (12, 6, 64) and view.row["panel"].shape == (6, 64)
+    labels = data.train.labels
+    for person in range(12):
+        owners = _owners(panels[person], data)
+        assert all(len(o) == 1 for o in owners)  # each row is some training haplotype
+        owners = {next(iter(o)) for o in owners}
+        assert person not in owners  # leave-one-out
+        assert {int(labels[p]) for p in owners} == {int(labels[person])}
+    # held-out people read training haplotypes of their own class
+    for person, label in enumerate(data.test.labels):
+        owners = {next(iter(o)) for o in _owners(view.test_x["panel"][person], data)}
+        assert {int(labels[p]) for p in owners} == {int(label)}
+
+
+def test_panels_are_drawn_without_replacement_while_the_class_allows_and_any_means_everyone():
+    rng = np.random.default_rng(0)
+    pool = np.array([0, 0, 0, 1, 1])  # people's classes; 2 rows each
+    index = draw_panels(np.array([0, 1]), pool, 2, 4, rng)
+    assert len(set(index[0])) == 4 and set(index[0]) <= {0, 1, 2, 3, 4, 5}
+    assert set(index[1]) <= {6, 7, 8, 9} and len(set(index[1])) == 4
+    # person 3 (class 1) leaves only person 4's two rows: drawn with replacement
+    alone = draw_panels(np.array([1]), pool, 2, 4, rng, pool_person=np.array([3]))
+    assert set(alone[0]) <= {8, 9}
+    anyone = draw_panels(np.zeros(50, int), pool, 2, 3, rng, panel_from="any")
+    assert {int(i) // 2 for i in anyone.ravel()} == {0, 1, 2, 3, 4}
+    with pytest.raises(ValueError, match="panel_from"):
+        draw_panels(np.array([0]), pool, 2, 2, rng, panel_from="pop")
+
+
+def test_a_generated_person_s_panel_comes_from_the_training_people_of_the_class_asked_for():
+    data = _cohort()
+    process = PanelMaskedProcess(window=64, overlap=8, panel_size=5)
+    asked = np.array([2, 2, 0, 1])
+    trained = types.SimpleNamespace(process=process)
+    panels = FAMILIES["panel"].inputs(trained, data, asked, seed=3)["panel"]
+    assert panels.shape == (4, 5, S)
+    for person, label in enumerate(asked):
+        owners = {next(iter(o)) for o in _owners(panels[person], data)}
+        assert {int(data.train.labels[p]) for p in owners} == {int(label)}
+    again = FAMILIES["panel"].inputs(trained, data, asked, seed=3)["panel"]
+    np.testing.assert_array_equal(panels, again)
+
+
+def test_the_copying_evidence_counts_runs_and_windows_from_known_tokens_only():
+    from genodiff_jax.models.snp_panel import panel_evidence
+
+    M = 2  # MASK for haplotype tokens
+    tokens = jnp.array([[[1, 1, M, 1, 0, 1]]])  # [B=1, H=1, L=6]
+    panel = jnp.array([[[1, 1, 0, 1, 1, 1]]])  # [B=1, R=1, L=6]
+    ev = np.expm1(np.stack(panel_evidence(tokens, panel, M, scales=(2,)), axis=-1))[0, 0, 0]
+    # per SNP (patch 1): left run, left matches / mismatches within 2 SNPs, the right side's,
+    # then here: known and the same, known and different
+    np.testing.assert_allclose(ev[2], [2, 2, 0, 1, 1, 1, 0, 0], atol=1e-5)  # the masked SNP
+    np.testing.assert_allclose(ev[5], [0, 1, 1, 0, 0, 0, 1, 0], atol=1e-5)  # after a mismatch
+    np.testing.assert_allclose(ev[0], [0, 0, 0, 2, 1, 0, 1, 0], atol=1e-5)  # SNP 2 skipped
+    np.testing.assert_allclose(ev[4, -2:], [0, 1], atol=1e-5)
+    # patches of 2 SNPs: matches 2, 1, 1 and mismatches 0, 0, 1; a run ends at the nearest
+    # patch with a mismatch, that patch's matches counted
+    ev = np.expm1(np.stack(panel_evidence(tokens, panel, M, scales=(1,), patch=2), axis=-1))
+    np.testing.assert_allclose(ev[0, 0, 0], [[0, 0, 0, 2, 1, 0, 2, 0],
+                                             [2, 2, 0, 1, 1, 1, 1, 0],
+                                             [3, 1, 0, 0, 0, 0, 1, 1]], atol=1e-5)
+
+
+def test_a_pinned_panel_train_step():
+    """The first two losses of a fixed tiny panel setup (copied from a run on jax 0.10.2, CPU)."""
+    from genodiff_jax.data.loader import put_data
+    from genodiff_jax.sharding import make_mesh
+    from genodiff_jax.train import OptimizerConfig, StepRecipe, build_program
+
+    model = build_model("snp_panel", num_classes=3, **MODELS["snp_panel"].TEST_SIZES)
+    row = {"tokens": jax.ShapeDtypeStruct((2, 32), np.int8),
+           "pos": jax.ShapeDtypeStruct((32,), np.float32),
+           "af": jax.ShapeDtypeStruct((32,), np.float32),
+           "panel": jax.ShapeDtypeStruct((4, 32), np.int8)}
+    program = build_program(model, PanelMaskedProcess(window=32, overlap=8, panel_size=4),
+                            OptimizerConfig(learning_rate=1e-3, warmup_steps=0, total_steps=10),
+                            StepRecipe(batch_size=4), row=row, mask=None, num_classes=3,
+                            mesh=make_mesh(1))
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 2, (8, 2, 32), dtype=np.int8)
+    panel = np.concatenate([tokens[::-1], tokens], axis=1)  # [8, 4, 32]: others', then own
+    x = {"tokens": tokens, "pos": np.tile(np.arange(32, dtype=np.float32) * 100, (8, 1)),
+         "af": np.tile(np.linspace(0.05, 0.5, 32, dtype=np.float32), (8, 1)), "panel": panel}
+    data = put_data(x, np.arange(8) % 3, program.mesh)
+    state = program.init_state(jax.random.key(0))
+    state, m1 = program.step(state, data, jax.random.key(1))
+    state, m2 = program.step(state, data, jax.random.key(1))
+    got = [float(m1["loss"]), float(m2["loss"]), float(m1["grad_norm"])]
+    np.testing.assert_allclose(got, PINNED, rtol=1e-5)
+
+
+PINNED = [0.4589937925338745, 0.39673542976379395, 3.4959299564361572]  # loss 1, loss 2, grad norm
+
+
+@pytest.fixture(scope="module")
+def panel_run(tmp_path_factory):
+    """The tiny simulated cohort, prepared, and the panel family's CI-sized run on it."""
+    root = tmp_path_factory.mktemp("panel")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENODIFF_CACHE", str(root / "cache"))
+    assert cli.main(["simulate", "--preset", "tiny", "--out", str(root / "cohort"), "--quiet"]) == 0
+    assert cli.main(["prepare", "--quiet", "--vcf", str(root / "cohort" / "cohort.vcf.gz"),
+                     "--panel", str(root / "cohort" / "cohort.panel"),
+                     "--genes", str(root / "cohort" / "genes.bed"), "--out",
+                     str(root / "data")]) == 0
+    assert cli.main(["train", "--data", str(root / "data"), "--workdir", str(root / "train"),
+                     "--config", "experiments/panel.py:smoke", "--quiet"]) == 0
+    yield root
+    mp.undo()
+
+
+def test_the_panel_family_trains_and_samples_through_the_command_line(panel_run, capsys):
+    from genodiff_jax.data import io
+
+    run = json.loads((panel_run / "train" / "run.json").read_text())
+    assert run["row"]["panel"]["shape"] == [4, 256] and run["row"]["panel"]["dtype"] == "int8"
+    capsys.readouterr()
+    out = panel_run / "synthetic"
+    assert cli.main(["sample", "--workdir", str(panel_run / "train"), "--n", "7", "--labels",
+                     "train", "--out", str(out), "--steps", "4", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    g = io.read_vcf(out / "synthetic.vcf.gz", haplotypes=True, drop_monomorphic=False,
+                    progress=False)
+    assert summary["phased"] and g.phased and g.shape[0] == 7
+
+
+def _copying_params(params: dict, scales: int) -> dict:
+    """`params` with the copying head set to copy the panel row with the longest agreeing runs
+    on both sides, without mutation, never the network's own distribution."""
+    params = jax.tree.map(np.array, params)
+    H = 2
+    mutation = params["mutation"]
+    mutation["kernel"][:] = 0.0
+    mutation["bias"][:] = -40.0  # eps ~ 0
+    weights = params["copy_weights"]
+    weights["kernel"][:] = 0.0
+    bias = weights["bias"].reshape(H, -1)  # per row: the evidence's weights, then the own score
+    bias[:] = 0.0
+    side = 1 + 2 * scales  # a side's columns: run, then (matches, mismatches) per scale
+    bias[:, 0] = bias[:, side] = 20.0  # long agreeing runs left and right
+    bias[:, 2 * side + 1] = -40.0  # known tokens that differ in the patch
+    bias[:, -1] = -40.0  # never the network's own distribution
+    weights["bias"] = bias.reshape(-1)
+    return params
+
+
+def test_imputation_copies_an_identical_reference_haplotype(panel_run):
+    """A training person imputed at hidden sites, with the training split as the reference: the
+    panel holds their own haplotypes (they agree with everything observed), and a head that copies
+    the longest agreeing row recovers every hidden allele."""
+    from genodiff_jax.data.loader import load_prepared
+    from genodiff_jax.sampling.impute import imputation_settings, impute_tokens
+    from genodiff_jax.sampling.settings import SamplingSettings
+    from genodiff_jax.sampling.tokens import UNKNOWN
+    from genodiff_jax.train.trained import load_trained
+
+    trained = load_trained(panel_run / "train")
+    trained = dataclasses.replace(trained, params=_copying_params(
+        trained.params, len(trained.model.scales)))
+    data = load_prepared(panel_run / "data")
+    truth = np.asarray(data.tokens("train"))[:3]
+    hidden = np.zeros(truth.shape[-1], bool)
+    hidden[1::5] = True
+    known = np.where(hidden, UNKNOWN, truth).astype(np.int8)
+    labels = np.asarray(data.train.labels[:3], np.int32)
+    per_snp = FAMILIES["panel"].inputs(trained, data, labels, 0, known)
+    own = np.stack([truth[:, 0], truth[:, 1]], axis=1)
+    assert all(any((per_snp["panel"][i] == own[i, h]).all(axis=-1)) for i in range(3)
+               for h in range(2))  # both of each person's haplotypes are in their panel
+    filled = impute_tokens(trained, data, known, labels,
+                           imputation_settings(trained, SamplingSettings(steps=4)),
+                           per_snp=per_snp)[0]
+    np.testing.assert_array_equal(filled[:, :, hidden], truth[:, :, hidden])
