@@ -494,6 +494,7 @@ def test_impute_matches_by_allele_says_what_it_used_and_refuses_what_it_cannot_u
         (["--vcf", str(vcf), "--draws", "100000"], "--draws must be in [1, 1000]"),
         (["--vcf", str(vcf), "--mask-sites", str(tmp_path / "none.txt")], "file not found"),
         (["--vcf", str(vcf), "--mask-sites", str(tmp_path / "sites_dir")], "is a directory"),
+        (["--vcf", str(vcf), "--reference", str(vcf)], "whose model reads a reference panel"),
     ]
     for args, message in cases:
         rc = cli.main(["impute", "--workdir", work, "--out", str(tmp_path / "x"), "--quiet",

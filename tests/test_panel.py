@@ -222,3 +222,23 @@ def test_imputation_copies_an_identical_reference_haplotype(panel_run):
                            imputation_settings(trained, SamplingSettings(steps=4)),
                            per_snp=per_snp)[0]
     np.testing.assert_array_equal(filled[:, :, hidden], truth[:, :, hidden])
+
+
+def test_impute_reads_another_reference_vcf(panel_run, tmp_path, capsys):
+    """`genodiff impute --reference VCF`: the panel comes from that VCF's haplotypes (here the
+    cohort itself); the summary says how many it read."""
+    from genodiff_jax.data.loader import load_prepared
+
+    data = load_prepared(panel_run / "data")
+    sites = [f"{c}:{p}" for c, p in zip(data.variants.chrom[3::50], data.variants.pos[3::50])]
+    (tmp_path / "hide.txt").write_text("\n".join(sites) + "\n")
+    cohort = panel_run / "cohort" / "cohort.vcf.gz"
+    capsys.readouterr()
+    assert cli.main(["impute", "--workdir", str(panel_run / "train"), "--vcf", str(cohort),
+                     "--out", str(tmp_path / "imputed"), "--mask-sites", str(tmp_path / "hide.txt"),
+                     "--reference", str(cohort), "--steps", "2", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    people = len(data.train) + len(data.test)
+    assert summary["reference"]["haplotypes"] == 2 * people
+    assert summary["sites"]["masked"] == len(sites)
+    assert (tmp_path / "imputed" / "imputed.vcf.gz").is_file()

@@ -70,6 +70,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masked-config", default="experiments/demo_masked.py",
                    help="config of the masked-diffusion family, trained and sampled beside the "
                    "gene-PCA model and scored in the same report ('none': skip it)")
+    p.add_argument("--panel-config", default=None,
+                   help="config of the panel family (e.g. experiments/demo_panel.py), trained, "
+                   "sampled and scored beside the others (default: none, so that `make demo` "
+                   "stays within its 10 minutes)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output folders under --out even when genodiff did not write "
                    "them (never a work dir: training resumes there)")
@@ -123,7 +127,8 @@ def _run(args: argparse.Namespace) -> None:
 
     masked = None if args.masked_config.lower() == "none" else args.masked_config
     settings = RunSettings(args.preset, args.label, args.config, masked,
-                           SamplingSettings(args.sampler, args.steps), _eval_settings(args))
+                           SamplingSettings(args.sampler, args.steps), _eval_settings(args),
+                           args.panel_config)
     result = run_pipeline(args.out, settings, overwrite=args.overwrite, progress=not args.quiet)
     report = result["report"]
     print_summary(summary_header(report), summary_rows(report))

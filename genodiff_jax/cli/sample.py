@@ -73,6 +73,9 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
                    help="the people's classes (the run's label column); default: unconditional")
     p.add_argument("--mask-sites", type=Path, default=None,
                    help="a file of chrom:pos sites to hide and impute (e.g. for a benchmark)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="a phased VCF to copy from instead of the run's training split (a run "
+                   "whose model reads a reference panel: the panel family)")
     p.add_argument("--draws", type=int, default=1,
                    help="fillings averaged into dosages.npz (1 to 1000)")
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
@@ -90,6 +93,6 @@ def _impute(args: argparse.Namespace) -> None:
     sampling = SamplingSettings(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
     summary = impute_vcf(args.workdir, args.vcf, OutputSettings(args.out, args.overwrite),
                          panel=args.panel, mask_sites=args.mask_sites, draws=args.draws,
-                         sampling=sampling, progress=not args.quiet)
+                         sampling=sampling, reference=args.reference, progress=not args.quiet)
     print(f"impute: {format_summary(summary)}", file=sys.stderr)
     print(json.dumps(summary))

@@ -23,6 +23,7 @@ from genodiff_jax.sampling.impute import (
     known_tokens,
     labels_of,
     match_sites,
+    reference_tokens,
 )
 from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
@@ -36,19 +37,21 @@ MAX_DRAWS = 1000  # each draw is one whole sampling pass over the people
 def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: OutputSettings, *,
                panel: str | os.PathLike | None = None, mask_sites: str | os.PathLike | None = None,
                draws: int = 1, sampling: SamplingSettings = SamplingSettings(),
-               progress: bool = True) -> dict:
+               reference: str | os.PathLike | None = None, progress: bool = True) -> dict:
     """Impute the people of `vcf` with the run in `workdir`, sampled with the run config's
     settings where `sampling` leaves them None; write `imputed.vcf.gz` (phased, the run's variant
     table), `dosages.npz` (mean dosage over draws) and `summary.json` (what is returned: the
     sites matched, flipped, skipped, absent and masked, the alleles filled) into `output.path`
-    (an earlier imputation is replaced; anything else only with `overwrite`, never an input)."""
+    (an earlier imputation is replaced; anything else only with `overwrite`, never an input).
+    `reference`: a phased VCF whose haplotypes a family that reads a panel copies from instead of
+    the run's training split (`sampling.impute.reference_tokens`)."""
     from genodiff_jax.train.trained import load_trained
 
-    inputs = (workdir, vcf, panel, mask_sites)
+    inputs = (workdir, vcf, panel, mask_sites, reference)
     out, overwrite = output.path, output.overwrite
     if not 1 <= draws <= MAX_DRAWS:
         raise InputError(None, f"--draws must be in [1, {MAX_DRAWS}], got {draws}")
-    for given in (panel, mask_sites):
+    for given in (panel, mask_sites, reference):
         if given is not None:
             require_file(given)
     check_output(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite)
@@ -56,6 +59,9 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
     family = family_of(trained.process)
     if getattr(trained.process, "tokens", None) != "haplotypes" or not hasattr(family, "inputs"):
         raise InputError(workdir, "imputation needs a masked-diffusion run on haplotypes")
+    if reference is not None and not getattr(family, "reads_panel", False):
+        raise InputError(reference, "--reference is for a run whose model reads a reference "
+                                    "panel (the panel family); this run's does not")
     settings = imputation_settings(trained, sampling)
     data = load_prepared(trained.run["data_dir"])
     genotypes = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
@@ -75,9 +81,12 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
         known = hide_sites(known, data.variants, sites, mask_sites)
         n_masked = len(set(sites))
     labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
+    pool = None if reference is None else reference_tokens(
+        reference, data.variants, np.asarray(data.tokens("train")).mean(axis=(0, 1)),
+        progress=progress)
+    per_snp = family.inputs(trained, data, labels, settings.seed, known, pool)
     filled = impute_tokens(trained, data, known, labels, settings, draws=draws,
-                           progress=progress,
-                           per_snp=family.inputs(trained, data, labels, settings.seed, known))
+                           progress=progress, per_snp=per_snp)
     dosages = filled.sum(axis=2).mean(axis=0).astype(np.float32)  # [N, S]
     summary = {"n_samples": int(len(labels)), "n_variants": int(known.shape[2]),
                "sites": {"matched": match.n_matched, "flipped": match.n_flipped,
@@ -86,6 +95,8 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
                          "vcf_sites_not_in_model": match.n_not_in_model},
                "n_observed_alleles": int((known != UNKNOWN).sum()),
                "n_imputed_alleles": int((known == UNKNOWN).sum()), "draws": draws,
+               "reference": (None if pool is None else
+                             {"vcf": str(reference), "haplotypes": int(2 * len(pool))}),
                "files": [IMPUTED_VCF, IMPUTED_DOSAGES, IMPUTED_SUMMARY]}
     with atomic_dir(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite,
                     dataset=data.fingerprint) as tmp:

@@ -21,6 +21,7 @@ class MaskedFamily:
     view = staticmethod(token_view)
     default_steps = (4, 8, 16, 32, 64, 128, 256)
     takes_calling = False
+    reads_panel = False  # whether `inputs` reads a reference panel (`genodiff impute --reference`)
     bench_flags = {"--window": "window"}
 
     def sampling_plan(self, trained, data) -> WindowPlan:
@@ -33,9 +34,12 @@ class MaskedFamily:
                                per_snp=self.inputs(trained, data, labels_N, settings.seed))
 
     def inputs(self, trained, data, labels_N: np.ndarray, seed: int,
-               known: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               known: np.ndarray | None = None,
+               reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """What generating (or, with `known`, imputing) people of class `labels_N` feeds the
-        denoiser besides the tokens and the SNP context, {name: [N, ..., S]}: nothing here."""
+        denoiser besides the tokens and the SNP context, {name: [N, ..., S]}: nothing here.
+        `reference` (tokens [P, ..., S]) is a panel to read instead of the training split, for
+        a family that `reads_panel`."""
         return {}
 
     def genotypes(self, samples: np.ndarray, data, calling: str | None) -> Genotypes:

@@ -21,18 +21,23 @@ from genodiff_jax.families.masked import MaskedFamily
 
 
 class PanelFamily(MaskedFamily):
+    reads_panel = True
     bench_recipe = "experiments/panel.py"  # the config whose recipe `genodiff bench --model` uses
     view = staticmethod(panel_view)
 
     def inputs(self, trained, data, labels_N: np.ndarray, seed: int,
-               known: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """{"panel": int8 [N, R, S]}: R rows of the training split. Generating, drawn by
-        `diffusion.panel_from` (the class asked for, or anyone; seeded by `seed`); imputing, the
-        rows that agree with the most observed tokens (`data.panels.best_matching`)."""
+               known: np.ndarray | None = None,
+               reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """{"panel": int8 [N, R, S]}: R rows of the training split (or of `reference`, tokens
+        [P, ..., S]). Generating, drawn by `diffusion.panel_from` (the class asked for, or
+        anyone; seeded by `seed`); imputing, the rows that agree with the most observed tokens
+        (`data.panels.best_matching`)."""
         process = trained.process
-        rows = panel_rows(data.tokens("train"))
+        rows = panel_rows(data.tokens("train") if reference is None else reference)
         if known is not None:
             return {"panel": rows[best_matching(rows, known, int(process.panel_size))]}
+        if reference is not None:
+            raise ValueError("a reference panel is read when imputing (with `known`) only")
         per_person = rows.shape[0] // len(data.train.labels)
         index = draw_panels(labels_N, data.train.labels, per_person, int(process.panel_size),
                             np.random.default_rng([seed, 26]), panel_from=process.panel_from)

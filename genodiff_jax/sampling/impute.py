@@ -85,6 +85,24 @@ def known_tokens(genotypes: io.Genotypes, variants: io.Variants,
     return known
 
 
+def reference_tokens(vcf, variants: io.Variants, train_af: np.ndarray, *,
+                     progress: bool = False) -> np.ndarray:
+    """A phased VCF's haplotypes on the run's variant table, int8 [P, 2, S], as a reference
+    panel to copy from: sites it lacks (or calls it leaves missing) hold the allele more common
+    in the run's training split (`train_af` [S]), so every row is complete. InputError when it is
+    unphased or shares no site with the run."""
+    genotypes = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
+                            progress=progress)
+    if not genotypes.phased:
+        raise InputError(vcf, "a reference panel needs phased calls (a|b); some are unphased")
+    match = match_sites(genotypes.variants, variants)
+    if match.n_matched + match.n_flipped == 0:
+        raise InputError(vcf, f"no site in common with the model's {len(variants.pos)} sites")
+    known = known_tokens(genotypes, variants, match)
+    common = (np.asarray(train_af) > 0.5).astype(np.int8)
+    return np.where(known == UNKNOWN, common, known).astype(np.int8)
+
+
 def hide_sites(known: np.ndarray, variants: io.Variants, sites: list[str], path) -> np.ndarray:
     """`known` with the sites "chrom:pos" set to UNKNOWN (an unknown site is an InputError)."""
     index = {f"{tables.normalise_chrom(c)}:{p}": j for j, (c, p) in
