@@ -75,3 +75,23 @@ def small_cohort(tmp_path: Path) -> dict:
                  [5000, 11000, 21500, 12000], ["G1", "G2", "G3", "G4"])
     return {"vcf": tmp_path / "c.vcf.gz", "panel": tmp_path / "c.panel", "bed": tmp_path / "g.bed",
             "haps": haps, "variants": variants, "samples": samples, "dir": tmp_path}
+
+
+def tiny_trained_run(tmp_path_factory, name: str, config: str):
+    """A fixture body: the tiny simulated cohort, prepared, and a run of `config` on it, in a
+    folder `name` (cohort/, data/, train/); yields the folder."""
+    from genodiff_jax import cli
+
+    root = tmp_path_factory.mktemp(name)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENODIFF_CACHE", str(root / "cache"))
+    assert cli.main(["simulate", "--preset", "tiny", "--out", str(root / "cohort"), "--quiet"]) == 0
+    assert cli.main(["prepare", "--quiet", "--vcf", str(root / "cohort" / "cohort.vcf.gz"),
+                     "--panel", str(root / "cohort" / "cohort.panel"),
+                     "--genes", str(root / "cohort" / "genes.bed"), "--out",
+                     str(root / "data")]) == 0
+    assert cli.main(["train", "--data", str(root / "data"), "--workdir", str(root / "train"),
+                     "--config", config, "--quiet"]) == 0
+    yield root
+    mp.undo()
+

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_trained_run
 
 from genodiff_jax import cli
 from genodiff_jax.data.views import (
@@ -165,18 +166,7 @@ def test_windows_cover_the_region_and_stitch_by_inpainting():
 
 @pytest.fixture(scope="module")
 def masked_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("masked")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GENODIFF_CACHE", str(root / "cache"))
-    assert cli.main(["simulate", "--preset", "tiny", "--out", str(root / "cohort"), "--quiet"]) == 0
-    assert cli.main(["prepare", "--quiet", "--vcf", str(root / "cohort" / "cohort.vcf.gz"),
-                     "--panel", str(root / "cohort" / "cohort.panel"),
-                     "--genes", str(root / "cohort" / "genes.bed"), "--out",
-                     str(root / "data")]) == 0
-    assert cli.main(["train", "--data", str(root / "data"), "--workdir", str(root / "train"),
-                     "--config", "experiments/masked.py:smoke", "--quiet"]) == 0
-    yield root
-    mp.undo()
+    yield from tiny_trained_run(tmp_path_factory, "masked", "experiments/masked.py:smoke")
 
 
 def test_training_logs_the_elbo_in_bits_and_keeps_the_best(masked_run):

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_trained_run
 
 from genodiff_jax import cli
 from genodiff_jax.data.panels import draw_panels
@@ -146,18 +147,7 @@ PINNED = [0.4589937925338745, 0.39673542976379395, 3.4959299564361572]  # loss 1
 @pytest.fixture(scope="module")
 def panel_run(tmp_path_factory):
     """The tiny simulated cohort, prepared, and the panel family's CI-sized run on it."""
-    root = tmp_path_factory.mktemp("panel")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GENODIFF_CACHE", str(root / "cache"))
-    assert cli.main(["simulate", "--preset", "tiny", "--out", str(root / "cohort"), "--quiet"]) == 0
-    assert cli.main(["prepare", "--quiet", "--vcf", str(root / "cohort" / "cohort.vcf.gz"),
-                     "--panel", str(root / "cohort" / "cohort.panel"),
-                     "--genes", str(root / "cohort" / "genes.bed"), "--out",
-                     str(root / "data")]) == 0
-    assert cli.main(["train", "--data", str(root / "data"), "--workdir", str(root / "train"),
-                     "--config", "experiments/panel.py:smoke", "--quiet"]) == 0
-    yield root
-    mp.undo()
+    yield from tiny_trained_run(tmp_path_factory, "panel", "experiments/panel.py:smoke")
 
 
 def test_the_panel_family_trains_and_samples_through_the_command_line(panel_run, capsys):
