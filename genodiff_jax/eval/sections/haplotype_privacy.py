@@ -77,8 +77,8 @@ def copies_more(result: dict, base: dict) -> list[str]:
 
 
 def _flag(result: dict, generator: str) -> str:
-    if generator == REAL_IDEAL:
-        return "-"
+    if generator == REAL_IDEAL or "copies_more_than_real" not in result[generator]:
+        return "-"  # the ideal itself, or a report written before the flag
     longer = result[generator]["copies_more_than_real"]
     return f"COPIES MORE ({', '.join(longer)})" if longer else "no"
 
