@@ -201,10 +201,13 @@ def test_models_default_to_the_paper_sizes():
     """Feature models take the paper's recipe and sizes; a token model its family's recipe."""
     specs = bench.resolve_models("all")
     assert [s.name for s in specs] == sorted(MODELS) == ["cnn_unet", "mlp_cnn", "mlp_unet",
-                                                          "snp_unet", "transformer"]
-    masked = specs.pop(3)
+                                                          "snp_panel", "snp_unet", "transformer"]
+    masked = specs.pop(4)
     assert masked.source == "experiments/masked.py sizes" and masked.process.representation == \
         "tokens" and masked.batch == 16 and masked.kwargs["patch"] == 16
+    panel = specs.pop(3)
+    assert panel.source == "experiments/panel.py sizes" and panel.process.representation == \
+        "panel" and panel.kwargs["scales"] == (8, 64, 512) and panel.process.panel_size == 16
     for spec in specs:
         assert spec.source == "paper sizes"
         model = build_model(spec.name, num_classes=26, **spec.kwargs)
