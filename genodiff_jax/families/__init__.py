@@ -1,6 +1,7 @@
 """The generator families, one registry entry each: what differs between generating gene-PCA
-features (the Gaussian family) and genotype tokens (the masked family), so the pipeline, the
-sweep and the benchmark ask the entry and never branch on the family.
+features (the Gaussian family), genotype tokens (the masked family) and genotype tokens read
+beside a reference panel (the panel family), so training, the pipeline, the sweep, imputation
+and the benchmark ask the entry and never branch on the family.
 
 A family is found by its process's `representation` (`family_of(process)`). A third one is one
 module that calls `register_family` (the entry, with its dataset view): see
