@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from genodiff_jax.atomic import atomic_dir, check_output
-from genodiff_jax.data import io, writers
+from genodiff_jax.data import writers
 from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.errors import InputError, require_file
 from genodiff_jax.families import family_of
@@ -20,9 +20,8 @@ from genodiff_jax.sampling.impute import (
     hide_sites,
     imputation_settings,
     impute_tokens,
-    known_tokens,
     labels_of,
-    match_sites,
+    read_aligned,
     reference_tokens,
 )
 from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
@@ -64,17 +63,9 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
                                     "panel (the panel family); this run's does not")
     settings = imputation_settings(trained, sampling)
     data = load_prepared(trained.run["data_dir"])
-    genotypes = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
-                            progress=progress)
-    if not genotypes.phased:
-        raise InputError(vcf, "the haplotype model imputes phased calls (a|b); some are unphased")
-    match = match_sites(genotypes.variants, data.variants)
-    if match.n_matched + match.n_flipped == 0:
-        raise InputError(vcf, f"no site in common with the model's {len(data.variants.pos)} "
-                              f"sites (same chromosome, position and alleles; "
-                              f"{match.n_other_alleles} at a model position with other alleles, "
-                              f"{match.n_not_in_model} elsewhere): every allele would be made up")
-    known = known_tokens(genotypes, data.variants, match)
+    genotypes, match, known = read_aligned(
+        vcf, data.variants, "the haplotype model imputes phased calls (a|b); some are unphased",
+        progress=progress)
     n_masked = 0
     if mask_sites is not None:
         sites = Path(mask_sites).read_text(errors="replace").split()

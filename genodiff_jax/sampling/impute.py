@@ -85,20 +85,32 @@ def known_tokens(genotypes: io.Genotypes, variants: io.Variants,
     return known
 
 
+def read_aligned(vcf, variants: io.Variants, unphased: str, *, progress: bool = False
+                 ) -> tuple[io.Genotypes, SiteMatch, np.ndarray]:
+    """A phased VCF read and aligned to the run's variant table: its genotypes, the sites found
+    (`match_sites`) and its alleles there (`known_tokens`). InputError naming `vcf` when a call
+    is unphased (the message `unphased`) or no site is in common with the run."""
+    genotypes = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
+                            progress=progress)
+    if not genotypes.phased:
+        raise InputError(vcf, unphased)
+    match = match_sites(genotypes.variants, variants)
+    if match.n_matched + match.n_flipped == 0:
+        raise InputError(vcf, f"no site in common with the model's {len(variants.pos)} "
+                              f"sites (same chromosome, position and alleles; "
+                              f"{match.n_other_alleles} at a model position with other alleles, "
+                              f"{match.n_not_in_model} elsewhere): every allele would be made up")
+    return genotypes, match, known_tokens(genotypes, variants, match)
+
+
 def reference_tokens(vcf, variants: io.Variants, train_af: np.ndarray, *,
                      progress: bool = False) -> np.ndarray:
     """A phased VCF's haplotypes on the run's variant table, int8 [P, 2, S], as a reference
     panel to copy from: sites it lacks (or calls it leaves missing) hold the allele more common
-    in the run's training split (`train_af` [S]), so every row is complete. InputError when it is
-    unphased or shares no site with the run."""
-    genotypes = io.read_vcf(vcf, haplotypes=True, keep_missing=True, drop_monomorphic=False,
-                            progress=progress)
-    if not genotypes.phased:
-        raise InputError(vcf, "a reference panel needs phased calls (a|b); some are unphased")
-    match = match_sites(genotypes.variants, variants)
-    if match.n_matched + match.n_flipped == 0:
-        raise InputError(vcf, f"no site in common with the model's {len(variants.pos)} sites")
-    known = known_tokens(genotypes, variants, match)
+    in the run's training split (`train_af` [S]), so every row is complete (`read_aligned`'s
+    errors otherwise)."""
+    _, _, known = read_aligned(vcf, variants, "a reference panel needs phased calls (a|b); "
+                               "some are unphased", progress=progress)
     common = (np.asarray(train_af) > 0.5).astype(np.int8)
     return np.where(known == UNKNOWN, common, known).astype(np.int8)
 
