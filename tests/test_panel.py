@@ -232,3 +232,40 @@ def test_impute_reads_another_reference_vcf(panel_run, tmp_path, capsys):
     assert summary["reference"]["haplotypes"] == 2 * people
     assert summary["sites"]["masked"] == len(sites)
     assert (tmp_path / "imputed" / "imputed.vcf.gz").is_file()
+
+
+def test_sampling_copies_from_a_reference_vcf(panel_run, tmp_path, capsys):
+    """`genodiff sample --reference VCF`: every panel row comes from that VCF. With one person in
+    it and a head that only copies, each generated allele is one of that person's two at the
+    site, so their homozygous sites come out unchanged in everyone generated; through the
+    command line the summary names the VCF."""
+    from genodiff_jax.data import writers
+    from genodiff_jax.data.loader import load_prepared
+    from genodiff_jax.sampling.impute import imputation_settings
+    from genodiff_jax.sampling.settings import SamplingSettings
+    from genodiff_jax.train.trained import load_trained
+
+    data = load_prepared(panel_run / "data")
+    person = np.asarray(data.tokens("test"))[0]  # [2, S], not in the training split
+    vcf = tmp_path / "one.vcf.gz"
+    writers.write_vcf(vcf, data.variants, ["P0"], person.T[None], phased=True)
+    trained = load_trained(panel_run / "train")
+    trained = dataclasses.replace(trained, params=_copying_params(
+        trained.params, len(trained.model.scales)))
+    settings = imputation_settings(trained, SamplingSettings(steps=4, reference=vcf))
+    labels = np.array([0, 1, 2, 0, 1], np.int32)
+    generated = np.asarray(FAMILIES["panel"].generate(trained, data, labels, settings))
+    homozygous = person[0] == person[1]
+    assert homozygous.sum() > 10 and (person[0] != person[1]).any()
+    np.testing.assert_array_equal(generated[:, :, homozygous],
+                                  np.broadcast_to(person[0, homozygous], (5, 2, homozygous.sum())))
+    training_generated = np.asarray(FAMILIES["panel"].generate(
+        trained, data, labels, dataclasses.replace(settings, reference=None)))
+    assert (training_generated[:, :, homozygous] != person[0, homozygous]).any()
+
+    capsys.readouterr()
+    assert cli.main(["sample", "--workdir", str(panel_run / "train"), "--n", "3", "--out",
+                     str(tmp_path / "synthetic"), "--panel-vcf", str(vcf), "--steps", "2",
+                     "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["reference"] == str(vcf) and summary["n"] == 3

@@ -41,6 +41,10 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
     p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
     p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
+    p.add_argument("--reference", "--panel-vcf", type=Path, default=None,
+                   help="a phased VCF whose people a model that reads a reference panel (the "
+                   "panel family) copies from instead of the run's training split; each "
+                   "person's panel is drawn from all of them")
     add_weights_dtype_flag(p)
     add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,7 +58,8 @@ def _sample(args: argparse.Namespace) -> None:
 
     sampling = SamplingSettings(args.sampler, args.steps, args.guidance,
                                 parse_options(args.sampler_options), seed=args.seed,
-                                batch_size=args.batch_size, weights_dtype=args.weights_dtype)
+                                batch_size=args.batch_size, weights_dtype=args.weights_dtype,
+                                reference=args.reference)
     output = OutputSettings(args.out, overwrite=args.overwrite, plink=args.plink, pgen=args.pgen)
     summary = sample_cohort(args.workdir, output, args.n, sampling, labels=args.labels,
                             calling=args.calling, data_dir=args.data,
@@ -90,9 +95,10 @@ def _impute(args: argparse.Namespace) -> None:
     from genodiff_jax.commands.impute import format_summary, impute_vcf
     from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
-    sampling = SamplingSettings(steps=args.steps, seed=args.seed, batch_size=args.batch_size)
+    sampling = SamplingSettings(steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                                reference=args.reference)
     summary = impute_vcf(args.workdir, args.vcf, OutputSettings(args.out, args.overwrite),
                          panel=args.panel, mask_sites=args.mask_sites, draws=args.draws,
-                         sampling=sampling, reference=args.reference, progress=not args.quiet)
+                         sampling=sampling, progress=not args.quiet)
     print(f"impute: {format_summary(summary)}", file=sys.stderr)
     print(json.dumps(summary))

@@ -17,6 +17,7 @@ from genodiff_jax.errors import InputError, require_file
 from genodiff_jax.families import family_of
 from genodiff_jax.sampling.impute import (
     UNKNOWN,
+    check_reference,
     hide_sites,
     imputation_settings,
     impute_tokens,
@@ -36,21 +37,22 @@ MAX_DRAWS = 1000  # each draw is one whole sampling pass over the people
 def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: OutputSettings, *,
                panel: str | os.PathLike | None = None, mask_sites: str | os.PathLike | None = None,
                draws: int = 1, sampling: SamplingSettings = SamplingSettings(),
-               reference: str | os.PathLike | None = None, progress: bool = True) -> dict:
+               progress: bool = True) -> dict:
     """Impute the people of `vcf` with the run in `workdir`, sampled with the run config's
     settings where `sampling` leaves them None; write `imputed.vcf.gz` (phased, the run's variant
     table), `dosages.npz` (mean dosage over draws) and `summary.json` (what is returned: the
     sites matched, flipped, skipped, absent and masked, the alleles filled) into `output.path`
     (an earlier imputation is replaced; anything else only with `overwrite`, never an input).
-    `reference`: a phased VCF whose haplotypes a family that reads a panel copies from instead of
-    the run's training split (`sampling.impute.reference_tokens`)."""
+    `sampling.reference`: a phased VCF whose haplotypes a family that reads a panel copies from
+    instead of the run's training split (`sampling.impute.reference_tokens`)."""
     from genodiff_jax.train.trained import load_trained
 
+    reference = sampling.reference
     inputs = (workdir, vcf, panel, mask_sites, reference)
     out, overwrite = output.path, output.overwrite
     if not 1 <= draws <= MAX_DRAWS:
         raise InputError(None, f"--draws must be in [1, {MAX_DRAWS}], got {draws}")
-    for given in (panel, mask_sites, reference):
+    for given in (panel, mask_sites):
         if given is not None:
             require_file(given)
     check_output(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite)
@@ -58,9 +60,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
     family = family_of(trained.process)
     if getattr(trained.process, "tokens", None) != "haplotypes" or not hasattr(family, "inputs"):
         raise InputError(workdir, "imputation needs a masked-diffusion run on haplotypes")
-    if reference is not None and not getattr(family, "reads_panel", False):
-        raise InputError(reference, "--reference is for a run whose model reads a reference "
-                                    "panel (the panel family); this run's does not")
+    check_reference(family, reference)
     settings = imputation_settings(trained, sampling)
     data = load_prepared(trained.run["data_dir"])
     genotypes, match, known = read_aligned(
@@ -72,9 +72,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
         known = hide_sites(known, data.variants, sites, mask_sites)
         n_masked = len(set(sites))
     labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
-    pool = None if reference is None else reference_tokens(
-        reference, data.variants, np.asarray(data.tokens("train")).mean(axis=(0, 1)),
-        progress=progress)
+    pool = None if reference is None else reference_tokens(reference, data, progress=progress)
     per_snp = family.inputs(trained, data, labels, settings.seed, known, pool)
     filled = impute_tokens(trained, data, known, labels, settings, draws=draws,
                            progress=progress, per_snp=per_snp)

@@ -14,6 +14,7 @@ from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.errors import InputError
 from genodiff_jax.sampling.calling import DEFAULT_CALLING
 from genodiff_jax.sampling.cohort import NonFiniteSampleError
+from genodiff_jax.sampling.impute import check_reference
 from genodiff_jax.sampling.labels import labels_from_spec
 from genodiff_jax.sampling.output import SYNTHETIC_KIND, CohortTable, write_cohort
 from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings, resolve_sampling
@@ -38,7 +39,8 @@ def sample_cohort(workdir: str | os.PathLike, output: OutputSettings, n: int | N
     (`models.weights_dtype`). The output is checked before any work (`atomic.check_output`): it
     may be new, empty or an earlier cohort (any folder or file with `overwrite`), never the work
     dir or the dataset. A `data_dir` must be the dataset the run was trained on (its
-    fingerprint).
+    fingerprint). `sampling.reference`: a phased VCF a panel-reading model copies from
+    (`families.panel`), checked before any work.
     """
     from genodiff_jax.families import family_of
     from genodiff_jax.models import weights_dtype as resolve_weights_dtype
@@ -48,7 +50,7 @@ def sample_cohort(workdir: str | os.PathLike, output: OutputSettings, n: int | N
     if n is not None and n < 1:
         raise InputError(None, f"--n must be >= 1, got {n}")
     data_dir = data_dir or read_run(workdir)[1]["data_dir"]
-    output = dataclasses.replace(output, inputs=(workdir, data_dir))
+    output = dataclasses.replace(output, inputs=(workdir, data_dir, sampling.reference))
     check_output(output.path, SYNTHETIC_KIND, inputs=output.inputs, overwrite=output.overwrite)
     trained = load_trained(workdir, which=checkpoint, ema=ema)
     data = load_prepared(data_dir)
@@ -57,6 +59,7 @@ def sample_cohort(workdir: str | os.PathLike, output: OutputSettings, n: int | N
         raise InputError(data_dir, f"is not the dataset this run was trained on (fingerprint "
                          f"{data.fingerprint}, the run's {recorded})")
     family = family_of(trained.process)
+    check_reference(family, sampling.reference)
     if calling is not None and not family.takes_calling:
         raise InputError(None, f"--calling: this run samples {trained.process.representation}, "
                                "written as the genotypes they are; --calling is for gene-PCA "
@@ -79,6 +82,8 @@ def sample_cohort(workdir: str | os.PathLike, output: OutputSettings, n: int | N
                "guidance": chosen.guidance, "sampler_options": chosen.options,
                "checkpoint": checkpoint, "ema": ema, "weights_dtype": chosen.weights_dtype,
                "train_step": int(trained.step), "sampling_seconds": round(seconds, 2)}
+    if sampling.reference is not None:
+        summary["reference"] = str(sampling.reference)
     if not is_main_process():
         return summary
     cohort = family.genotypes(samples, data, calling)

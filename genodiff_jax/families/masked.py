@@ -9,6 +9,7 @@ import numpy as np
 
 from genodiff_jax.data.views import WindowPlan, plan_windows, token_plan, token_view
 from genodiff_jax.families.base import Example, Genotypes, register_family
+from genodiff_jax.sampling.impute import reference_tokens
 from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sampling.tokens import generate_tokens, token_rows
 from genodiff_jax.train.config import sampling_defaults
@@ -30,8 +31,11 @@ class MaskedFamily:
     def generate(self, trained, data, labels_N: np.ndarray, settings: SamplingSettings, *,
                  plan: WindowPlan | None = None, progress: bool = False) -> np.ndarray:
         plan = plan if plan is not None else self.sampling_plan(trained, data)
+        pool = (None if settings.reference is None else
+                reference_tokens(settings.reference, data, progress=progress))
         return generate_tokens(trained, data, labels_N, plan, settings, progress=progress,
-                               per_snp=self.inputs(trained, data, labels_N, settings.seed))
+                               per_snp=self.inputs(trained, data, labels_N, settings.seed,
+                                                   reference=pool))
 
     def inputs(self, trained, data, labels_N: np.ndarray, seed: int,
                known: np.ndarray | None = None,

@@ -2,7 +2,8 @@
 reference panel, R rows of real people at the same SNPs, and learns when and where to copy from
 them. Trained on the `panel` view (leave-one-out panels from the training split); a generated
 person's panel is drawn from the training split's people of the class asked for (or everyone's,
-`diffusion.panel_from = "any"`), the same rows for every window of that person; an imputed
+`diffusion.panel_from = "any"`; or from the people of a VCF passed with `genodiff sample
+--reference`), the same rows for every window of that person; an imputed
 person's are the training rows closest to what is observed of them. The rest is the masked
 family's (windows, ancestral unmasking, guidance, the cohort as tokens, imputation).
 """
@@ -28,19 +29,22 @@ class PanelFamily(MaskedFamily):
     def inputs(self, trained, data, labels_N: np.ndarray, seed: int,
                known: np.ndarray | None = None,
                reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """{"panel": int8 [N, R, S]}: R rows of the training split (or of `reference`, tokens
-        [P, ..., S]). Generating, drawn by `diffusion.panel_from` (the class asked for, or
-        anyone; seeded by `seed`); imputing, the rows that agree with the most observed tokens
-        (`data.panels.best_matching`)."""
+        """{"panel": int8 [N, R, S]}: R rows of the training split, or of `reference` (tokens
+        [P, ..., S], e.g. `genodiff sample --reference VCF`). Imputing (`known` given), the rows
+        that agree with the most observed tokens (`data.panels.best_matching`). Generating,
+        drawn seeded by `seed`: from the training split by `diffusion.panel_from` (the class
+        asked for, or anyone); from a reference, from all of its people (a VCF's people carry no
+        class: whoever passes it chose them)."""
         process = trained.process
-        rows = panel_rows(data.tokens("train") if reference is None else reference)
+        pool = data.tokens("train") if reference is None else reference
+        rows = panel_rows(pool)
         if known is not None:
             return {"panel": rows[best_matching(rows, known, int(process.panel_size))]}
-        if reference is not None:
-            raise ValueError("a reference panel is read when imputing (with `known`) only")
-        per_person = rows.shape[0] // len(data.train.labels)
-        index = draw_panels(labels_N, data.train.labels, per_person, int(process.panel_size),
-                            np.random.default_rng([seed, 26]), panel_from=process.panel_from)
+        pool_labels, panel_from = ((data.train.labels, process.panel_from) if reference is None
+                                   else (np.zeros(len(pool), np.int32), "any"))
+        index = draw_panels(labels_N, pool_labels, rows.shape[0] // len(pool_labels),
+                            int(process.panel_size), np.random.default_rng([seed, 26]),
+                            panel_from=panel_from)
         return {"panel": rows[index]}
 
     def bench_example(self, process, model, shape) -> Example:

@@ -22,7 +22,7 @@ import numpy as np
 
 from genodiff_jax.data import io, tables
 from genodiff_jax.data.views import token_plan
-from genodiff_jax.errors import InputError
+from genodiff_jax.errors import InputError, require_file
 from genodiff_jax.sampling.settings import SamplingSettings, resolve_sampling
 from genodiff_jax.sampling.tokens import UNKNOWN, generate_tokens
 
@@ -103,15 +103,24 @@ def read_aligned(vcf, variants: io.Variants, unphased: str, *, progress: bool = 
     return genotypes, match, known_tokens(genotypes, variants, match)
 
 
-def reference_tokens(vcf, variants: io.Variants, train_af: np.ndarray, *,
-                     progress: bool = False) -> np.ndarray:
+def check_reference(family, reference) -> None:
+    """InputError unless `reference` (a VCF path, or None) can be read by `family`'s model: a
+    panel-reading one (`reads_panel`), and the file exists."""
+    if reference is None:
+        return
+    if not getattr(family, "reads_panel", False):
+        raise InputError(reference, "--reference is for a run whose model reads a reference "
+                                    "panel (the panel family); this run's does not")
+    require_file(reference)
+
+
+def reference_tokens(vcf, data, *, progress: bool = False) -> np.ndarray:
     """A phased VCF's haplotypes on the run's variant table, int8 [P, 2, S], as a reference
     panel to copy from: sites it lacks (or calls it leaves missing) hold the allele more common
-    in the run's training split (`train_af` [S]), so every row is complete (`read_aligned`'s
-    errors otherwise)."""
-    _, _, known = read_aligned(vcf, variants, "a reference panel needs phased calls (a|b); "
+    in the run's training split, so every row is complete (`read_aligned`'s errors otherwise)."""
+    _, _, known = read_aligned(vcf, data.variants, "a reference panel needs phased calls (a|b); "
                                "some are unphased", progress=progress)
-    common = (np.asarray(train_af) > 0.5).astype(np.int8)
+    common = (np.asarray(data.tokens("train")).mean(axis=(0, 1)) > 0.5).astype(np.int8)
     return np.where(known == UNKNOWN, common, known).astype(np.int8)
 
 

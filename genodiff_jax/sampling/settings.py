@@ -1,7 +1,8 @@
 """How a cohort is sampled and where it is written, each one settings object checked once.
 
 `SamplingSettings` holds what `genodiff sample`, `sweep` and `impute` ask for (sampler, steps,
-guidance, the sampler's options, seed, batch, mesh, weights dtype); a field left None means the
+guidance, the sampler's options, seed, batch, mesh, weights dtype, and for a model that reads a
+reference panel the VCF it copies from); a field left None means the
 run's own (its config's `sampling` section). `resolve_sampling` fills those in and validates the
 lot, so the generators below it take the object as it comes. `OutputSettings` is the output path,
 whether an existing one may be replaced, the extra formats and the inputs it must never be.
@@ -41,6 +42,8 @@ class SamplingSettings:
     batch_size: int | None = None  # None: from the free device memory
     mesh: Any = None  # a jax Mesh; None: every device
     weights_dtype: str | None = None  # "auto", "float32" or "bfloat16"; None: auto
+    reference: Path | None = None  # a phased VCF a panel-reading model copies from (None: the
+    # run's training split; `sampling.impute.reference_pool`)
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
