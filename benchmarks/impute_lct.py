@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--observe-every", type=int, default=10)
     parser.add_argument("--draws", type=int, default=4, help="model fillings averaged")
     parser.add_argument("--steps", type=int, default=None, help="unmasking steps")
+    parser.add_argument("--panel-size", type=int, default=None,
+                        help="reference rows a panel run reads (default: the run's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-beagle", action="store_true")
@@ -112,12 +114,13 @@ def main() -> None:
     known = np.where(observed, truth, UNKNOWN).astype(np.int8)
 
     results, seconds = {}, {}
-    settings = imputation_settings(trained, SamplingSettings(steps=args.steps))
+    settings = imputation_settings(trained, SamplingSettings(steps=args.steps,
+                                                             panel_size=args.panel_size))
     for name, labels in (("model (unconditional)", np.full(len(truth), trained.num_classes)),
                          ("model (population given)", data.test.labels)):
         t0 = time.perf_counter()
         labels = np.asarray(labels, np.int32)
-        per_snp = family_of(trained.process).inputs(trained, data, labels, 0, known)
+        per_snp = family_of(trained.process).inputs(trained, data, labels, settings, known)
         filled = impute_tokens(trained, data, known, labels, settings, draws=args.draws,
                                per_snp=per_snp)
         seconds[name] = time.perf_counter() - t0
@@ -136,6 +139,7 @@ def main() -> None:
         print(" | ".join([name, *cells, f"{seconds.get(name, 0):.0f}"]))
     record = {"command": " ".join(sys.argv), "workdir": str(args.workdir),
               "observe_every": args.observe_every, "draws": args.draws, "steps": args.steps,
+              "panel_size": args.panel_size,
               "n_reference": int(len(ref)), "n_target": int(len(truth)), "n_snps": int(S),
               "results": results, "seconds": seconds,
               "machine": {"python": platform.python_version(), "jax": jax.__version__,

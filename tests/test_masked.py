@@ -495,10 +495,12 @@ def test_impute_matches_by_allele_says_what_it_used_and_refuses_what_it_cannot_u
                    str(tmp_path / "x")])
     err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert rc == 2 and len(err) == 1 and "--calling: this run samples tokens" in err[0]
-    rc = cli.main(["sample", "--workdir", work, "--n", "2", "--reference", str(vcf), "--out",
-                   str(tmp_path / "x")])
-    err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
-    assert rc == 2 and len(err) == 1 and "whose model reads a reference panel" in err[0]
+    for args in (["--reference", str(vcf)], ["--panel-size", "8"]):
+        rc = cli.main(["sample", "--workdir", work, "--n", "2", "--out", str(tmp_path / "x"),
+                       *args])
+        err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+        assert rc == 2 and len(err) == 1 and f"{args[0]} is for a run whose model reads" \
+            in err[0], (args, err)
     assert not (tmp_path / "x").exists()
 
 

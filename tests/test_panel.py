@@ -20,6 +20,7 @@ from genodiff_jax.data.views import panel_view
 from genodiff_jax.diffusion.masked import PanelMaskedProcess
 from genodiff_jax.families import FAMILIES
 from genodiff_jax.models import MODELS, build_model
+from genodiff_jax.sampling.settings import SamplingSettings
 
 S = 64  # SNPs: random haplotypes this long are all different
 
@@ -83,13 +84,15 @@ def test_a_generated_person_s_panel_comes_from_the_training_people_of_the_class_
     process = PanelMaskedProcess(window=64, overlap=8, panel_size=5)
     asked = np.array([2, 2, 0, 1])
     trained = types.SimpleNamespace(process=process)
-    panels = FAMILIES["panel"].inputs(trained, data, asked, seed=3)["panel"]
+    panels = FAMILIES["panel"].inputs(trained, data, asked, SamplingSettings(seed=3))["panel"]
     assert panels.shape == (4, 5, S)
     for person, label in enumerate(asked):
         owners = {next(iter(o)) for o in _owners(panels[person], data)}
         assert {int(data.train.labels[p]) for p in owners} == {int(label)}
-    again = FAMILIES["panel"].inputs(trained, data, asked, seed=3)["panel"]
+    again = FAMILIES["panel"].inputs(trained, data, asked, SamplingSettings(seed=3))["panel"]
     np.testing.assert_array_equal(panels, again)
+    wider = FAMILIES["panel"].inputs(trained, data, asked, SamplingSettings(seed=3, panel_size=7))
+    assert wider["panel"].shape == (4, 7, S)  # --panel-size: more rows than the run trained with
 
 
 def test_the_copying_evidence_counts_runs_and_windows_from_known_tokens_only():
@@ -191,7 +194,6 @@ def test_imputation_copies_an_identical_reference_haplotype(panel_run):
     the longest agreeing row recovers every hidden allele."""
     from genodiff_jax.data.loader import load_prepared
     from genodiff_jax.sampling.impute import imputation_settings, impute_tokens
-    from genodiff_jax.sampling.settings import SamplingSettings
     from genodiff_jax.sampling.tokens import UNKNOWN
     from genodiff_jax.train.trained import load_trained
 
@@ -204,7 +206,7 @@ def test_imputation_copies_an_identical_reference_haplotype(panel_run):
     hidden[1::5] = True
     known = np.where(hidden, UNKNOWN, truth).astype(np.int8)
     labels = np.asarray(data.train.labels[:3], np.int32)
-    per_snp = FAMILIES["panel"].inputs(trained, data, labels, 0, known)
+    per_snp = FAMILIES["panel"].inputs(trained, data, labels, SamplingSettings(), known)
     own = np.stack([truth[:, 0], truth[:, 1]], axis=1)
     assert all(any((per_snp["panel"][i] == own[i, h]).all(axis=-1)) for i in range(3)
                for h in range(2))  # both of each person's haplotypes are in their panel
@@ -242,7 +244,6 @@ def test_sampling_copies_from_a_reference_vcf(panel_run, tmp_path, capsys):
     from genodiff_jax.data import writers
     from genodiff_jax.data.loader import load_prepared
     from genodiff_jax.sampling.impute import imputation_settings
-    from genodiff_jax.sampling.settings import SamplingSettings
     from genodiff_jax.train.trained import load_trained
 
     data = load_prepared(panel_run / "data")

@@ -10,6 +10,12 @@ from pathlib import Path
 from genodiff_jax.cli.base import add_overwrite_flag, add_weights_dtype_flag, command, parse_options
 
 
+def add_panel_size_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--panel-size", type=int, default=None,
+                   help="reference rows each person reads, for a model that reads a panel "
+                   "(default: the run's diffusion.panel_size)")
+
+
 def _sample_args(p: argparse.ArgumentParser) -> None:
     from genodiff_jax.sampling.calling import CALLERS, DEFAULT_CALLING
 
@@ -45,6 +51,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                    help="a phased VCF whose people a model that reads a reference panel (the "
                    "panel family) copies from instead of the run's training split; each "
                    "person's panel is drawn from all of them")
+    add_panel_size_flag(p)
     add_weights_dtype_flag(p)
     add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,7 +66,7 @@ def _sample(args: argparse.Namespace) -> None:
     sampling = SamplingSettings(args.sampler, args.steps, args.guidance,
                                 parse_options(args.sampler_options), seed=args.seed,
                                 batch_size=args.batch_size, weights_dtype=args.weights_dtype,
-                                reference=args.reference)
+                                reference=args.reference, panel_size=args.panel_size)
     output = OutputSettings(args.out, overwrite=args.overwrite, plink=args.plink, pgen=args.pgen)
     summary = sample_cohort(args.workdir, output, args.n, sampling, labels=args.labels,
                             calling=args.calling, data_dir=args.data,
@@ -81,6 +88,7 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", type=Path, default=None,
                    help="a phased VCF to copy from instead of the run's training split (a run "
                    "whose model reads a reference panel: the panel family)")
+    add_panel_size_flag(p)
     p.add_argument("--draws", type=int, default=1,
                    help="fillings averaged into dosages.npz (1 to 1000)")
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
@@ -96,7 +104,7 @@ def _impute(args: argparse.Namespace) -> None:
     from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
     sampling = SamplingSettings(steps=args.steps, seed=args.seed, batch_size=args.batch_size,
-                                reference=args.reference)
+                                reference=args.reference, panel_size=args.panel_size)
     summary = impute_vcf(args.workdir, args.vcf, OutputSettings(args.out, args.overwrite),
                          panel=args.panel, mask_sites=args.mask_sites, draws=args.draws,
                          sampling=sampling, progress=not args.quiet)

@@ -17,7 +17,7 @@ from genodiff_jax.errors import InputError, require_file
 from genodiff_jax.families import family_of
 from genodiff_jax.sampling.impute import (
     UNKNOWN,
-    check_reference,
+    check_panel_request,
     hide_sites,
     imputation_settings,
     impute_tokens,
@@ -60,7 +60,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
     family = family_of(trained.process)
     if getattr(trained.process, "tokens", None) != "haplotypes" or not hasattr(family, "inputs"):
         raise InputError(workdir, "imputation needs a masked-diffusion run on haplotypes")
-    check_reference(family, reference)
+    check_panel_request(family, sampling)
     settings = imputation_settings(trained, sampling)
     data = load_prepared(trained.run["data_dir"])
     genotypes, match, known = read_aligned(
@@ -73,7 +73,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
         n_masked = len(set(sites))
     labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
     pool = None if reference is None else reference_tokens(reference, data, progress=progress)
-    per_snp = family.inputs(trained, data, labels, settings.seed, known, pool)
+    per_snp = family.inputs(trained, data, labels, settings, known, pool)
     filled = impute_tokens(trained, data, known, labels, settings, draws=draws,
                            progress=progress, per_snp=per_snp)
     dosages = filled.sum(axis=2).mean(axis=0).astype(np.float32)  # [N, S]

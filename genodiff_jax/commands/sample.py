@@ -14,7 +14,7 @@ from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.errors import InputError
 from genodiff_jax.sampling.calling import DEFAULT_CALLING
 from genodiff_jax.sampling.cohort import NonFiniteSampleError
-from genodiff_jax.sampling.impute import check_reference
+from genodiff_jax.sampling.impute import check_panel_request
 from genodiff_jax.sampling.labels import labels_from_spec
 from genodiff_jax.sampling.output import SYNTHETIC_KIND, CohortTable, write_cohort
 from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings, resolve_sampling
@@ -39,8 +39,8 @@ def sample_cohort(workdir: str | os.PathLike, output: OutputSettings, n: int | N
     (`models.weights_dtype`). The output is checked before any work (`atomic.check_output`): it
     may be new, empty or an earlier cohort (any folder or file with `overwrite`), never the work
     dir or the dataset. A `data_dir` must be the dataset the run was trained on (its
-    fingerprint). `sampling.reference`: a phased VCF a panel-reading model copies from
-    (`families.panel`), checked before any work.
+    fingerprint). `sampling.reference` and `panel_size`: the VCF a panel-reading model copies
+    from and how many of its rows each person reads (`families.panel`).
     """
     from genodiff_jax.families import family_of
     from genodiff_jax.models import weights_dtype as resolve_weights_dtype
@@ -59,7 +59,7 @@ def sample_cohort(workdir: str | os.PathLike, output: OutputSettings, n: int | N
         raise InputError(data_dir, f"is not the dataset this run was trained on (fingerprint "
                          f"{data.fingerprint}, the run's {recorded})")
     family = family_of(trained.process)
-    check_reference(family, sampling.reference)
+    check_panel_request(family, sampling)
     if calling is not None and not family.takes_calling:
         raise InputError(None, f"--calling: this run samples {trained.process.representation}, "
                                "written as the genotypes they are; --calling is for gene-PCA "

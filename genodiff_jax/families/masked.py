@@ -34,10 +34,10 @@ class MaskedFamily:
         pool = (None if settings.reference is None else
                 reference_tokens(settings.reference, data, progress=progress))
         return generate_tokens(trained, data, labels_N, plan, settings, progress=progress,
-                               per_snp=self.inputs(trained, data, labels_N, settings.seed,
+                               per_snp=self.inputs(trained, data, labels_N, settings,
                                                    reference=pool))
 
-    def inputs(self, trained, data, labels_N: np.ndarray, seed: int,
+    def inputs(self, trained, data, labels_N: np.ndarray, settings: SamplingSettings,
                known: np.ndarray | None = None,
                reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """What generating (or, with `known`, imputing) people of class `labels_N` feeds the

@@ -103,15 +103,16 @@ def read_aligned(vcf, variants: io.Variants, unphased: str, *, progress: bool = 
     return genotypes, match, known_tokens(genotypes, variants, match)
 
 
-def check_reference(family, reference) -> None:
-    """InputError unless `reference` (a VCF path, or None) can be read by `family`'s model: a
-    panel-reading one (`reads_panel`), and the file exists."""
-    if reference is None:
-        return
-    if not getattr(family, "reads_panel", False):
-        raise InputError(reference, "--reference is for a run whose model reads a reference "
-                                    "panel (the panel family); this run's does not")
-    require_file(reference)
+def check_panel_request(family, settings: SamplingSettings) -> None:
+    """InputError where `settings` asks for a reference panel (`reference`, `panel_size`) of a
+    run whose model reads none, or names a VCF that is not there."""
+    asked = [flag for flag, value in (("--reference", settings.reference),
+                                      ("--panel-size", settings.panel_size)) if value is not None]
+    if asked and not getattr(family, "reads_panel", False):
+        raise InputError(settings.reference, f"{asked[0]} is for a run whose model reads a "
+                         "reference panel (the panel family); this run's does not")
+    if settings.reference is not None:
+        require_file(settings.reference)
 
 
 def reference_tokens(vcf, data, *, progress: bool = False) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 `SamplingSettings` holds what `genodiff sample`, `sweep` and `impute` ask for (sampler, steps,
 guidance, the sampler's options, seed, batch, mesh, weights dtype, and for a model that reads a
-reference panel the VCF it copies from); a field left None means the
+reference panel the VCF it copies from and how many rows); a field left None means the
 run's own (its config's `sampling` section). `resolve_sampling` fills those in and validates the
 lot, so the generators below it take the object as it comes. `OutputSettings` is the output path,
 whether an existing one may be replaced, the extra formats and the inputs it must never be.
@@ -43,11 +43,13 @@ class SamplingSettings:
     mesh: Any = None  # a jax Mesh; None: every device
     weights_dtype: str | None = None  # "auto", "float32" or "bfloat16"; None: auto
     reference: Path | None = None  # a phased VCF a panel-reading model copies from (None: the
-    # run's training split; `sampling.impute.reference_pool`)
+    # run's training split; `sampling.impute.check_panel_request`)
+    panel_size: int | None = None  # the rows a panel-reading model reads (None: the run's R)
 
     def __post_init__(self) -> None:
-        if self.batch_size is not None and self.batch_size < 1:
-            raise InputError(None, f"--batch-size must be >= 1, got {self.batch_size}")
+        for flag, value in (("--batch-size", self.batch_size), ("--panel-size", self.panel_size)):
+            if value is not None and value < 1:
+                raise InputError(None, f"{flag} must be >= 1, got {value}")
 
     @property
     def key(self) -> jax.Array:
