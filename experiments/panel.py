@@ -8,8 +8,8 @@ Keys beyond experiments/masked.py: diffusion.process = "masked_panel" with panel
 rows a person reads: haplotypes, or dosage rows) and panel_from ("class": the person's class in
 the training split; "any": everyone in it); model.kwargs.copy_width (the copying score's hidden
 units) and scales (SNPs on each side over which agreement with a panel row is counted). Everything
-else is experiments/masked.py's (windows, early stopping, ancestral sampling). `:smoke` is the
-CI-sized version.
+else is experiments/masked.py's (windows, early stopping, ancestral sampling), but the sampling
+grid's spacing is cosine. `:smoke` is the CI-sized version.
 """
 
 from __future__ import annotations
@@ -38,4 +38,8 @@ def with_panel(c: ml_collections.ConfigDict, smoke: bool = False) -> ml_collecti
     c.diffusion.process = "masked_panel"
     c.diffusion.panel_size = sizes["panel_size"]
     c.diffusion.panel_from = "class"
+    # Cosine spacing reveals few tokens in the first steps, so a person's first alleles settle which
+    # rows they copy before the rest are drawn. On LCT (runs/lct_panel2, 400 people, 32 steps)
+    # uniform -> cosine took LD r 0.659 -> 0.752 and the two-sample AUC 0.759 -> 0.690.
+    c.sampling.options.spacing = "cosine"
     return c
