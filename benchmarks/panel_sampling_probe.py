@@ -1,0 +1,68 @@
+"""Sampling settings of a trained panel run, compared on one cohort: for each `R:spacing:steps`,
+N people at the training split's class frequencies are generated with R panel rows, that grid
+spacing and that many ancestral steps, and scored against the real held-out people with the
+sweep's panel (LD r, two-sample AUC, AF r), the longest run identical to a training haplotype
+(median / p99) and the ALT alleles a person carries at SNPs of training frequency below 1 %.
+Prints one JSON line per setting, real held-out people first:
+
+    python benchmarks/panel_sampling_probe.py runs/lct_panel2/panel 400 \\
+        16:uniform:32 64:uniform:32 16:cosine:32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from genodiff_jax.data.loader import load_prepared
+from genodiff_jax.eval.segments import person_longest_runs, run_summary
+from genodiff_jax.families import family_of
+from genodiff_jax.sampling.impute import imputation_settings
+from genodiff_jax.sampling.labels import labels_from_spec
+from genodiff_jax.sampling.settings import SamplingSettings
+from genodiff_jax.sweep.panel import Cohort, RealPanel, score
+from genodiff_jax.train.trained import load_trained
+
+MEASURES = ("ld_r", "two_sample_auc", "af_r")
+
+
+def describe(tokens: np.ndarray, train: np.ndarray, rare: np.ndarray) -> dict:
+    """Rare ALT alleles a person and the longest-identical-run summary of haplotypes [n, 2, S]."""
+    return {"rare_alt": float(tokens[:, :, rare].sum(axis=(1, 2)).mean()),
+            "runs": run_summary(person_longest_runs(tokens, train))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workdir", help="a trained panel run")
+    parser.add_argument("n", type=int, help="people generated per setting")
+    parser.add_argument("settings", nargs="+", metavar="R:spacing:steps")
+    args = parser.parse_args()
+
+    trained = load_trained(args.workdir)
+    data = load_prepared(trained.run["data_dir"])
+    family = family_of(trained.process)
+    train, test = np.asarray(data.tokens("train")), np.asarray(data.tokens("test"))
+    rare = train.mean(axis=(0, 1)) < 0.01
+    real = RealPanel(Cohort(test.sum(axis=1), np.asarray(data.test.labels)), None,
+                     np.asarray(data.variants.chrom))
+    print(json.dumps({"real_test": describe(test, train, rare)}), flush=True)
+    labels = labels_from_spec("train", args.n, class_names=data.class_names, seed=0,
+                              train_labels=data.train.labels)
+    for spec in args.settings:
+        size, spacing, steps = spec.split(":")
+        settings = imputation_settings(trained, SamplingSettings(
+            steps=int(steps), panel_size=int(size), options={"spacing": spacing}))
+        t0 = time.perf_counter()
+        tokens = np.asarray(family.generate(trained, data, labels, settings))
+        seconds = time.perf_counter() - t0
+        result = {**score(Cohort(tokens.sum(axis=1), labels), real, MEASURES),
+                  **describe(tokens, train, rare), "seconds": round(seconds, 1)}
+        print(json.dumps({spec: result}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
