@@ -95,6 +95,48 @@ def test_a_generated_person_s_panel_comes_from_the_training_people_of_the_class_
     assert wider["panel"].shape == (4, 7, S)  # --panel-size: more rows than the run trained with
 
 
+def _twins(data, noise=3, seed=1):
+    """`data` whose training person 2k + 1 is person 2k with `noise` alleles of each haplotype
+    flipped: everyone's nearest other person is their twin."""
+    rng = np.random.default_rng(seed)
+    train = np.asarray(data.tokens("train")).copy()
+    for p in range(0, len(train) - 1, 2):
+        twin = train[p].copy()
+        for h in range(2):
+            twin[h, rng.choice(S, noise, replace=False)] ^= 1
+        train[p + 1] = twin
+    tokens = {"train": train, "test": data.tokens("test")}
+    return types.SimpleNamespace(**{**vars(data), "tokens": tokens.__getitem__})
+
+
+def test_neighbour_panels_hold_the_nearest_rows_never_the_person_s_own():
+    """panel_from = "neighbours": in training a person reads the rows nearest their own (their
+    twin's), never their own; a generated person reads an anchor's of their class, the anchor's
+    own left out (so their twin's, not theirs)."""
+    data = _twins(_cohort(n_train=12, classes=1))
+    process = PanelMaskedProcess(window=64, overlap=8, panel_size=2, panel_from="neighbours")
+    model = build_model("snp_panel", num_classes=1, **MODELS["snp_panel"].TEST_SIZES)
+    view = panel_view(data, process, model)
+    for person in range(12):
+        owners = {next(iter(o)) for o in _owners(view.train_x["panel"][person], data)}
+        assert owners == {person ^ 1}  # the twin: 2k <-> 2k + 1
+    trained = types.SimpleNamespace(process=process)
+    asked = np.zeros(40, np.int32)
+    panels = FAMILIES["panel"].inputs(trained, data, asked, SamplingSettings(seed=5))["panel"]
+    read = [{next(iter(o)) for o in _owners(panel, data)} for panel in panels]
+    assert all(len(owners) == 1 for owners in read)  # both rows are one twin's
+    assert len({next(iter(owners)) for owners in read}) > 6  # anchors drawn across the pool
+
+
+def test_best_matching_leaves_out_the_rows_it_is_told_to():
+    from genodiff_jax.data.panels import best_matching
+
+    rows = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1], [1, 1, 0, 0]], np.int8)
+    known = rows[[0]][None]  # [1, 1, 4]: row 0's tokens
+    assert best_matching(rows, known, 2).tolist() == [[0, 1]]
+    assert best_matching(rows, known, 2, leave_out=np.array([[0]])).tolist() == [[1, 3]]
+
+
 def test_the_copying_evidence_counts_runs_and_windows_from_known_tokens_only():
     from genodiff_jax.models.snp_panel import panel_evidence
 

@@ -10,7 +10,12 @@ from pathlib import Path
 from genodiff_jax.cli.base import add_overwrite_flag, add_weights_dtype_flag, command, parse_options
 
 
-def add_panel_size_flag(p: argparse.ArgumentParser) -> None:
+def add_panel_flags(p: argparse.ArgumentParser, *aliases: str) -> None:
+    """--reference (and `aliases`) and --panel-size, for a run whose model reads a panel."""
+    p.add_argument("--reference", *aliases, type=Path, default=None,
+                   help="a phased VCF whose haplotypes a model that reads a reference panel (the "
+                   "panel family) copies from instead of the run's training split (sampling: "
+                   "each person's panel is drawn from all of its people)")
     p.add_argument("--panel-size", type=int, default=None,
                    help="reference rows each person reads, for a model that reads a panel "
                    "(default: the run's diffusion.panel_size)")
@@ -47,11 +52,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
     p.add_argument("--raw-params", action="store_true", help="raw instead of EMA parameters")
     p.add_argument("--data", type=Path, default=None, help="override the run's dataset folder")
-    p.add_argument("--reference", "--panel-vcf", type=Path, default=None,
-                   help="a phased VCF whose people a model that reads a reference panel (the "
-                   "panel family) copies from instead of the run's training split; each "
-                   "person's panel is drawn from all of them")
-    add_panel_size_flag(p)
+    add_panel_flags(p, "--panel-vcf")
     add_weights_dtype_flag(p)
     add_overwrite_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,10 +86,7 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
                    help="the people's classes (the run's label column); default: unconditional")
     p.add_argument("--mask-sites", type=Path, default=None,
                    help="a file of chrom:pos sites to hide and impute (e.g. for a benchmark)")
-    p.add_argument("--reference", type=Path, default=None,
-                   help="a phased VCF to copy from instead of the run's training split (a run "
-                   "whose model reads a reference panel: the panel family)")
-    add_panel_size_flag(p)
+    add_panel_flags(p)
     p.add_argument("--draws", type=int, default=1,
                    help="fillings averaged into dosages.npz (1 to 1000)")
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")

@@ -13,6 +13,7 @@ import numpy as np
 from genodiff_jax.atomic import atomic_dir, check_output
 from genodiff_jax.data import writers
 from genodiff_jax.data.loader import load_prepared
+from genodiff_jax.data.vcf import vcf_samples
 from genodiff_jax.errors import InputError, require_file
 from genodiff_jax.families import family_of
 from genodiff_jax.sampling.impute import (
@@ -23,7 +24,6 @@ from genodiff_jax.sampling.impute import (
     impute_tokens,
     labels_of,
     read_aligned,
-    reference_tokens,
 )
 from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
@@ -72,8 +72,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
         known = hide_sites(known, data.variants, sites, mask_sites)
         n_masked = len(set(sites))
     labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
-    pool = None if reference is None else reference_tokens(reference, data, progress=progress)
-    per_snp = family.inputs(trained, data, labels, settings, known, pool)
+    per_snp = family.inputs(trained, data, labels, settings, known)
     filled = impute_tokens(trained, data, known, labels, settings, draws=draws,
                            progress=progress, per_snp=per_snp)
     dosages = filled.sum(axis=2).mean(axis=0).astype(np.float32)  # [N, S]
@@ -84,8 +83,9 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
                          "vcf_sites_not_in_model": match.n_not_in_model},
                "n_observed_alleles": int((known != UNKNOWN).sum()),
                "n_imputed_alleles": int((known == UNKNOWN).sum()), "draws": draws,
-               "reference": (None if pool is None else
-                             {"vcf": str(reference), "haplotypes": int(2 * len(pool))}),
+               "reference": (None if reference is None else
+                             {"vcf": str(reference),
+                              "haplotypes": 2 * len(vcf_samples(reference))}),
                "files": [IMPUTED_VCF, IMPUTED_DOSAGES, IMPUTED_SUMMARY]}
     with atomic_dir(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite,
                     dataset=data.fingerprint) as tmp:

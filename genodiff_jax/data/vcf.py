@@ -99,6 +99,13 @@ class _VcfCalls:
         return f"record {self.sites[j][0]}:{self.sites[j][1]}, sample {self.samples[i]}"
 
 
+def vcf_samples(path: str | os.PathLike) -> list[str]:
+    """The sample names in a VCF's header (a file `read_vcf` has already read)."""
+    from cyvcf2 import VCF
+
+    return list(VCF(str(path)).samples)
+
+
 def read_vcf(path: str | os.PathLike, *, strict: bool = False, chunk_size: int = 4096,
              progress: bool = True, drop_monomorphic: bool = True,
              haplotypes: bool = False, keep_missing: bool = False) -> Genotypes:

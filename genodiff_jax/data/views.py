@@ -22,7 +22,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from genodiff_jax.data.panels import draw_panels, panel_rows, windowed_panels
+from genodiff_jax.data.panels import (
+    best_matching,
+    draw_panels,
+    own_rows,
+    panel_rows,
+    windowed_panels,
+)
 from genodiff_jax.errors import InputError
 from genodiff_jax.registry import Registry
 
@@ -212,19 +218,29 @@ def token_view(data, process, model) -> TrainingView:
 @VIEWS.register("panel")
 def panel_view(data, process, model) -> TrainingView:
     """The token view (`data.views.token_view`) with each row's panel, "panel" int8 [R, L]: R =
-    `process.panel_size` rows of the training split drawn by `process.panel_from`, leave-one-out
-    for training people, fixed for the run (seeded by the dataset)."""
+    `process.panel_size` rows of the training split drawn by `process.panel_from` (or, for
+    "neighbours", the rows nearest the person's), leave-one-out for training people, fixed for
+    the run (seeded by the dataset)."""
     view = token_view(data, process, model)
     plan = token_plan(data, process, model)
     train_tokens = data.tokens("train")
     rows = panel_rows(train_tokens)
     per_person = rows.shape[0] // len(data.train.labels)
     rng = np.random.default_rng([len(rows), rows.shape[-1], int(process.panel_size)])
-    draw = dict(rows_per_person=per_person, size=int(process.panel_size), rng=rng,
-                panel_from=process.panel_from)
-    train_panels = draw_panels(data.train.labels, data.train.labels,
-                               pool_person=np.arange(len(data.train.labels)), **draw)
-    test_panels = draw_panels(data.test.labels, data.train.labels, **draw)
+    size = int(process.panel_size)
+    if process.panel_from == "neighbours":
+        def people(tokens: np.ndarray) -> np.ndarray:  # [n, rows a person, S]
+            return np.asarray(tokens).reshape(len(tokens), per_person, -1)
+
+        train_panels = best_matching(rows, people(train_tokens), size, leave_out=own_rows(
+            np.arange(len(data.train.labels)), per_person))
+        test_panels = best_matching(rows, people(data.tokens("test")), size)
+    else:
+        draw = dict(rows_per_person=per_person, size=size, rng=rng,
+                    panel_from=process.panel_from)
+        train_panels = draw_panels(data.train.labels, data.train.labels,
+                                   pool_person=np.arange(len(data.train.labels)), **draw)
+        test_panels = draw_panels(data.test.labels, data.train.labels, **draw)
     train_x = {**view.train_x, "panel": windowed_panels(rows, train_panels, plan)}
     test_x = {**view.test_x, "panel": windowed_panels(rows, test_panels, plan)}
     row = {**view.row, "panel": jax.ShapeDtypeStruct(train_x["panel"].shape[1:], np.int8)}

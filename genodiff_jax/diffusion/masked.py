@@ -333,7 +333,8 @@ class MaskedProcess:
 class PanelMaskedProcess(MaskedProcess):
     """The masked process on examples that also hold a reference panel ("panel" int8 [R, L], never
     masked: `data.panels`), for the `snp_panel` denoiser. panel_size: R rows; panel_from: "class"
-    (the person's class in the training split) or "any" (everyone in it)."""
+    (the person's class in the training split), "any" (everyone in it) or "neighbours" (the rows
+    nearest the person's own; generating, an anchor's of their class)."""
 
     panel_size: int = 16
     panel_from: str = "class"
@@ -344,5 +345,6 @@ class PanelMaskedProcess(MaskedProcess):
         super().__post_init__()
         if self.panel_size < 1:
             raise ValueError(f"panel_size must be >= 1, got {self.panel_size}")
-        if self.panel_from not in ("class", "any"):
-            raise ValueError(f"panel_from must be class or any, got {self.panel_from!r}")
+        if self.panel_from not in ("class", "any", "neighbours"):
+            raise ValueError(f"panel_from must be class, any or neighbours, "
+                             f"got {self.panel_from!r}")

@@ -68,9 +68,10 @@ class Family(Protocol):
     def genotypes(self, samples: np.ndarray, data, calling: str | None) -> Genotypes:
         """`generate`'s output as genotypes (calling with `calling` where the family takes one)."""
 
-    # Token families only (`genodiff impute` needs it): `inputs(trained, data, labels_N, seed,
-    # known=None) -> {name: [N, ..., S]}`, what generating or imputing feeds the denoiser besides
-    # the tokens (the panel family's reference rows).
+    # Token families only (`genodiff impute` needs it): `inputs(trained, data, labels_N,
+    # settings, known=None) -> {name: [N, ..., S]}`, what generating or imputing feeds the
+    # denoiser besides the tokens (the panel family's reference rows, from `settings.reference`
+    # or the training split).
 
     # Optional, for `genodiff bench`: the config whose recipe trains a model named with --model,
     # the shape flags ({flag: the BenchSettings field it sets}), `bench_example` and

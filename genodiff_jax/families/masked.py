@@ -9,7 +9,6 @@ import numpy as np
 
 from genodiff_jax.data.views import WindowPlan, plan_windows, token_plan, token_view
 from genodiff_jax.families.base import Example, Genotypes, register_family
-from genodiff_jax.sampling.impute import reference_tokens
 from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sampling.tokens import generate_tokens, token_rows
 from genodiff_jax.train.config import sampling_defaults
@@ -31,19 +30,15 @@ class MaskedFamily:
     def generate(self, trained, data, labels_N: np.ndarray, settings: SamplingSettings, *,
                  plan: WindowPlan | None = None, progress: bool = False) -> np.ndarray:
         plan = plan if plan is not None else self.sampling_plan(trained, data)
-        pool = (None if settings.reference is None else
-                reference_tokens(settings.reference, data, progress=progress))
         return generate_tokens(trained, data, labels_N, plan, settings, progress=progress,
-                               per_snp=self.inputs(trained, data, labels_N, settings,
-                                                   reference=pool))
+                               per_snp=self.inputs(trained, data, labels_N, settings))
 
     def inputs(self, trained, data, labels_N: np.ndarray, settings: SamplingSettings,
-               known: np.ndarray | None = None,
-               reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               known: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """What generating (or, with `known`, imputing) people of class `labels_N` feeds the
-        denoiser besides the tokens and the SNP context, {name: [N, ..., S]}: nothing here.
-        `reference` (tokens [P, ..., S]) is a panel to read instead of the training split, for
-        a family that `reads_panel`."""
+        denoiser besides the tokens and the SNP context, {name: [N, ..., S]}: nothing here (a
+        family that `reads_panel` reads its panel, `settings.reference` or the training
+        split)."""
         return {}
 
     def genotypes(self, samples: np.ndarray, data, calling: str | None) -> Genotypes:

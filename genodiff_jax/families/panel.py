@@ -15,10 +15,11 @@ import dataclasses
 import jax
 import numpy as np
 
-from genodiff_jax.data.panels import best_matching, draw_panels, panel_rows
+from genodiff_jax.data.panels import best_matching, draw_panels, neighbour_panels, panel_rows
 from genodiff_jax.data.views import panel_view
 from genodiff_jax.families.base import Example, register_family
 from genodiff_jax.families.masked import MaskedFamily
+from genodiff_jax.sampling.impute import reference_tokens
 from genodiff_jax.sampling.settings import SamplingSettings
 
 
@@ -28,25 +29,32 @@ class PanelFamily(MaskedFamily):
     view = staticmethod(panel_view)
 
     def inputs(self, trained, data, labels_N: np.ndarray, settings: SamplingSettings,
-               known: np.ndarray | None = None,
-               reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               known: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """{"panel": int8 [N, R, S]}: R rows (`settings.panel_size`, default the run's
-        `diffusion.panel_size`) of the training split, or of `reference` (tokens [P, ..., S],
-        e.g. `genodiff sample --reference VCF`). Imputing (`known` given), the rows that agree
-        with the most observed tokens (`data.panels.best_matching`). Generating, drawn seeded by
+        `diffusion.panel_size`) of the training split, or of the phased VCF
+        `settings.reference` (`genodiff sample/impute --reference VCF`). Imputing (`known`
+        given), the rows that agree with the most observed tokens (`data.panels.best_matching`).
+        Generating, drawn seeded by
         `settings.seed`: from the training split by `diffusion.panel_from` (the class asked for,
-        or anyone); from a reference, from all of its people (a VCF's people carry no class:
-        whoever passes it chose them)."""
+        anyone, or the neighbours of an anchor of that class); from a reference, from all of its
+        people (a VCF's people carry no class: whoever passes it chose them; with "neighbours",
+        the anchor is any of them)."""
         process = trained.process
         size = int(settings.panel_size or process.panel_size)
-        pool = data.tokens("train") if reference is None else reference
+        reference = settings.reference
+        pool = (data.tokens("train") if reference is None
+                else reference_tokens(reference, data))
         rows = panel_rows(pool)
         if known is not None:
             return {"panel": rows[best_matching(rows, known, size)]}
         pool_labels, panel_from = ((data.train.labels, process.panel_from) if reference is None
                                    else (np.zeros(len(pool), np.int32), "any"))
-        index = draw_panels(labels_N, pool_labels, rows.shape[0] // len(pool_labels), size,
-                            np.random.default_rng([settings.seed, 26]), panel_from=panel_from)
+        rng = np.random.default_rng([settings.seed, 26])
+        if process.panel_from == "neighbours":
+            index = neighbour_panels(pool, labels_N, pool_labels, size, rng)
+        else:
+            index = draw_panels(labels_N, pool_labels, rows.shape[0] // len(pool_labels), size,
+                                rng, panel_from=panel_from)
         return {"panel": rows[index]}
 
     def bench_example(self, process, model, shape) -> Example:
