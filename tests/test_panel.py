@@ -18,6 +18,7 @@ from genodiff_jax import cli
 from genodiff_jax.data.panels import draw_panels
 from genodiff_jax.data.views import panel_view
 from genodiff_jax.diffusion.masked import PanelMaskedProcess
+from genodiff_jax.errors import InputError
 from genodiff_jax.families import FAMILIES
 from genodiff_jax.models import MODELS, build_model
 from genodiff_jax.sampling.settings import SamplingSettings
@@ -280,9 +281,10 @@ def test_impute_reads_another_reference_vcf(panel_run, tmp_path, capsys):
 
 def test_sampling_copies_from_a_reference_vcf(panel_run, tmp_path, capsys):
     """`genodiff sample --reference VCF`: every panel row comes from that VCF. With one person in
-    it and a head that only copies, each generated allele is one of that person's two at the
-    site, so their homozygous sites come out unchanged in everyone generated; through the
-    command line the summary names the VCF."""
+    it (twice: a neighbours panel leaves the anchor out) and a head that only copies, each
+    generated allele is one of that person's two at the site, so their homozygous sites come out
+    unchanged in everyone generated; through the command line the summary names the VCF. A VCF
+    of one person leaves an anchor no one to read: a clear error."""
     from genodiff_jax.data import writers
     from genodiff_jax.data.loader import load_prepared
     from genodiff_jax.sampling.impute import imputation_settings
@@ -291,7 +293,7 @@ def test_sampling_copies_from_a_reference_vcf(panel_run, tmp_path, capsys):
     data = load_prepared(panel_run / "data")
     person = np.asarray(data.tokens("test"))[0]  # [2, S], not in the training split
     vcf = tmp_path / "one.vcf.gz"
-    writers.write_vcf(vcf, data.variants, ["P0"], person.T[None], phased=True)
+    writers.write_vcf(vcf, data.variants, ["P0", "P1"], np.stack([person.T] * 2), phased=True)
     trained = load_trained(panel_run / "train")
     trained = dataclasses.replace(trained, params=_copying_params(
         trained.params, len(trained.model.scales)))
@@ -312,3 +314,8 @@ def test_sampling_copies_from_a_reference_vcf(panel_run, tmp_path, capsys):
                      "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["reference"] == str(vcf) and summary["n"] == 3
+    alone = tmp_path / "alone.vcf.gz"
+    writers.write_vcf(alone, data.variants, ["P0"], person.T[None], phased=True)
+    with pytest.raises(InputError, match="2 or more people"):
+        FAMILIES["panel"].generate(trained, data, labels, dataclasses.replace(settings,
+                                                                              reference=alone))

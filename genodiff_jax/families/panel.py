@@ -17,6 +17,7 @@ import numpy as np
 
 from genodiff_jax.data.panels import best_matching, draw_panels, neighbour_panels, panel_rows
 from genodiff_jax.data.views import panel_view
+from genodiff_jax.errors import InputError
 from genodiff_jax.families.base import Example, register_family
 from genodiff_jax.families.masked import MaskedFamily
 from genodiff_jax.sampling.impute import reference_tokens
@@ -51,6 +52,9 @@ class PanelFamily(MaskedFamily):
                                    else (np.zeros(len(pool), np.int32), "any"))
         rng = np.random.default_rng([settings.seed, 26])
         if process.panel_from == "neighbours":
+            if len(pool) < 2:
+                raise InputError(reference, "a neighbours panel needs 2 or more people in the "
+                                 "reference (the anchor's own rows are left out)")
             index = neighbour_panels(pool, labels_N, pool_labels, size, rng)
         else:
             index = draw_panels(labels_N, pool_labels, rows.shape[0] // len(pool_labels), size,
