@@ -15,7 +15,7 @@ def add_panel_flags(p: argparse.ArgumentParser, *aliases: str) -> None:
     p.add_argument("--reference", *aliases, type=Path, default=None,
                    help="a phased VCF whose haplotypes a model that reads a reference panel (the "
                    "panel family) copies from instead of the run's training split (sampling: "
-                   "each person's panel is drawn from all of its people)")
+                   "drawn as the run's diffusion.panel_from says, from all of its people)")
     p.add_argument("--panel-size", type=int, default=None,
                    help="reference rows each person reads, for a model that reads a panel "
                    "(default: the run's diffusion.panel_size)")

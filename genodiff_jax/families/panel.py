@@ -35,11 +35,10 @@ class PanelFamily(MaskedFamily):
         `diffusion.panel_size`) of the training split, or of the phased VCF
         `settings.reference` (`genodiff sample/impute --reference VCF`). Imputing (`known`
         given), the rows that agree with the most observed tokens (`data.panels.best_matching`).
-        Generating, drawn seeded by
-        `settings.seed`: from the training split by `diffusion.panel_from` (the class asked for,
-        anyone, or the neighbours of an anchor of that class); from a reference, from all of its
-        people (a VCF's people carry no class: whoever passes it chose them; with "neighbours",
-        the anchor is any of them)."""
+        Generating, drawn seeded by `settings.seed` as `diffusion.panel_from` says: random rows
+        of the class asked for or of anyone, or the rows nearest an anchor's, a person of that
+        class. From a reference, its people carry no class (whoever passes it chose them): any
+        of them, or an anchor among them."""
         process = trained.process
         size = int(settings.panel_size or process.panel_size)
         reference = settings.reference
