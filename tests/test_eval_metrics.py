@@ -261,6 +261,25 @@ def test_ld_r2_by_hand():
     assert popgen.ld_correlation(REAL, SYN, window=4, chroms=np.array([1, 1, 2, 2]))["n_pairs"] == 2
 
 
+def test_ld_at_one_size_reads_the_noise_of_fewer_people():
+    rng = np.random.default_rng(11)
+    real, _ = _blocks(400, rng)
+    # Against itself at its full size r is 1 (n above the cohort's: everyone, one draw) ...
+    full = popgen.ld_correlation_at_size(real, real, 1000, seeds=(0, 1, 2), window=10)
+    assert full == {"r": pytest.approx(1.0), "std": 0.0, "n": 400, "draws": 1}
+    # ... and 40 of its people estimate r^2 with noise: each draw is `ld_correlation` of them.
+    few = popgen.ld_correlation_at_size(real, real, 40, seeds=(0, 1, 2), window=10)
+    draws = [popgen.ld_correlation(real, distances.subsample(real, 40, np.random.default_rng(s)),
+                                   window=10)["r"] for s in (0, 1, 2)]
+    assert few == {"r": pytest.approx(np.mean(draws)), "std": pytest.approx(np.std(draws)),
+                   "n": 40, "draws": 3}
+    assert few["std"] > 0
+    # Fewer people, noisier r^2, lower r (measured: 0.964 / 0.983 / 0.995 at 20 / 40 / 100).
+    r = [popgen.ld_correlation_at_size(real, real, n, seeds=(0, 1, 2), window=10)["r"]
+         for n in (20, 40, 100)]
+    assert r[0] < r[1] < r[2] < full["r"], r
+
+
 def test_ld_decay_by_hand():
     pos = np.array([100, 200, 400, 800])
     # Pair distances: (0,1) 100, (1,2) 200, (0,2) 300, (2,3) 400, (1,3) 600, (0,3) 700.

@@ -136,7 +136,7 @@ def test_evaluate_runs_the_sections_named_on_the_command_line(prepared, tmp_path
     header = next(line.split() for line in lines if line.split()[:1] == ["generator"])
     # The summary's columns follow the order the sections were asked for.
     assert header == ("generator identical to train membership AUC AF r AF r per class LD r "
-                      "Fst").split()
+                      "LD r at n held-out Fst").split()
     report = json.loads((out / "report.json").read_text())
     assert list(report["seconds"]) == ["privacy", "fidelity"]
     assert "transfer" not in report and "nnaa" not in report
@@ -177,8 +177,8 @@ def test_a_section_registered_in_a_test_runs_and_is_reported(prepared, tmp_path,
     assert report["toy"]["model"] == pytest.approx(train.mean() / 2)
     assert list(report["seconds"]) == ["fidelity", "toy"] and "transfer" not in report
     assert json.loads((out / "report.json").read_text())["toy"] == report["toy"]
-    assert R.summary_header(report) == ["generator", "AF r", "AF r per class", "LD r", "Fst",
-                                        "mean AF"]
+    assert R.summary_header(report) == ["generator", "AF r", "AF r per class", "LD r",
+                                        "LD r at n held-out", "Fst", "mean AF"]
     rows = R.summary_rows(report)
     assert [row[0] for row in rows] == generators
     assert [row[-1] for row in rows] == [report["toy"][g] for g in generators]

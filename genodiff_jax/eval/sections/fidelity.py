@@ -12,20 +12,32 @@ from genodiff_jax.eval.sections.base import SECTIONS, EvalContext, SaveFigure, S
 
 
 def compute(ctx: EvalContext) -> dict:
-    """`popgen.fidelity` of each generator's calls against the real training split."""
-    from genodiff_jax.eval.popgen import fidelity
+    """`popgen.fidelity` of each generator's calls against the real training split, and its LD r
+    at the held-out split's size ("ld_at_held_out_size", `popgen.ld_correlation_at_size`, one
+    draw per `EvalSettings.seeds`)."""
+    from genodiff_jax.eval.popgen import fidelity, ld_correlation_at_size
 
-    real, variants = ctx.train_calls, ctx.data.variants
-    return {name: fidelity(real, gen.calls, variants.pos, real_labels=ctx.data.train.labels,
-                           synthetic_labels=gen.labels, chroms=variants.chrom,
-                           window=ctx.settings.ld_window, seed=ctx.settings.seed)
+    real, variants, settings = ctx.train_calls, ctx.data.variants, ctx.settings
+    held_out = len(ctx.data.test.index)
+    return {name: {**fidelity(real, gen.calls, variants.pos, real_labels=ctx.data.train.labels,
+                              synthetic_labels=gen.labels, chroms=variants.chrom,
+                              window=settings.ld_window, seed=settings.seed),
+                   "ld_at_held_out_size": ld_correlation_at_size(
+                       real, gen.calls, held_out, seeds=settings.seeds,
+                       window=settings.ld_window, chroms=variants.chrom)}
             for name, gen in ctx.generators.items()}
+
+
+def _ld_at_held_out_size(result: dict):
+    """The LD r at the held-out size, None in a report written before it was measured."""
+    return result.get("ld_at_held_out_size", {}).get("r")
 
 
 COLUMNS = [
     ("AF r", lambda result, gen: result[gen]["af"]["overall"]["r"]),
     ("AF r per class", lambda result, gen: result[gen]["af"]["per_population_mean_r"]),
     ("LD r", lambda result, gen: result[gen]["ld"]["r"]),
+    ("LD r at n held-out", lambda result, gen: _ld_at_held_out_size(result[gen])),
     ("Fst", lambda result, gen: result[gen]["fst"]["overall"]),
 ]
 
@@ -37,6 +49,9 @@ LEGEND = {
                       "class (labels carried); higher is better, ideal about real_test's",
     "LD r": "Pearson r of LD r^2 over SNP pairs in windows, vs real training people; higher is "
             "better, ideal about real_test's (independent_sites: the floor)",
+    "LD r at n held-out": "the same r for as many of the generator's people as the real held-out "
+                          "split has (mean over the report's seeds): generators compared at one "
+                          "size, as r^2 from fewer people is noisier; ideal about real_test's",
     "Fst": "Hudson's Fst between the generator and real training people; lower is better, "
            "ideal about 0 (real_test's)",
 }
