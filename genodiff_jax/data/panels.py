@@ -41,7 +41,7 @@ def draw_panels(labels: np.ndarray, pool_labels: np.ndarray, rows_per_person: in
 
     The pool holds len(pool_labels) people of `rows_per_person` rows each. `pool_person` [N]
     (optional) says which pool person each one is (-1: none), whose rows are left out."""
-    if panel_from not in PANEL_FROM[:2]:
+    if panel_from not in ("class", "any"):  # "neighbours" is `neighbour_panels`
         raise ValueError(f"draw_panels: panel_from must be class or any, got {panel_from!r}")
     labels = np.asarray(labels)
     pool_labels = np.asarray(pool_labels)

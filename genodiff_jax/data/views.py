@@ -226,7 +226,6 @@ def panel_view(data, process, model) -> TrainingView:
     train_tokens = data.tokens("train")
     rows = panel_rows(train_tokens)
     per_person = rows.shape[0] // len(data.train.labels)
-    rng = np.random.default_rng([len(rows), rows.shape[-1], int(process.panel_size)])
     size = int(process.panel_size)
     if process.panel_from == "neighbours":
         def people(tokens: np.ndarray) -> np.ndarray:  # [n, rows a person, S]
@@ -236,6 +235,7 @@ def panel_view(data, process, model) -> TrainingView:
             np.arange(len(data.train.labels)), per_person))
         test_panels = best_matching(rows, people(data.tokens("test")), size)
     else:
+        rng = np.random.default_rng([len(rows), rows.shape[-1], size])
         draw = dict(rows_per_person=per_person, size=size, rng=rng,
                     panel_from=process.panel_from)
         train_panels = draw_panels(data.train.labels, data.train.labels,
