@@ -99,7 +99,8 @@ def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
                    help="comma-separated evaluation sections, run and tabled in this order "
                    f"(default: %(default)s; known: {', '.join(sorted(SECTIONS))})")
     p.add_argument("--classifiers", default="mlp,cnn,transformer", help="comma-separated")
-    p.add_argument("--seeds", type=int, default=3, help="classifier seeds (and draws of the LD r at the held-out size)")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="classifier seeds (and draws of the LD r at the held-out size)")
     p.add_argument("--epochs", type=int, default=30, help="classifier training epochs")
     p.add_argument("--max-nnaa", type=int, default=EvalSettings.max_nnaa,
                    help="people per set in NNAA (at least the training split to see copies)")
