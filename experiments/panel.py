@@ -6,11 +6,12 @@ reference panel (`snp_panel`), trained with leave-one-out panels from the traini
 
 Keys beyond experiments/masked.py: diffusion.process = "masked_panel" with panel_size (R reference
 rows a person reads: haplotypes, or dosage rows) and panel_from ("neighbours": the rows nearest
-the person's own, a generated person's an anchor's of their class; "class": random rows of the
-person's class in the training split; "any": everyone in it); model.kwargs.copy_width (the
-copying score's hidden units) and scales (SNPs on each side over which agreement with a panel
-row is counted). Everything else is experiments/masked.py's (windows, early stopping, ancestral
-sampling), but the sampling grid's spacing is cosine. `:smoke` is the CI-sized version.
+the person's own, a generated person's anchors', a haplotype of their class for each of theirs;
+"class": random rows of the person's class in the training split; "any": everyone in it);
+model.kwargs.copy_width (the copying score's hidden units) and scales (SNPs on each side over
+which agreement with a panel row is counted). Everything else is experiments/masked.py's
+(windows, early stopping, ancestral sampling), but the sampling grid's spacing is cosine.
+`:smoke` is the CI-sized version.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ def with_panel(c: ml_collections.ConfigDict, smoke: bool = False) -> ml_collecti
     c.model.kwargs.scales = sizes["scales"]
     c.diffusion.process = "masked_panel"
     c.diffusion.panel_size = sizes["panel_size"]
-    # A person reads the rows nearest their own (a generated person, an anchor's of their class):
-    # real people share long stretches with a few others, not with 16 random ones. On LCT
-    # (benchmarks/panel_sampling_probe.py, runs/lct_panel2's model trained on class panels, 400
-    # people, 32 cosine steps) class -> neighbours at sampling took LD r 0.752 -> 0.806.
+    # A person reads the rows nearest their own (a generated person, anchors' of their class, a
+    # different person's haplotype for each of theirs): real people share long stretches with a
+    # few others, not with 16 random ones. On LCT (benchmarks/panel_sampling_probe.py,
+    # runs/lct_panel2's model trained on class panels, 400 people, 32 cosine steps) class ->
+    # neighbours at sampling took LD r 0.752 -> 0.806; one anchor a haplotype instead of one a
+    # person took the membership AUC 0.538 -> 0.504 (runs/lct_panel3, 800 people).
     c.diffusion.panel_from = "neighbours"
     # Cosine spacing reveals few tokens in the first steps, so a person's first alleles settle which
     # rows they copy before the rest are drawn. On LCT (runs/lct_panel2, 400 people, 32 steps)

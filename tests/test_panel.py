@@ -112,21 +112,23 @@ def _twins(data, noise=3, seed=1):
 
 def test_neighbour_panels_hold_the_nearest_rows_never_the_person_s_own():
     """panel_from = "neighbours": in training a person reads the rows nearest their own (their
-    twin's), never their own; a generated person reads an anchor's of their class, the anchor's
-    own left out (so their twin's, not theirs)."""
-    data = _twins(_cohort(n_train=12, classes=1))
+    twin's), never their own; each haplotype of a generated person reads the rows nearest an
+    anchor's, a different person of their class for each, the anchor's own left out (so the two
+    anchors' twins, never one twin's pair whole, never an anchor)."""
+    data = _twins(_cohort(n_train=12, classes=6))  # class c: people c and c + 6; twins 2k, 2k + 1
     process = PanelMaskedProcess(window=64, overlap=8, panel_size=2, panel_from="neighbours")
-    model = build_model("snp_panel", num_classes=1, **MODELS["snp_panel"].TEST_SIZES)
+    model = build_model("snp_panel", num_classes=6, **MODELS["snp_panel"].TEST_SIZES)
     view = panel_view(data, process, model)
     for person in range(12):
         owners = {next(iter(o)) for o in _owners(view.train_x["panel"][person], data)}
         assert owners == {person ^ 1}  # the twin: 2k <-> 2k + 1
     trained = types.SimpleNamespace(process=process)
-    asked = np.zeros(40, np.int32)
-    panels = FAMILIES["panel"].inputs(trained, data, asked, SamplingSettings(seed=5))["panel"]
-    read = [{next(iter(o)) for o in _owners(panel, data)} for panel in panels]
-    assert all(len(owners) == 1 for owners in read)  # both rows are one twin's
-    assert len({next(iter(owners)) for owners in read}) > 6  # anchors drawn across the pool
+    for label in range(6):
+        asked = np.full(10, label, np.int32)
+        panels = FAMILIES["panel"].inputs(trained, data, asked, SamplingSettings(seed=5))["panel"]
+        anchors = (label, label + 6)  # the class's two people, one a haplotype
+        for panel in panels:
+            assert {next(iter(o)) for o in _owners(panel, data)} == {a ^ 1 for a in anchors}
 
 
 def test_best_matching_leaves_out_the_rows_it_is_told_to():

@@ -16,9 +16,10 @@ person's panel independently; a class with no one else to copy from takes everyo
 left out): the few haplotypes a real person shares long stretches with (on LCT a held-out
 person's longest run identical to a training haplotype has median 6311 of 7643 SNPs; among 16
 random rows of their class it is far shorter). A generated person has no rows of their own yet,
-so they read the neighbours of an anchor, a pool person of their class drawn at random, the
-anchor left out (`neighbour_panels`): the panel a real person of that neighbourhood reads in
-training. Nearness is counted over the whole region, not per window.
+so each of their haplotypes reads the neighbours of an anchor, a haplotype of a pool person of
+their class drawn at random (a different person for each), the anchor's rows left out
+(`neighbour_panels`): the panel real haplotypes of those neighbourhoods read in training.
+Nearness is counted over the whole region, not per window.
 """
 
 from __future__ import annotations
@@ -105,17 +106,27 @@ def own_rows(people: np.ndarray, rows_per_person: int) -> np.ndarray:
 def neighbour_panels(pool: np.ndarray, labels: np.ndarray, pool_labels: np.ndarray, size: int,
                      rng: np.random.Generator) -> np.ndarray:
     """Indices int64 [N, size] into `panel_rows(pool)` for generated people of class `labels`
-    [N] (`panel_from = "neighbours"`): each draws an anchor, a pool person of their class (anyone
-    where the class has no one), and reads the rows nearest the anchor's, the anchor's own left
-    out."""
-    pool_labels = np.asarray(pool_labels)
+    [N] (`panel_from = "neighbours"`): each of a person's token rows draws an anchor, a random row
+    of a pool person of their class (anyone where the class has too few), the rows of one person
+    from different people; the person reads the rows nearest each anchor row in turn (size / rows
+    a person each), that anchor's own rows left out. One anchor person for both haplotypes would
+    copy that person's neighbours' *pairs*, and a training person would find themselves whole in
+    the synthetic cohort (membership)."""
+    pool, pool_labels = np.asarray(pool), np.asarray(pool_labels)
     if len(pool_labels) < 2:
         raise ValueError("a neighbours panel needs a pool of at least 2 people")
-    everyone = np.arange(len(pool_labels))
-    anchors = np.array([rng.choice(everyone[pool_labels == label] if (pool_labels == label).any()
-                                   else everyone) for label in np.asarray(labels)], np.int64)
     rows = panel_rows(pool)
     per_person = rows.shape[0] // len(pool_labels)
-    anchor_tokens = np.asarray(pool)[anchors].reshape(len(anchors), per_person, -1)
-    return best_matching(rows, anchor_tokens, size,
-                         leave_out=own_rows(anchors, per_person))
+    everyone = np.arange(len(pool_labels))
+    anchors = np.empty((len(labels), per_person), np.int64)
+    for i, label in enumerate(np.asarray(labels)):
+        of_class = everyone[pool_labels == label]
+        choices = of_class if len(of_class) >= per_person else everyone
+        anchors[i] = rng.choice(choices, per_person, replace=len(choices) < per_person)
+    anchor_rows = anchors * per_person + rng.integers(per_person, size=anchors.shape)
+    per_anchor = -(-size // per_person)
+    picked = best_matching(rows, rows[anchor_rows.reshape(-1)][:, None, :], per_anchor,
+                           leave_out=own_rows(anchors.reshape(-1), per_person))
+    # Alternate the anchors' rows, as best_matching alternates a person's.
+    picked = picked.reshape(len(labels), per_person, per_anchor).transpose(0, 2, 1)
+    return picked.reshape(len(labels), -1)[:, :size]

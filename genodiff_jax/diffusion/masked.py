@@ -334,7 +334,7 @@ class PanelMaskedProcess(MaskedProcess):
     """The masked process on examples that also hold a reference panel ("panel" int8 [R, L], never
     masked: `data.panels`), for the `snp_panel` denoiser. panel_size: R rows; panel_from: "class"
     (the person's class in the training split), "any" (everyone in it) or "neighbours" (the rows
-    nearest the person's own; generating, an anchor's of their class)."""
+    nearest the person's own; generating, anchors' of their class)."""
 
     panel_size: int = 16
     panel_from: str = "class"

@@ -36,9 +36,10 @@ class PanelFamily(MaskedFamily):
         `settings.reference` (`genodiff sample/impute --reference VCF`). Imputing (`known`
         given), the rows that agree with the most observed tokens (`data.panels.best_matching`).
         Generating, drawn seeded by `settings.seed` as `diffusion.panel_from` says: random rows
-        of the class asked for or of anyone, or the rows nearest an anchor's, a person of that
-        class. From a reference, its people carry no class (whoever passes it chose them): any
-        of them, or an anchor among them."""
+        of the class asked for or of anyone, or the rows nearest anchors', a haplotype of a person
+        of that class for each of the person's (`data.panels.neighbour_panels`). From a
+        reference, its people carry no class (whoever passes it chose them): any of them, or
+        anchors among them."""
         process = trained.process
         size = int(settings.panel_size or process.panel_size)
         reference = settings.reference
