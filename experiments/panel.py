@@ -44,7 +44,7 @@ def with_panel(c: ml_collections.ConfigDict, smoke: bool = False) -> ml_collecti
     # few others, not with 16 random ones. On LCT (benchmarks/panel_sampling_probe.py,
     # runs/lct_panel2's model trained on class panels, 400 people, 32 cosine steps) class ->
     # neighbours at sampling took LD r 0.752 -> 0.806; one anchor a haplotype instead of one a
-    # person took the membership AUC 0.538 -> 0.504 (runs/lct_panel3, 800 people).
+    # person took the membership AUC 0.538 -> 0.504 (runs/lct_panel3, 800 people, temperature 0.9).
     c.diffusion.panel_from = "neighbours"
     # Cosine spacing reveals few tokens in the first steps, so a person's first alleles settle which
     # rows they copy before the rest are drawn. On LCT (runs/lct_panel2, 400 people, 32 steps)
