@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-PANEL_FROM = ("class", "any", "neighbours")
-
 
 def panel_rows(tokens: np.ndarray) -> np.ndarray:
     """A pool's reference rows, int8 [n H, S]: each person's haplotypes (or dosage row) in turn."""
