@@ -119,6 +119,35 @@ def test_the_sampler_unmasks_everything_and_never_changes_a_clamped_token(sample
     assert 0.45 < out[~clamp].mean() < 0.55  # uniform model: fair coin flips
 
 
+@pytest.mark.parametrize("sampler", sorted(MASKED_SAMPLERS))
+def test_a_state_with_mean_gets_the_expected_value_of_each_drawn_token(sampler):
+    """Imputation's dosage (`_record_mean`): a token drawn at P(1) = 0.2 records 0.2 whatever it
+    drew (at temperature 2: the tempered 1 / (1 + 4^(1/2)) = 1/3), a clamped one keeps the
+    value the caller set, and the tokens are those of the same draw without the mean."""
+    p = MaskedProcess()
+    x = _toy_batch(B=16, L=32)
+    clamp = np.random.default_rng(4).random((16, 2, 32)) < 0.3
+    start = {"tokens": jnp.asarray(np.where(clamp, np.asarray(x["tokens"]), p.mask_id)),
+             "pos": x["pos"]}
+    keys = jax.random.split(jax.random.key(0), 16)
+
+    def net(x, t):
+        return jnp.broadcast_to(jnp.log(jnp.asarray([0.8, 0.2])), (*x["tokens"].shape, 2))
+
+    def run(state, temperature):
+        return p.sample(sampler, net, p.sampling_grid(8), keys, state, mask=None,
+                        options={"temperature": temperature})
+
+    mean0 = np.where(clamp, np.asarray(x["tokens"]), -1).astype(np.float32)
+    for temperature, want in ((1.0, 0.2), (2.0, 1 / 3)):
+        out = run({**start, "mean": jnp.asarray(mean0)}, temperature)
+        mean, tokens = np.asarray(out["mean"]), np.asarray(out["tokens"])
+        np.testing.assert_allclose(mean[~clamp], want, rtol=1e-5)
+        np.testing.assert_array_equal(mean[clamp], np.asarray(x["tokens"])[clamp])
+        np.testing.assert_array_equal(tokens, np.asarray(run(start, temperature)))
+        assert set(np.unique(tokens[~clamp])) == {0, 1}
+
+
 def test_samples_depend_on_the_row_key_only():
     x = _toy_batch(B=8, L=32)
     start = {"tokens": jnp.full(x["tokens"].shape, 2, jnp.int32), "pos": x["pos"]}

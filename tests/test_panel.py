@@ -255,10 +255,11 @@ def test_imputation_copies_an_identical_reference_haplotype(panel_run):
     own = np.stack([truth[:, 0], truth[:, 1]], axis=1)
     assert all(any((per_snp["panel"][i] == own[i, h]).all(axis=-1)) for i in range(3)
                for h in range(2))  # both of each person's haplotypes are in their panel
-    filled = impute_tokens(trained, data, known, labels,
-                           imputation_settings(trained, SamplingSettings(steps=4)),
-                           per_snp=per_snp)[0]
-    np.testing.assert_array_equal(filled[:, :, hidden], truth[:, :, hidden])
+    filled, dosage = impute_tokens(trained, data, known, labels,
+                                   imputation_settings(trained, SamplingSettings(steps=4)),
+                                   per_snp=per_snp)
+    np.testing.assert_array_equal(filled[0][:, :, hidden], truth[:, :, hidden])
+    np.testing.assert_allclose(dosage[:, hidden], truth.sum(axis=1)[:, hidden], atol=0.01)
 
 
 def test_impute_reads_another_reference_vcf(panel_run, tmp_path, capsys):

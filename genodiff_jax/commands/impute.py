@@ -40,9 +40,10 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
                progress: bool = True) -> dict:
     """Impute the people of `vcf` with the run in `workdir`, sampled with the run config's
     settings where `sampling` leaves them None; write `imputed.vcf.gz` (phased, the run's variant
-    table), `dosages.npz` (mean dosage over draws) and `summary.json` (what is returned: the
-    sites matched, flipped, skipped, absent and masked, the alleles filled) into `output.path`
-    (an earlier imputation is replaced; anything else only with `overwrite`, never an input).
+    table), `dosages.npz` (the posterior mean dosage over draws: `impute_tokens`) and
+    `summary.json` (what is returned: the sites matched, flipped, skipped, absent and masked, the
+    alleles filled) into `output.path` (an earlier imputation is replaced; anything else only
+    with `overwrite`, never an input).
     `sampling.reference`: a phased VCF whose haplotypes a family that reads a panel copies from
     instead of the run's training split (`sampling.impute.reference_tokens`)."""
     from genodiff_jax.train.trained import load_trained
@@ -73,9 +74,8 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
         n_masked = len(set(sites))
     labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
     per_snp = family.inputs(trained, data, labels, settings, known)
-    filled = impute_tokens(trained, data, known, labels, settings, draws=draws,
-                           progress=progress, per_snp=per_snp)
-    dosages = filled.sum(axis=2).mean(axis=0).astype(np.float32)  # [N, S]
+    filled, dosages = impute_tokens(trained, data, known, labels, settings, draws=draws,
+                                    progress=progress, per_snp=per_snp)
     summary = {"n_samples": int(len(labels)), "n_variants": int(known.shape[2]),
                "sites": {"matched": match.n_matched, "flipped": match.n_flipped,
                          "skipped_other_alleles": match.n_other_alleles,

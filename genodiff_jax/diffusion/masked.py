@@ -100,6 +100,18 @@ def _truncated(logits: jax.Array, min_p: float) -> jax.Array:
     return jnp.where(keep, logits, -jnp.inf)
 
 
+def _record_mean(x: dict, reveal: jax.Array, logits: jax.Array) -> dict:
+    """Where the state tracks "mean" (float32, the caller's start), each token revealed now gets
+    the expected value of the distribution it is drawn from: averaged over draws, the model's
+    posterior mean with the last draw's Bernoulli noise gone (Rao-Blackwellised; an imputed
+    dosage). Tokens that start known hold their value there, set by the caller."""
+    if "mean" not in x:
+        return x
+    probs = jax.nn.softmax(logits, axis=-1)
+    expected = probs @ jnp.arange(logits.shape[-1], dtype=jnp.float32)
+    return {**x, "mean": jnp.where(reveal, expected, x["mean"])}
+
+
 def _step_keys(keys_B: jax.Array, j: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Two keys per row for step j: whether to reveal, and what."""
     step = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, j)))(keys_B)
@@ -113,7 +125,8 @@ def ancestral(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha:
     """Ancestral unmasking over the grid 1 = t_K > ... > t_0 = 0 (one model call a step); returns
     the tokens. Positions outside `valid` are left as they start. A revealed token is drawn from
     the model's distribution at `temperature`, with values below probability `min_p` dropped
-    (0: the exact sampler); `spacing` names the step spacing (`SPACINGS`)."""
+    (0: the exact sampler); `spacing` names the step spacing (`SPACINGS`). A state with "mean"
+    returns {"tokens", "mean"} (`_record_mean`)."""
 
     def step(x, xs):
         j, t, s = xs
@@ -124,19 +137,24 @@ def ancestral(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha:
         p_reveal = jnp.where(s <= 0, 1.0, (a_s - a_t) / jnp.maximum(1.0 - a_t, 1e-12))
         reveal_keys, draw_keys = _step_keys(keys_B, j)
         u = jax.vmap(lambda k: jax.random.uniform(k, tokens.shape[1:]))(reveal_keys)
-        drawn = jax.vmap(draw)(draw_keys, _truncated(logits / temperature, min_p))
+        drawn_from = _truncated(logits / temperature, min_p)
+        drawn = jax.vmap(draw)(draw_keys, drawn_from)
         reveal = (tokens == mask_id) & (u < p_reveal)
         if valid is not None:
             reveal = reveal & valid
+        x = _record_mean(x, reveal, drawn_from)
         return {**x, "tokens": jnp.where(reveal, drawn, tokens).astype(tokens.dtype)}, None
 
     return _scan(step, grid, x_T, spacing)
 
 
-def _scan(step, grid: jax.Array, x_T: dict, spacing: str) -> jax.Array:
+def _scan(step, grid: jax.Array, x_T: dict, spacing: str) -> jax.Array | dict:
+    """The tokens after the steps of `grid` (with "mean" where `x_T` tracks it)."""
     ts = SPACINGS[spacing](jnp.asarray(grid, jnp.float32))
     j = jnp.arange(ts.shape[0] - 1, dtype=jnp.int32)
     x_0, _ = jax.lax.scan(step, x_T, (j, ts[:-1], ts[1:]))
+    if "mean" in x_0:
+        return {"tokens": x_0["tokens"], "mean": x_0["mean"]}
     return x_0["tokens"]
 
 
@@ -147,7 +165,9 @@ def confidence(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha
     """Confidence-ordered unmasking (MaskGIT): each step draws every masked token and reveals as
     many as the ancestral sampler would in expectation, the ones whose drawn value the model is
     surest of (log-probability plus `noise` x Gumbel noise); uncertain, correlated tokens wait for
-    more context instead of being drawn together. Not an exact sampler of the model."""
+    more context instead of being drawn together. Not an exact sampler of the model (nor is its
+    "mean", `_record_mean`, the model's posterior mean: which tokens are revealed depends on their
+    drawn values)."""
 
     def step(x, xs):
         j, t, s = xs
@@ -170,6 +190,7 @@ def confidence(net: Net, grid: jax.Array, keys_B: jax.Array, x_T: dict, *, alpha
         order = jnp.argsort(-score, axis=1)
         rank = jnp.argsort(order, axis=1).reshape(tokens.shape)
         reveal = masked & (rank < k.reshape((B,) + (1,) * (tokens.ndim - 1)))
+        x = _record_mean(x, reveal, logp)
         return {**x, "tokens": jnp.where(reveal, drawn, tokens).astype(tokens.dtype)}, None
 
     return _scan(step, grid, x_T, spacing)

@@ -162,7 +162,7 @@ def trained_denoiser(trained) -> Denoiser:
 
 def generate(denoiser: Denoiser, *, process: Process, settings: SamplingSettings,
              labels_N: np.ndarray, shape: Any, mask: np.ndarray | None = None, start: Any = None,
-             key: jax.Array | None = None, progress: bool = False) -> np.ndarray:
+             key: jax.Array | None = None, progress: bool = False) -> np.ndarray | dict:
     """Sample `len(labels_N)` examples with `settings` (sampler, steps, guidance, options,
     batch size, mesh; `key` overrides the one of its seed).
 
@@ -174,7 +174,8 @@ def generate(denoiser: Denoiser, *, process: Process, settings: SamplingSettings
     None: from the free device memory (at most 4096 a device), rounded to a multiple of the
     device count; the last batch is padded. The sampler's options are static (a new value
     compiles again); the guidance weight is traced, so changing it does not recompile (w = 0 vs
-    w != 0 does: w = 0 makes one plain model call).
+    w != 0 does: w = 0 makes one plain model call). Returns x_0 [N, ...], or a dict of such
+    arrays where the sampler returns more (a masked `start` with "mean": `diffusion.masked`).
     """
     apply_fn, params, num_classes = denoiser.apply, denoiser.params, denoiser.num_classes
     compiler_options = denoiser.compiler_options
@@ -213,13 +214,14 @@ def generate(denoiser: Denoiser, *, process: Process, settings: SamplingSettings
     num_batches = -(-n // batch_size)
     out = None
 
-    def fetch(b: int, x: jax.Array) -> None:
+    def fetch(b: int, x: Any) -> None:
         nonlocal out
-        host = _to_host(x)
+        host = jax.tree.map(_to_host, x)
         if out is None:
-            out = np.empty((n, *host.shape[1:]), host.dtype)
+            out = jax.tree.map(lambda h: np.empty((n, *h.shape[1:]), h.dtype), host)
         lo = b * batch_size
-        out[lo:lo + batch_size] = host[: n - lo]
+        for o, h in zip(jax.tree.leaves(out), jax.tree.leaves(host)):
+            o[lo:lo + batch_size] = h[: n - lo]
 
     def batch_args(b: int) -> tuple:
         row_ids = np.arange(b * batch_size, (b + 1) * batch_size, dtype=np.int32)
@@ -249,7 +251,8 @@ def generate(denoiser: Denoiser, *, process: Process, settings: SamplingSettings
              "%.2f s)", n, num_batches, batch_size, total, first or 0.0)
     if out is None:
         out = np.empty((0,), np.float32)
-    if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
+    if (isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.floating)
+            and not np.isfinite(out).all()):
         bad = np.flatnonzero(~np.isfinite(out.reshape(n, -1)).all(axis=1))
         diagnostic = _batch_sampler.__wrapped__(*sampler_key)  # traced anew, not cached
         steps_hit: list[int] = []

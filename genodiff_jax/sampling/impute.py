@@ -6,10 +6,11 @@ read flipped, one with other alleles is skipped (counted; the model fills the si
 no site in common is an error. Observed alleles are clamped and everything else (no-calls `.|.` or
 `./.`, sites the VCF lacks or that were skipped, and sites listed in `mask_sites`) is generated
 by the same window-by-window sampler as `genodiff sample` (`sampling.tokens`), with the run
-config's sampling settings (`imputation_settings`; `--steps` overrides). With `draws` > 1
-the imputed dosage is the mean over independent draws (the model's posterior mean, what imputation
-accuracy is measured on); the written genotypes are the first draw's, so they stay phased and
-consistent within each haplotype.
+config's sampling settings (`imputation_settings`; `--steps` overrides). The imputed dosage is
+the model's posterior mean, what imputation accuracy is measured on: each filled allele's expected
+value under the distribution it was drawn from, averaged over `draws` independent fillings (less
+noisy than the drawn alleles' mean); the written genotypes are the first draw's, so they stay
+phased and consistent within each haplotype.
 """
 
 from __future__ import annotations
@@ -143,15 +144,19 @@ def hide_sites(known: np.ndarray, variants: io.Variants, sites: list[str], path)
 
 def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray,
                   settings: SamplingSettings, *, draws: int = 1, progress: bool = False,
-                  per_snp: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+                  per_snp: Mapping[str, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """`draws` independent fillings of `known` (int8 [draws, N, 2, S]) with `settings` (as
-    `imputation_settings` resolves them); `per_snp`: the family's other inputs
-    (`Family.inputs`, e.g. a reference panel)."""
+    `imputation_settings` resolves them), and the imputed dosage float32 [N, S]: over the draws,
+    the mean of each allele's expected value where it was drawn (the model's posterior mean
+    without the draws' own noise: `generate_tokens(means=True)`). `per_snp`: the family's other
+    inputs (`Family.inputs`, e.g. a reference panel)."""
     plan = token_plan(data, trained.process, trained.model)
-    out = [generate_tokens(trained, data, labels, plan, settings, known=known, progress=progress,
-                           key=jax.random.fold_in(settings.key, d), per_snp=per_snp)
-           for d in range(draws)]
-    return np.stack(out)
+    filled, means = zip(*(generate_tokens(trained, data, labels, plan, settings, known=known,
+                                          progress=progress, per_snp=per_snp, means=True,
+                                          key=jax.random.fold_in(settings.key, d))
+                          for d in range(draws)))
+    return np.stack(filled), np.mean(means, axis=0).sum(axis=1, dtype=np.float32)
 
 
 def imputation_settings(trained, asked: SamplingSettings = SamplingSettings()) -> SamplingSettings:

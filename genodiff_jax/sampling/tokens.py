@@ -44,11 +44,14 @@ def window_start_state(out: np.ndarray, known: np.ndarray | None, plan: WindowPl
 def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan,
                     settings: SamplingSettings, *, key: jax.Array | None = None,
                     known: np.ndarray | None = None, progress: bool = False,
-                    per_snp: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+                    per_snp: Mapping[str, np.ndarray] | None = None,
+                    means: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Tokens int8 [N, H, S] for the people `labels_N`, window by window (see the module
     docstring), sampled with `settings` (`key` overrides its seed's). `known` (int8 [N, H, S],
     UNKNOWN where to generate) clamps observed tokens. `per_snp` ({name: [N, ..., S]}, e.g. the
-    panel family's "panel") adds inputs each window takes its slice of (padding 0)."""
+    panel family's "panel") adds inputs each window takes its slice of (padding 0). `means`:
+    also each token's expected value float32 [N, H, S] (the value itself where it was clamped;
+    where drawn, the mean of the distribution it was drawn from: `diffusion.masked`)."""
     process = trained.process
     H = token_rows(process)
     S, N = plan.num_snps, len(labels_N)
@@ -56,21 +59,30 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan,
     key = settings.key if key is None else key
     denoiser = trained_denoiser(trained)
     out = np.zeros((N, H, S), np.int8)
+    mean = np.zeros((N, H, S), np.float32) if means else None
     done_until = 0
     for w, start in enumerate(plan.starts):
         start = int(start)
         tokens = window_start_state(out, known, plan, start, done_until, process.mask_id)
         window = row_context(window_context(context, plan, start), labels_N)
         extra = {name: _window_slice(a, plan, start) for name, a in (per_snp or {}).items()}
+        if means:
+            clamped = np.where(tokens == process.mask_id, 0, tokens).astype(np.float32)
+            overlap = max(0, min(done_until - start, plan.real))
+            clamped[:, :, :overlap] = mean[:, :, start:start + overlap]
+            extra["mean"] = clamped
         row = {"tokens": jax.ShapeDtypeStruct((H, plan.length), np.int8),
                **{name: jax.ShapeDtypeStruct((plan.length,), np.float32) for name in window},
                **{name: jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for name, a in extra.items()}}
         x0 = generate(denoiser, process=process, settings=settings, labels_N=labels_N,
                       shape=row, mask=plan.mask(), start={"tokens": tokens, **window, **extra},
                       key=jax.random.fold_in(key, w), progress=progress)
+        if means:
+            mean[:, :, start:start + plan.real] = x0["mean"][:, :, :plan.real]
+            x0 = x0["tokens"]
         out[:, :, start:start + plan.real] = x0[:, :, :plan.real]
         done_until = start + plan.real
-    return out
+    return (out, mean) if means else out
 
 
 def _window_slice(a: np.ndarray, plan: WindowPlan, start: int) -> np.ndarray:
