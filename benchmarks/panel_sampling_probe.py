@@ -2,9 +2,10 @@
 `R:spacing:steps[:option=value,...]`, N people at the training split's class frequencies are
 generated with R panel rows, that grid spacing, that many ancestral steps and those sampler
 options (e.g. `temperature=0.9`, `min_p=0.01`; `panel_from=neighbours` overrides the run's
-`diffusion.panel_from`), and scored against the real held-out people with the
-sweep's panel (LD r, two-sample AUC, AF r), the longest run identical to a training haplotype
-(median / p99), the ALT alleles a person carries at SNPs of training frequency below 1 %, the
+`diffusion.panel_from`, `sampler=confidence` its sampler), and scored against the real held-out
+people with the sweep's panel (LD r, two-sample AUC, AF r), the longest run identical to a
+training haplotype (median / p99), how many alleles each haplotype differs from the nearest
+training one by, the ALT alleles a person carries at SNPs of training frequency below 1 %, the
 distance-based membership AUC (training against held-out people, Hamming on dosages) and NNAA
 against the held-out people (equal sizes).
 Prints one JSON line per setting, real held-out people first:
@@ -36,10 +37,23 @@ from genodiff_jax.train.trained import load_trained
 MEASURES = ("ld_r", "two_sample_auc", "af_r")
 
 
+def nearest_differences(tokens: np.ndarray, train: np.ndarray) -> dict:
+    """How many alleles each haplotype of `tokens` [n, 2, S] differs from the training haplotype
+    nearest it by (median, mean, p90): a copy with switches or mutations sits further out."""
+    a = tokens.reshape(-1, tokens.shape[-1]).astype(np.float32)
+    b = train.reshape(-1, train.shape[-1]).astype(np.float32)
+    d = a.sum(axis=1)[:, None] + b.sum(axis=1)[None] - 2 * a @ b.T
+    d = d.min(axis=1)
+    return {"median": float(np.median(d)), "mean": float(d.mean()),
+            "p90": float(np.percentile(d, 90))}
+
+
 def describe(tokens: np.ndarray, train: np.ndarray, rare: np.ndarray) -> dict:
-    """Rare ALT alleles a person and the longest-identical-run summary of haplotypes [n, 2, S]."""
+    """Rare ALT alleles a person, the longest-identical-run summary and the differences from the
+    nearest training haplotype of haplotypes [n, 2, S]."""
     return {"rare_alt": float(tokens[:, :, rare].sum(axis=(1, 2)).mean()),
-            "runs": run_summary(person_longest_runs(tokens, train))}
+            "runs": run_summary(person_longest_runs(tokens, train)),
+            "nearest_differences": nearest_differences(tokens, train)}
 
 
 def privacy(tokens: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict:
@@ -76,7 +90,7 @@ def main() -> None:
             "panel_from", trained.process.panel_from))
         run = dataclasses.replace(trained, process=process)
         settings = imputation_settings(run, SamplingSettings(
-            steps=int(steps), panel_size=int(size),
+            sampler=options.pop("sampler", None), steps=int(steps), panel_size=int(size),
             options={"spacing": spacing, **{k: float(v) for k, v in options.items()}}))
         t0 = time.perf_counter()
         tokens = np.asarray(family.generate(run, data, labels, settings))
