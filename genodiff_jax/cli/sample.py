@@ -88,7 +88,8 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
                    help="a file of chrom:pos sites to hide and impute (e.g. for a benchmark)")
     add_panel_flags(p)
     p.add_argument("--draws", type=int, default=1,
-                   help="fillings averaged into dosages.npz (1 to 1000)")
+                   help="fillings whose posterior-mean dosages are averaged into dosages.npz "
+                   "(1 to 1000)")
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
