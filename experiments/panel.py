@@ -8,8 +8,9 @@ Keys beyond experiments/masked.py: diffusion.process = "masked_panel" with panel
 rows a person reads: haplotypes, or dosage rows) and panel_from ("neighbours": the rows nearest
 the person's own, a generated person's anchors', a haplotype of their class for each of theirs;
 "class": random rows of the person's class in the training split; "any": everyone in it);
-model.kwargs.copy_width (the copying score's hidden units) and scales (SNPs on each side over
-which agreement with a panel row is counted). Everything else is experiments/masked.py's
+model.kwargs.copy_width (the copying score's hidden units), scales (SNPs on each side over
+which agreement with a panel row is counted) and row_owner (the score sees which of a person's
+rows a panel row was drawn for). Everything else is experiments/masked.py's
 (windows, early stopping, ancestral sampling), but the sampling grid's spacing is cosine.
 `:smoke` is the CI-sized version.
 """
@@ -37,6 +38,9 @@ def with_panel(c: ml_collections.ConfigDict, smoke: bool = False) -> ml_collecti
     c.model.name = "snp_panel"
     c.model.kwargs.copy_width = sizes["copy_width"]
     c.model.kwargs.scales = sizes["scales"]
+    # Whether a row's copying score sees that it was drawn for this haplotype (models/snp_panel.py).
+    # Off until measured: it changes the parameters, so a run trained without it keeps loading.
+    c.model.kwargs.row_owner = False
     c.diffusion.process = "masked_panel"
     c.diffusion.panel_size = sizes["panel_size"]
     # A person reads the rows nearest their own (a generated person, anchors' of their class, a

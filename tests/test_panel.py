@@ -161,6 +161,35 @@ def test_the_copying_evidence_counts_runs_and_windows_from_known_tokens_only():
                                              [3, 1, 0, 0, 0, 0, 1, 1]], atol=1e-5)
 
 
+@pytest.mark.parametrize("row_owner", [False, True])
+def test_with_row_owner_a_haplotype_can_copy_its_own_neighbourhood_only(row_owner):
+    """Panel rows alternate between a person's two token rows (`data.panels`): with `row_owner`
+    the score can weigh a row by whose it is, so before anything is known token row 0 copies
+    only the even rows (all 0 here) and row 1 the odd ones (all 1); without it, both copy all."""
+    model = build_model("snp_panel", num_classes=3, row_owner=row_owner,
+                        **MODELS["snp_panel"].TEST_SIZES)
+    L, R, M = 32, 4, 2
+    x = {"tokens": jnp.full((1, 2, L), M, jnp.int32),
+         "pos": jnp.arange(L, dtype=jnp.float32)[None] * 100,
+         "af": jnp.full((1, L), 0.3, jnp.float32),
+         "panel": jnp.asarray(np.arange(R)[None, :, None] % 2 * np.ones((1, R, L)), jnp.int8)}
+    t, y = jnp.full((1,), 0.5), jnp.zeros((1,), jnp.int32)
+    params = jax.tree.map(np.array, model.init(jax.random.key(0), x, t, y)["params"])
+    params["mutation"]["kernel"][:] = 0.0
+    params["mutation"]["bias"][:] = -40.0  # eps ~ 0
+    weights = params["copy_weights"]
+    weights["kernel"][:] = 0.0
+    bias = weights["bias"].reshape(2, -1)  # per token row: the evidence's weights, the own score
+    bias[:] = 0.0
+    bias[:, -1] = -40.0  # never the network's own distribution
+    if row_owner:
+        bias[:, -2] = 40.0  # the owner feature, the evidence's last
+    weights["bias"] = bias.reshape(-1)
+    p_one = np.exp(np.asarray(model.apply({"params": params}, x, t, y)))[0, :, :, 1]  # [H, L]
+    want = [0.0, 1.0] if row_owner else [0.5, 0.5]
+    np.testing.assert_allclose(p_one, np.repeat(np.array(want)[:, None], L, axis=1), atol=1e-4)
+
+
 def test_a_pinned_panel_train_step():
     """The first two losses of a fixed tiny panel setup (copied from a run on jax 0.10.2, CPU)."""
     from genodiff_jax.data.loader import put_data

@@ -22,6 +22,12 @@ mixture with R + 1 components at each SNP of each row h:
   trunk's state there (so the network decides how much a long match counts where); the score of
   component 0 comes from that state too.
 
+With `row_owner`, a panel row's score also sees whether it was drawn for this token row: a
+neighbours panel (`data.panels`) interleaves the rows nearest each of a person's H rows (their
+anchors', generating), so row r belongs to token row r mod H. Without it a haplotype cannot tell
+its own neighbourhood from its other haplotype's and may switch between the two (issue 26: on
+LCT one exact sample in ten sits 50 or more alleles from every training haplotype, real ones 7).
+
 How a panel row agrees, from the tokens alone (no parameters, no gradient), per patch: on each
 side, exclusive of the patch, the known tokens that match back to the nearest patch with a
 mismatch, that patch's matches included (the run a copy would continue), and the matches and
@@ -100,6 +106,7 @@ class SNPPanel(SNPUNet):
 
     copy_width: int = 32  # features of the SNP's state the copying scores are computed from
     scales: tuple[int, ...] = (8, 64, 512)  # SNPs counted on each side
+    row_owner: bool = False  # the score sees whether panel row r was drawn for token row h
 
     @nn.compact
     def __call__(self, x: dict, t_B: jax.Array, y_B: jax.Array, train: bool = False) -> jax.Array:
@@ -118,6 +125,10 @@ class SNPPanel(SNPUNet):
 
         scales = tuple(max(1, k // P) for k in self.scales)
         evidence = panel_evidence(tokens, panel, V, scales, P)  # F x [B, H, R, L / P]
+        if self.row_owner:  # 1 where row r was drawn for token row h (r mod H == h)
+            owner = jnp.arange(R)[None, :] % H == jnp.arange(H)[:, None]  # [H, R]
+            evidence.append(jnp.broadcast_to(owner[None, :, :, None].astype(jnp.float32),
+                                             evidence[0].shape))
         # a panel row's score in a patch: its evidence weighed by coefficients from the patch's
         # state, one set per token row (linear in the evidence, as a copying model's log
         # posterior is in its match counts); the network's own component scores from the state
