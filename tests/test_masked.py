@@ -303,6 +303,9 @@ def test_impute_fills_no_calls_and_hidden_sites_and_keeps_what_was_observed(mask
     assert set(np.unique(haps)) <= {0, 1}
     dosages = np.load(out / "dosages.npz")["dosages"]
     assert dosages.shape == truth.shape[::2] and np.all((dosages >= 0) & (dosages <= 2))
+    np.testing.assert_array_equal(dosages[observed], truth.sum(axis=1)[observed])
+    # the posterior mean, not the two draws' alleles (which would be multiples of 0.5)
+    assert np.mean(dosages[hidden] % 0.5 != 0) > 0.5
     bad = cli.main(["impute", "--workdir", str(masked_run / "train"), "--vcf", str(vcf),
                     "--out", str(tmp_path / "x"), "--mask-sites", str(vcf)])
     assert bad == 2 and not (tmp_path / "x").exists()
