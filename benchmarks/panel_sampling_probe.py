@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from genodiff_jax.data.loader import load_prepared
+from genodiff_jax.eval.distances import nearest_neighbors
 from genodiff_jax.eval.nnaa import nnaa
 from genodiff_jax.eval.privacy import membership_inference
 from genodiff_jax.eval.segments import person_longest_runs, run_summary
@@ -40,10 +41,8 @@ MEASURES = ("ld_r", "two_sample_auc", "af_r")
 def nearest_differences(tokens: np.ndarray, train: np.ndarray) -> dict:
     """How many alleles each haplotype of `tokens` [n, 2, S] differs from the training haplotype
     nearest it by (median, mean, p90): a copy with switches or mutations sits further out."""
-    a = tokens.reshape(-1, tokens.shape[-1]).astype(np.float32)
-    b = train.reshape(-1, train.shape[-1]).astype(np.float32)
-    d = a.sum(axis=1)[:, None] + b.sum(axis=1)[None] - 2 * a @ b.T
-    d = d.min(axis=1)
+    d, _ = nearest_neighbors(tokens.reshape(-1, tokens.shape[-1]),
+                             train.reshape(-1, train.shape[-1]), metric="hamming")
     return {"median": float(np.median(d)), "mean": float(d.mean()),
             "p90": float(np.percentile(d, 90))}
 
