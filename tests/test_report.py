@@ -17,7 +17,7 @@ from genodiff_jax.eval.sections import SECTIONS as REGISTERED_SECTIONS
 from genodiff_jax.eval.sections import EvalContext, Section
 
 SECTIONS = ("transfer", "nnaa", "fidelity", "privacy", "two_sample", "haplotype_privacy")
-GENERATORS = ["gene_pca", "masked", "real_test", "independent_sites", "train_copies",
+GENERATORS = ["gene_pca", "masked", "panel", "real_test", "independent_sites", "train_copies",
               "mosaic_100", "codec_roundtrip_round", "codec_roundtrip_frequency",
               "codec_roundtrip_hybrid"]
 
@@ -28,7 +28,8 @@ def test_run_on_the_demo_cohort_writes_a_report_with_every_section(tmp_path, mon
     assert cli.main(["run", "--out", str(out), "--preset", "demo", "--config",
                      "experiments/demo.py:smoke", "--steps", "10", "--classifiers", "mlp",
                      "--seeds", "1", "--epochs", "3", "--mosaic-segments", "100",
-                     "--masked-config", "experiments/demo_masked.py:smoke", "--quiet"]) == 0
+                     "--masked-config", "experiments/demo_masked.py:smoke",
+                     "--panel-config", "experiments/demo_panel.py:smoke", "--quiet"]) == 0
     printed = capsys.readouterr().out  # the summary table
     assert "membership AUC" in printed and "two-sample AUC" in printed
     assert "recovery (SNP LR)" in printed and "longest identical run (p99)" in printed

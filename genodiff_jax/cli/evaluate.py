@@ -70,10 +70,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masked-config", default="experiments/demo_masked.py",
                    help="config of the masked-diffusion family, trained and sampled beside the "
                    "gene-PCA model and scored in the same report ('none': skip it)")
-    p.add_argument("--panel-config", default=None,
-                   help="config of the panel family (e.g. experiments/demo_panel.py), trained, "
-                   "sampled and scored beside the others (default: none, so that `make demo` "
-                   "stays within its 10 minutes)")
+    p.add_argument("--panel-config", default="experiments/demo_panel.py",
+                   help="config of the panel family, trained, sampled and scored beside the "
+                   "others ('none': skip it)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output folders under --out even when genodiff did not write "
                    "them (never a work dir: training resumes there)")
@@ -120,16 +119,16 @@ def _evaluate_args_defaults(p: argparse.ArgumentParser) -> None:
 
 
 @command("run", "the whole pipeline on the embedded cohort: simulate, prepare, train and sample "
-         "both generator families, evaluate them in one report", _run_args)
+         "the generator families, evaluate them in one report", _run_args)
 def _run(args: argparse.Namespace) -> None:
     from genodiff_jax.commands.run import RunSettings, run_pipeline
     from genodiff_jax.eval.report import summary_header, summary_rows
     from genodiff_jax.sampling.settings import SamplingSettings
 
-    masked = None if args.masked_config.lower() == "none" else args.masked_config
+    masked, panel = (None if config.lower() == "none" else config
+                     for config in (args.masked_config, args.panel_config))
     settings = RunSettings(args.preset, args.label, args.config, masked,
-                           SamplingSettings(args.sampler, args.steps), _eval_settings(args),
-                           args.panel_config)
+                           SamplingSettings(args.sampler, args.steps), _eval_settings(args), panel)
     result = run_pipeline(args.out, settings, overwrite=args.overwrite, progress=not args.quiet)
     report = result["report"]
     print_summary(summary_header(report), summary_rows(report))

@@ -1,7 +1,7 @@
 """`genodiff run`: the whole pipeline on the embedded cohort, as one library function.
 
-Simulate the cohort, prepare it, train and sample the gene-PCA family, the masked family (unless
-its config is None) and the panel family (when given a config), and score them in one report.
+Simulate the cohort, prepare it, train and sample the gene-PCA family, the masked family and the
+panel family (each of the last two unless its config is None), and score them in one report.
 Every stage writes its own folder under `out` (cohort, data, train, synthetic, train_masked,
 synthetic_masked, train_panel, synthetic_panel, report); a rerun resumes training where the work
 dirs hold checkpoints and replaces the outputs it wrote before.
@@ -21,9 +21,8 @@ from genodiff_jax.sampling.settings import OutputSettings, SamplingSettings
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    """The cohort preset and label, the families' configs (`masked_config` None: no masked family;
-    `panel_config` None, the default: no panel family, which `make demo`'s 10 minutes leave no
-    room for), how the gene-PCA model samples and what the report runs."""
+    """The cohort preset and label, the families' configs (`masked_config` / `panel_config`
+    None: no such family), how the gene-PCA model samples and what the report runs."""
 
     preset: str = "demo"
     label: str = "pop"
@@ -31,7 +30,7 @@ class RunSettings:
     masked_config: str | None = "experiments/demo_masked.py"
     sampling: SamplingSettings = SamplingSettings("dpmpp", 50)
     evaluation: EvalSettings = EvalSettings()
-    panel_config: str | None = None
+    panel_config: str | None = "experiments/demo_panel.py"
 
 
 def stop_line(trained: dict) -> str | None:
