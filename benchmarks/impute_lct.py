@@ -100,6 +100,9 @@ def main() -> None:
                         help="reference rows a panel run reads (default: the run's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--labels", choices=["both", "unconditional", "population"],
+                        default="both", help="the model's rows: without labels, with each "
+                        "person's population, or both")
     parser.add_argument("--no-beagle", action="store_true")
     args = parser.parse_args()
 
@@ -118,8 +121,9 @@ def main() -> None:
     results, seconds = {}, {}
     settings = imputation_settings(trained, SamplingSettings(steps=args.steps,
                                                              panel_size=args.panel_size))
-    for name, labels in (("model (unconditional)", np.full(len(truth), trained.num_classes)),
-                         ("model (population given)", data.test.labels)):
+    rows = {"unconditional": ("model (unconditional)", np.full(len(truth), trained.num_classes)),
+            "population": ("model (population given)", data.test.labels)}
+    for name, labels in (rows.values() if args.labels == "both" else [rows[args.labels]]):
         t0 = time.perf_counter()
         labels = np.asarray(labels, np.int32)
         per_snp = family_of(trained.process).inputs(trained, data, labels, settings, known)
