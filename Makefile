@@ -17,7 +17,7 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
-# One classifier seed in the demo's report (the default 3 add 1.5 minutes to its 10).
+# One classifier seed in the demo's report (the default 3 add a minute to its 11).
 demo: $(STAMP)
 	$(VENV)/bin/genodiff run --out $(DEMO_OUT) --seeds 1
 

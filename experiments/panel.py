@@ -40,8 +40,8 @@ def with_panel(c: ml_collections.ConfigDict, smoke: bool = False) -> ml_collecti
     c.model.kwargs.scales = sizes["scales"]
     # A row's copying score sees whether it was drawn for this haplotype (models/snp_panel.py), so
     # a haplotype copies its own neighbourhood, not its other haplotype's. On LCT (full report,
-    # runs/lct_owner against runs/lct_panel3, README "Ownership, trained") it took NNAA truth / syn
-    # 0.745 / 0.543 -> 0.574 / 0.489 (real held-out 0.495 / 0.526) and LD r at n held-out
+    # runs/lct_owner against runs/lct_panel3, README "Ownership, the full report") it took NNAA
+    # truth / syn 0.745 / 0.543 -> 0.574 / 0.489 (real held-out 0.495 / 0.526), LD r at n held-out
     # 0.764 -> 0.800 (real 0.803), two-sample AUC 0.509 -> 0.551, membership 0.527 -> 0.532.
     # Runs trained without it (config.json without the key) load with it off.
     c.model.kwargs.row_owner = True
