@@ -11,6 +11,27 @@ import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+
+def _compile_once_per_process() -> None:
+    """A persistent compilation cache for this test process alone (each xdist worker its own
+    folder, removed at exit): many tests train and sample the same smoke configs, whose programs
+    then compile once. Set with jax.config, not the environment, so the `genodiff` processes the
+    tests start (some killed mid-run) never share or half-write it."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import jax
+
+    folder = tempfile.mkdtemp(prefix="genodiff-test-jax-cache-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+_compile_once_per_process()
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LCT_VCF = SHARED_DATA / "1kg_lct_chr2.vcf.gz"
 LCT_PANEL = SHARED_DATA / "1kg_lct_chr2.panel"
