@@ -310,11 +310,13 @@ def test_bf16_weights_keep_the_mlp_unet_close():
     model = build_model("mlp_unet", num_classes=3, widths=(64, 32), bottleneck=16, num_groups=8)
     x = jax.random.normal(jax.random.key(0), (4, 16, 8))
     t, y = jnp.linspace(0.1, 0.9, 4), jnp.arange(4) % 3
-    params = model.init({"params": jax.random.key(1)}, x, t, y)["params"]
-    full = model.apply({"params": params}, x, t, y)
+    # jitted: eagerly, each of the model's ops compiles apart
+    params = jax.jit(model.init)({"params": jax.random.key(1)}, x, t, y)["params"]
+    apply = jax.jit(model.apply)
+    full = apply({"params": params}, x, t, y)
     half_params = inference_weights(model, params, jax.ShapeDtypeStruct((16, 8), jnp.float32),
                                     jnp.bfloat16)
-    half = model.apply({"params": half_params}, x, t, y)
+    half = apply({"params": half_params}, x, t, y)
     assert half.dtype == jnp.float32
     rel = float(jnp.linalg.norm(half - full) / jnp.linalg.norm(full - x))
     assert 0 < rel < 0.02  # bf16 rounding of the weights, nothing more

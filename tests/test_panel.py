@@ -174,7 +174,7 @@ def test_with_row_owner_a_haplotype_can_copy_its_own_neighbourhood_only(row_owne
          "af": jnp.full((1, L), 0.3, jnp.float32),
          "panel": jnp.asarray(np.arange(R)[None, :, None] % 2 * np.ones((1, R, L)), jnp.int8)}
     t, y = jnp.full((1,), 0.5), jnp.zeros((1,), jnp.int32)
-    params = jax.tree.map(np.array, model.init(jax.random.key(0), x, t, y)["params"])
+    params = jax.tree.map(np.array, jax.jit(model.init)(jax.random.key(0), x, t, y)["params"])
     params["mutation"]["kernel"][:] = 0.0
     params["mutation"]["bias"][:] = -40.0  # eps ~ 0
     weights = params["copy_weights"]
@@ -185,7 +185,8 @@ def test_with_row_owner_a_haplotype_can_copy_its_own_neighbourhood_only(row_owne
     if row_owner:
         bias[:, -2] = 40.0  # the owner feature, the evidence's last
     weights["bias"] = bias.reshape(-1)
-    p_one = np.exp(np.asarray(model.apply({"params": params}, x, t, y)))[0, :, :, 1]  # [H, L]
+    logits = jax.jit(model.apply)({"params": params}, x, t, y)  # jitted: one program, not ~200
+    p_one = np.exp(np.asarray(logits))[0, :, :, 1]  # [H, L]
     want = [0.0, 1.0] if row_owner else [0.5, 0.5]
     np.testing.assert_allclose(p_one, np.repeat(np.array(want)[:, None], L, axis=1), atol=1e-4)
 

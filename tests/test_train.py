@@ -496,8 +496,9 @@ def test_run_training_with_a_config_file(prepared_tiny_cohort: Path, tmp_path: P
     trained = load_trained(tmp_path)
     assert trained.step == result["best_step"]
     x = jnp.zeros((2, *trained.row.shape), trained.row.dtype)
-    out = trained.model.apply({"params": trained.params}, x, jnp.full((2,), 0.5),
-                              jnp.array([0, trained.num_classes]), train=False)
+    # jitted: eagerly, each of the model's ops compiles apart (~200 programs, ~25 s on CPU)
+    apply = jax.jit(lambda p, x, t, y: trained.model.apply({"params": p}, x, t, y, train=False))
+    out = apply(trained.params, x, jnp.full((2,), 0.5), jnp.array([0, trained.num_classes]))
     assert out.shape == x.shape and bool(jnp.isfinite(out).all())
 
 
