@@ -366,7 +366,8 @@ def _prior_setup(tokens_kind: str, **flags):
           **{k: jnp.asarray(v) for k, v in row_context(window, labels).items()}}
     model = build_model("snp_unet", num_classes=C, vocab_size=V,
                         **(flags or {"population_prior": True}), **MODELS["snp_unet"].TEST_SIZES)
-    params = model.init(jax.random.key(0), x0, jnp.ones(12), jnp.asarray(labels))
+    # jitted here and below: eagerly, each of the model's ops compiles apart
+    params = jax.jit(model.init)(jax.random.key(0), x0, jnp.ones(12), jnp.asarray(labels))
     return model, params, x0, labels, table
 
 
@@ -378,18 +379,20 @@ def test_an_untrained_prior_model_is_exactly_per_population_independent_sites(to
     B = len(labels)
     tokens = np.asarray(x0["tokens"])
     tokens = tokens if tokens_kind == "haplotypes" else tokens[:, 0]
+    # one program for every label set, time and draw (jitted: eagerly each op compiles apart)
+    loss = jax.jit(lambda y, t, u: p.loss(lambda x, t: model.apply(params, x, t, y), x0, t, u,
+                                          None))
     nats = {}
     for y in (labels, np.full(B, 3)):  # the classes, and the null label 3: pooled frequencies
-        net = lambda x, t, y=y: model.apply(params, x, t, jnp.asarray(y))  # noqa: E731
         want = nats[y[0] == 3] = independent_sites_bits(tokens, y, table) * math.log(2)
+        y = jnp.asarray(y)
         # t = 1 masks everything with ELBO weight 1: the loss is the baseline's cross-entropy.
-        ones = jnp.ones(B)
-        assert float(p.loss(net, x0, ones, jnp.zeros(x0["tokens"].shape), None)) == \
-            pytest.approx(want, rel=1e-5)
+        at_one = loss(y, jnp.ones(B), jnp.zeros(x0["tokens"].shape))
+        assert float(at_one) == pytest.approx(want, rel=1e-5)
         # At any t it is so in expectation (the linear schedule's weight x masked share = 1).
         keys = jax.random.split(jax.random.key(1), 200)
-        loss = jax.jit(lambda u, net=net: p.loss(net, x0, jnp.full((B,), 0.3), u, None))
-        got = np.mean([float(loss(jax.random.uniform(k, x0["tokens"].shape))) for k in keys])
+        u = [jax.random.uniform(k, x0["tokens"].shape) for k in keys]
+        got = np.mean([float(loss(y, jnp.full((B,), 0.3), u_k)) for u_k in u])
         assert got == pytest.approx(want, rel=0.03)
     # The class prior is worth something: the pooled one is worse on these class-structured people.
     assert nats[False] < nats[True] - 0.05
@@ -404,8 +407,10 @@ def test_population_input_reads_the_class_frequency_or_the_pooled_one_for_the_nu
     t = jnp.full((len(labels),), 0.5)
     x0 = {**x0, "tokens": jnp.full_like(x0["tokens"], 2)}  # all masked: only the context speaks
 
+    apply = jax.jit(model.apply)
+
     def logits(y, **change):
-        return np.asarray(model.apply(params, {**x0, **change}, t, jnp.asarray(y)))
+        return np.asarray(apply(params, {**x0, **change}, t, jnp.asarray(y)))
 
     null = np.full(len(labels), 3)
     flipped = {"class_af": 1.0 - x0["class_af"]}
