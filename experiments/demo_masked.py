@@ -29,7 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # The population prior as well as the input: the network starts at per-population
         # independent sites and stays there (it learns no LD in the demo's budget either way), where
         # the input alone ended below them at its step cap. On the demo (runs/probe, 2026-12-07,
-        # `evaluate --seeds 1`): val_bits 0.1638 (converged at step 250) against 0.1723 at the cap;
+        # `evaluate --seeds 1`): val_bits 0.1638 (best at step 50) against 0.1723 at the cap;
         # AF r per class 0.998 against 0.984 (independent sites 0.998), LD r 0.208 against 0.045
         # (0.216), two-sample AUC 0.783 against 0.822 (0.700), membership 0.545 against 0.539.
         c.model.kwargs.population_prior = True
