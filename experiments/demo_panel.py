@@ -19,6 +19,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = panel.with_panel(demo_masked.get_config(arg), smoke=arg == "smoke")
     if arg is None:
         # 200 steps, not demo_masked.py's 304: on the demo (runs/demo6) val_bits read 0.0479 at
-        # step 200 and 0.0474 at 304, 42 s later, and `make demo` is to stay near 10 minutes
+        # step 200 and 0.0474 at 304, 42 s later, and `make demo` is to stay near 10 minutes. A
+        # 200-step run (its learning rate decays over 200 steps) ends at 0.049 (runs/demo7).
         c.train.num_steps = 200
     return c

@@ -25,8 +25,9 @@ GENERATORS = ["gene_pca", "masked", "real_test", "independent_sites", "train_cop
 def test_run_on_a_tiny_cohort_writes_a_report_with_every_section(tmp_path, monkeypatch, capsys):
     """`genodiff run` (`make demo`) end to end, on the `tiny` preset (60 people, 1361 SNPs): the
     demo preset's own run took 7 of the suite's 22 minutes, mostly sampling its 10,546 SNPs. The
-    panel family is left out (`--panel-config none`, ~45 s of the suite): `run` trains and samples
-    it by the masked family's code, and tests/test_panel.py runs it through the command line."""
+    panel family is left out (`--panel-config none`; with it this test took 178 s of the suite,
+    without 84): `run` trains and samples it by the masked family's code, and tests/test_panel.py
+    runs it through the command line."""
     monkeypatch.setenv("GENODIFF_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     assert cli.main(["run", "--out", str(out), "--preset", "tiny", "--config",
