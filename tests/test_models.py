@@ -310,9 +310,9 @@ def test_bf16_weights_keep_the_mlp_unet_close():
     model = build_model("mlp_unet", num_classes=3, widths=(64, 32), bottleneck=16, num_groups=8)
     x = jax.random.normal(jax.random.key(0), (4, 16, 8))
     t, y = jnp.linspace(0.1, 0.9, 4), jnp.arange(4) % 3
-    # jitted: eagerly, each of the model's ops compiles apart
-    params = jax.jit(model.init)({"params": jax.random.key(1)}, x, t, y)["params"]
-    apply = jax.jit(model.apply)
+    # jitted (this file's fast_jit): eagerly, each of the model's ops compiles apart
+    params = fast_jit(model.init)({"params": jax.random.key(1)}, x, t, y)["params"]
+    apply = fast_jit(model.apply)
     full = apply({"params": params}, x, t, y)
     half_params = inference_weights(model, params, jax.ShapeDtypeStruct((16, 8), jnp.float32),
                                     jnp.bfloat16)
