@@ -4,10 +4,11 @@ per-population-frequency baseline, by minor-allele-frequency bin.
 The reference panel is the run's training people (phased); the held-out (test) people keep 1 SNP
 in `--observe-every` and the rest is imputed. Accuracy: dosage r^2 over the hidden SNPs of a bin
 (squared correlation of true and imputed dosage over every person x SNP of the bin, pooled); MAF
-from the reference panel. The model's dosage is its posterior mean (`impute_tokens`), printed
-beside the drawn alleles' mean over the same draws. Beagle (Debian package `beagle`, 5.4 =
-22Jul22) is installed with apt when missing; its dosage is the DS field. Writes a JSON and
-prints a table:
+from the reference panel. The model's dosages (`sampling.impute.DOSAGES`): "posterior", one model
+call from what is observed (the `genodiff impute` default), and "draws", the expected values over
+`--draws` fillings, printed beside the drawn alleles' mean over the same draws. Beagle (Debian
+package `beagle`, 5.4 = 22Jul22) is installed with apt when missing; its dosage is the DS field.
+Writes a JSON and prints a table:
 
     python benchmarks/impute_lct.py --workdir runs/lct_masked/train \
         --json docs/bench/impute_lct.json
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--labels", choices=["both", "unconditional", "population"],
                         default="both", help="the model's rows: without labels, with each "
                         "person's population, or both")
+    parser.add_argument("--dosages", default="posterior,draws",
+                        help="the model's dosages to measure (sampling.impute.DOSAGES)")
     parser.add_argument("--no-beagle", action="store_true")
     args = parser.parse_args()
 
@@ -124,15 +127,19 @@ def main() -> None:
     rows = {"unconditional": ("model (unconditional)", np.full(len(truth), trained.num_classes)),
             "population": ("model (population given)", data.test.labels)}
     for name, labels in (rows.values() if args.labels == "both" else [rows[args.labels]]):
-        t0 = time.perf_counter()
         labels = np.asarray(labels, np.int32)
         per_snp = family_of(trained.process).inputs(trained, data, labels, settings, known)
-        filled, dosage = impute_tokens(trained, data, known, labels, settings,
-                                       draws=args.draws, per_snp=per_snp)
-        seconds[name] = time.perf_counter() - t0
-        results[name] = r2_by_bin(true_dosage, dosage, maf, hidden)
-        drawn = r2_by_bin(true_dosage, filled.sum(axis=2).mean(axis=0), maf, hidden)
-        results[f"{name}, drawn alleles' mean"] = drawn
+        for dosage in args.dosages.split(","):
+            row = f"{name}, {dosage}"
+            draws = args.draws if dosage == "draws" else 0
+            t0 = time.perf_counter()
+            filled, imputed = impute_tokens(trained, data, known, labels, settings, draws=draws,
+                                            dosage=dosage, per_snp=per_snp)
+            seconds[row] = time.perf_counter() - t0
+            results[row] = r2_by_bin(true_dosage, imputed, maf, hidden)
+            if draws:
+                results[f"{row}: drawn alleles' mean"] = r2_by_bin(
+                    true_dosage, filled.sum(axis=2).mean(axis=0), maf, hidden)
     base = population_frequencies(ref, data.train.labels, data.test.labels, observed)
     results["population frequencies"] = r2_by_bin(true_dosage, np.nan_to_num(base), maf, hidden)
     if not args.no_beagle:
@@ -147,7 +154,7 @@ def main() -> None:
         print(" | ".join([name, *cells, f"{seconds.get(name, 0):.0f}"]))
     record = {"command": " ".join(sys.argv), "workdir": str(args.workdir),
               "observe_every": args.observe_every, "draws": args.draws, "steps": args.steps,
-              "panel_size": args.panel_size,
+              "panel_size": args.panel_size, "dosages": args.dosages,
               "n_reference": int(len(ref)), "n_target": int(len(truth)), "n_snps": int(S),
               "results": results, "seconds": seconds,
               "machine": {"python": platform.python_version(), "jax": jax.__version__,

@@ -304,11 +304,50 @@ def test_impute_fills_no_calls_and_hidden_sites_and_keeps_what_was_observed(mask
     dosages = np.load(out / "dosages.npz")["dosages"]
     assert dosages.shape == truth.shape[::2] and np.all((dosages >= 0) & (dosages <= 2))
     np.testing.assert_array_equal(dosages[observed], truth.sum(axis=1)[observed])
-    # the posterior mean, not the two draws' alleles (which would be multiples of 0.5)
-    assert np.mean(dosages[hidden] % 0.5 != 0) > 0.5
+    # the posterior, not the two draws' alleles (which would be multiples of 0.5)
+    assert summary["dosage"] == "posterior" and np.mean(dosages[hidden] % 0.5 != 0) > 0.5
     bad = cli.main(["impute", "--workdir", str(masked_run / "train"), "--vcf", str(vcf),
                     "--out", str(tmp_path / "x"), "--mask-sites", str(vcf)])
     assert bad == 2 and not (tmp_path / "x").exists()
+
+
+def test_the_posterior_dosage_is_one_call_from_what_is_observed(masked_run):
+    """`DOSAGES["posterior"]`: every hidden allele's expected value from one model call on the
+    observed alleles alone, window by window, so nothing drawn reaches it: the same for any seed
+    and any number of steps (the "draws" dosage, which follows the draws, is not), observed
+    alleles kept, and a window's values not moved by what the window before it drew."""
+    from genodiff_jax.data.loader import load_prepared
+    from genodiff_jax.data.views import token_plan
+    from genodiff_jax.sampling.impute import DOSAGES, imputation_settings, impute_tokens
+    from genodiff_jax.sampling.settings import SamplingSettings
+    from genodiff_jax.train.trained import load_trained
+
+    trained = load_trained(masked_run / "train")
+    data = load_prepared(masked_run / "data")
+    assert len(token_plan(data, trained.process, trained.model).starts) >= 2  # windows overlap
+    truth = np.asarray(data.tokens("test"))[:6]
+    observed = np.zeros(truth.shape[-1], bool)
+    observed[::4] = True
+    known = np.where(observed, truth, UNKNOWN).astype(np.int8)
+    labels = np.full(len(truth), trained.num_classes, np.int32)
+
+    def dosage(name, draws, steps, seed):
+        settings = imputation_settings(trained, SamplingSettings(steps=steps, seed=seed))
+        return impute_tokens(trained, data, known, labels, settings, draws=draws, dosage=name)
+
+    _, posterior = dosage("posterior", 0, 4, 0)
+    filled, again = dosage("posterior", 1, 8, 1)
+    np.testing.assert_array_equal(posterior, again)
+    assert filled.shape == (1, *truth.shape)
+    np.testing.assert_array_equal(posterior[:, observed], truth.sum(axis=1)[:, observed])
+    hidden = posterior[:, ~observed]
+    assert np.all((hidden > 0) & (hidden < 2)) and np.mean(hidden % 0.5 != 0) > 0.9
+    _, drawn0 = dosage("draws", 1, 4, 0)
+    _, drawn1 = dosage("draws", 1, 4, 1)
+    assert not np.allclose(drawn0, drawn1) and not np.allclose(drawn0, posterior)
+    with pytest.raises(ValueError, match="needs draws >= 1"):
+        dosage("draws", 0, 4, 0)
+    assert sorted(DOSAGES) == ["draws", "posterior"]
 
 
 def test_eight_devices_train_evaluate_and_sample_like_one():
@@ -519,6 +558,7 @@ def test_impute_matches_by_allele_says_what_it_used_and_refuses_what_it_cannot_u
     cases = [
         (["--vcf", str(elsewhere)], "no site in common with the model's"),
         (["--vcf", str(vcf), "--draws", "100000"], "--draws must be in [1, 1000]"),
+        (["--vcf", str(vcf), "--dosage", "mode"], "--dosage must be one of posterior, draws"),
         (["--vcf", str(vcf), "--mask-sites", str(tmp_path / "none.txt")], "file not found"),
         (["--vcf", str(vcf), "--mask-sites", str(tmp_path / "sites_dir")], "is a directory"),
         (["--vcf", str(vcf), "--reference", str(vcf)], "whose model reads a reference panel"),

@@ -88,8 +88,11 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
                    help="a file of chrom:pos sites to hide and impute (e.g. for a benchmark)")
     add_panel_flags(p)
     p.add_argument("--draws", type=int, default=1,
-                   help="fillings whose posterior-mean dosages are averaged into dosages.npz "
-                   "(1 to 1000)")
+                   help="fillings (1 to 1000): the first is written to imputed.vcf.gz; with "
+                   "--dosage draws, their expected values are averaged into dosages.npz")
+    p.add_argument("--dosage", default="posterior",
+                   help="dosages.npz: 'posterior' (one model call from what is observed, the "
+                   "default) or 'draws' (averaged over the fillings)")
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
@@ -106,6 +109,6 @@ def _impute(args: argparse.Namespace) -> None:
                                 reference=args.reference, panel_size=args.panel_size)
     summary = impute_vcf(args.workdir, args.vcf, OutputSettings(args.out, args.overwrite),
                          panel=args.panel, mask_sites=args.mask_sites, draws=args.draws,
-                         sampling=sampling, progress=not args.quiet)
+                         dosage=args.dosage, sampling=sampling, progress=not args.quiet)
     print(f"impute: {format_summary(summary)}", file=sys.stderr)
     print(json.dumps(summary))

@@ -17,6 +17,7 @@ from genodiff_jax.data.vcf import vcf_samples
 from genodiff_jax.errors import InputError, require_file
 from genodiff_jax.families import family_of
 from genodiff_jax.sampling.impute import (
+    DOSAGES,
     UNKNOWN,
     check_panel_request,
     hide_sites,
@@ -36,11 +37,12 @@ MAX_DRAWS = 1000  # each draw is one whole sampling pass over the people
 
 def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: OutputSettings, *,
                panel: str | os.PathLike | None = None, mask_sites: str | os.PathLike | None = None,
-               draws: int = 1, sampling: SamplingSettings = SamplingSettings(),
-               progress: bool = True) -> dict:
+               draws: int = 1, dosage: str = "posterior",
+               sampling: SamplingSettings = SamplingSettings(), progress: bool = True) -> dict:
     """Impute the people of `vcf` with the run in `workdir`, sampled with the run config's
     settings where `sampling` leaves them None; write `imputed.vcf.gz` (phased, the run's variant
-    table), `dosages.npz` (the posterior mean dosage over draws: `impute_tokens`) and
+    table; the first of `draws` fillings), `dosages.npz` (the dosage `dosage` names:
+    `sampling.impute.DOSAGES`) and
     `summary.json` (what is returned: the sites matched, flipped, skipped, absent and masked, the
     alleles filled) into `output.path` (an earlier imputation is replaced; anything else only
     with `overwrite`, never an input).
@@ -53,6 +55,8 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
     out, overwrite = output.path, output.overwrite
     if not 1 <= draws <= MAX_DRAWS:
         raise InputError(None, f"--draws must be in [1, {MAX_DRAWS}], got {draws}")
+    if dosage not in DOSAGES:
+        raise InputError(None, f"--dosage must be one of {', '.join(DOSAGES)}, got {dosage!r}")
     for given in (panel, mask_sites):
         if given is not None:
             require_file(given)
@@ -75,7 +79,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
     labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
     per_snp = family.inputs(trained, data, labels, settings, known)
     filled, dosages = impute_tokens(trained, data, known, labels, settings, draws=draws,
-                                    progress=progress, per_snp=per_snp)
+                                    dosage=dosage, progress=progress, per_snp=per_snp)
     summary = {"n_samples": int(len(labels)), "n_variants": int(known.shape[2]),
                "sites": {"matched": match.n_matched, "flipped": match.n_flipped,
                          "skipped_other_alleles": match.n_other_alleles,
@@ -83,6 +87,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
                          "vcf_sites_not_in_model": match.n_not_in_model},
                "n_observed_alleles": int((known != UNKNOWN).sum()),
                "n_imputed_alleles": int((known == UNKNOWN).sum()), "draws": draws,
+               "dosage": dosage,
                "reference": (None if reference is None else
                              {"vcf": str(reference),
                               "haplotypes": 2 * len(vcf_samples(reference))}),
