@@ -13,7 +13,7 @@ The imputed dosage, what imputation accuracy is measured on, is one of `DOSAGES`
 - "posterior" (the default): the model's marginal posterior given what is observed, from one
   model call a window with every unobserved allele masked: each allele's expected value, with no
   draw's noise and no earlier draw steering it (the quantity Beagle's DS estimates). On LCT
-  (`benchmarks/impute_lct.py`, the panel model) it is both more accurate and ~20x cheaper than
+  (`benchmarks/impute_lct.py`, the panel model) it is both more accurate and ~25x cheaper than
   "draws" with 2 draws of 32 steps;
 - "draws": each filled allele's expected value under the distribution it was drawn from,
   averaged over `draws` fillings (Rao-Blackwellised: the drawn alleles' mean without the last
