@@ -66,6 +66,9 @@ class WindowPlan:
     starts: np.ndarray  # first SNP of each window
     length: int  # SNPs a window holds (the model's input length)
     num_snps: int  # S, the region
+    # Generating, each window starts from what the window before drew where they overlap
+    # (inpainting, `sampling.tokens`); False: from the known tokens alone.
+    carry: bool = True
 
     @property
     def real(self) -> int:

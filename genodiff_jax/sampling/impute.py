@@ -150,9 +150,10 @@ def hide_sites(known: np.ndarray, variants: io.Variants, sites: list[str], path)
     return known
 
 
-# name -> f(fill, settings, drawn_means) -> dosage float32 [N, S]. `fill(settings, **kw)` runs
-# `generate_tokens(..., means=True)` for the people being imputed; `settings` are the fillings'
-# and `drawn_means` the draws' expected values [N, H, S] each.
+# name -> f(fill, settings, drawn_means) -> dosage float32 [N, S]. `fill(settings, key=None,
+# carry=True)` runs `generate_tokens(..., means=True)` for the people being imputed (`carry`: the
+# window plan's); `settings` are the fillings' and `drawn_means` the draws' expected values
+# [N, H, S] each.
 DOSAGES: Registry[Callable] = Registry("imputed dosage")
 
 
@@ -164,7 +165,7 @@ def posterior_dosage(fill: Callable, settings: SamplingSettings,
     del drawn_means
     one_call = dataclasses.replace(settings, sampler="ancestral", steps=1,
                                    options={"temperature": 1.0})
-    _, mean = fill(one_call, carry_overlap=False)
+    _, mean = fill(one_call, carry=False)
     return mean.sum(axis=1, dtype=np.float32)
 
 
@@ -189,9 +190,10 @@ def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray,
     estimate = DOSAGES[dosage]
     plan = token_plan(data, trained.process, trained.model)
 
-    def fill(settings: SamplingSettings, key: jax.Array | None = None, **kw):
-        return generate_tokens(trained, data, labels, plan, settings, known=known,
-                               progress=progress, per_snp=per_snp, means=True, key=key, **kw)
+    def fill(settings: SamplingSettings, key: jax.Array | None = None, carry: bool = True):
+        return generate_tokens(trained, data, labels, dataclasses.replace(plan, carry=carry),
+                               settings, known=known, progress=progress, per_snp=per_snp,
+                               means=True, key=key)
 
     runs = [fill(settings, key=jax.random.fold_in(settings.key, d)) for d in range(draws)]
     filled = np.stack([tokens for tokens, _ in runs]) if runs else np.zeros(

@@ -45,16 +45,15 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan,
                     settings: SamplingSettings, *, key: jax.Array | None = None,
                     known: np.ndarray | None = None, progress: bool = False,
                     per_snp: Mapping[str, np.ndarray] | None = None,
-                    means: bool = False, carry_overlap: bool = True
-                    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                    means: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Tokens int8 [N, H, S] for the people `labels_N`, window by window (see the module
     docstring), sampled with `settings` (`key` overrides its seed's). `known` (int8 [N, H, S],
     UNKNOWN where to generate) clamps observed tokens. `per_snp` ({name: [N, ..., S]}, e.g. the
     panel family's "panel") adds inputs each window takes its slice of (padding 0). `means`:
     also each token's expected value float32 [N, H, S] (the value itself where it was clamped;
-    where drawn, the mean of the distribution it was drawn from: `diffusion.masked`).
-    `carry_overlap=False`: each window starts from `known` alone, not from what the window before
-    drew (a later window's values replace an earlier one's where they overlap)."""
+    where drawn, the mean of the distribution it was drawn from: `diffusion.masked`). A plan
+    with `carry=False` starts each window from `known` alone, not from what the window before drew
+    (a later window's values replace an earlier one's where they overlap)."""
     process = trained.process
     H = token_rows(process)
     S, N = plan.num_snps, len(labels_N)
@@ -66,7 +65,7 @@ def generate_tokens(trained, data, labels_N: np.ndarray, plan: WindowPlan,
     done_until = 0
     for w, start in enumerate(plan.starts):
         start = int(start)
-        carried = done_until if carry_overlap else 0
+        carried = done_until if plan.carry else 0
         tokens = window_start_state(out, known, plan, start, carried, process.mask_id)
         window = row_context(window_context(context, plan, start), labels_N)
         extra = {name: _window_slice(a, plan, start) for name, a in (per_snp or {}).items()}
