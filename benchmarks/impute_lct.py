@@ -32,7 +32,7 @@ import numpy as np
 from genodiff_jax.data import io, writers
 from genodiff_jax.data.loader import load_prepared
 from genodiff_jax.families import family_of
-from genodiff_jax.sampling.impute import imputation_settings, impute_tokens
+from genodiff_jax.sampling.impute import estimated_r2, imputation_settings, impute_tokens
 from genodiff_jax.sampling.settings import SamplingSettings
 from genodiff_jax.sampling.tokens import UNKNOWN
 from genodiff_jax.train.trained import load_trained
@@ -53,6 +53,12 @@ def r2_by_bin(truth: np.ndarray, dosage: np.ndarray, maf: np.ndarray,
     return out
 
 
+def mean_by_bin(per_site: np.ndarray, maf: np.ndarray, hidden: np.ndarray) -> dict:
+    """The mean of a per-site figure (e.g. the estimated r^2, DR2) over each bin's hidden SNPs."""
+    return {name: float(per_site[hidden & (maf >= lo) & (maf < hi)].mean())
+            for name, (lo, hi) in BINS.items() if (hidden & (maf >= lo) & (maf < hi)).any()}
+
+
 def population_frequencies(ref: np.ndarray, ref_labels: np.ndarray, labels: np.ndarray,
                            observed: np.ndarray) -> np.ndarray:
     """2 x the allele frequency of each person's population in the panel (the baseline)."""
@@ -62,8 +68,8 @@ def population_frequencies(ref: np.ndarray, ref_labels: np.ndarray, labels: np.n
 
 
 def run_beagle(ref_haps: np.ndarray, target_haps: np.ndarray, variants: io.Variants,
-               observed: np.ndarray, threads: int) -> tuple[np.ndarray, float]:
-    """Beagle's imputed dosages [n, S] for the target people and its wall time."""
+               observed: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Beagle's imputed dosages [n, S] for the target people, its DR2 [S] and its wall time."""
     if shutil.which("beagle") is None:
         subprocess.run(["apt-get", "install", "-y", "-q", "beagle"], check=True,
                        capture_output=True)
@@ -84,11 +90,13 @@ def run_beagle(ref_haps: np.ndarray, target_haps: np.ndarray, variants: io.Varia
 
         pos_index = {int(p): j for j, p in enumerate(variants.pos)}
         dosage = np.full((len(target_haps), len(variants)), np.nan, np.float32)
+        dr2 = np.full(len(variants), np.nan, np.float32)
         for record in VCF(str(tmp / "out.vcf.gz")):
             j = pos_index.get(record.POS)
             if j is not None:
                 dosage[:, j] = record.format("DS")[:, 0]
-    return dosage, seconds
+                dr2[j] = record.INFO.get("DR2", np.nan)
+    return dosage, dr2, seconds
 
 
 def main() -> None:
@@ -121,7 +129,7 @@ def main() -> None:
     true_dosage = truth.sum(axis=1).astype(np.float32)
     known = np.where(observed, truth, UNKNOWN).astype(np.int8)
 
-    results, seconds = {}, {}
+    results, seconds, estimated = {}, {}, {}  # estimated: the mean DR2 by bin
     settings = imputation_settings(trained, SamplingSettings(steps=args.steps,
                                                              panel_size=args.panel_size))
     rows = {"unconditional": ("model (unconditional)", np.full(len(truth), trained.num_classes)),
@@ -133,30 +141,37 @@ def main() -> None:
             row = f"{name}, {dosage}"
             draws = args.draws if dosage == "draws" else 0
             t0 = time.perf_counter()
-            filled, imputed = impute_tokens(trained, data, known, labels, settings, draws=draws,
-                                            dosage=dosage, per_snp=per_snp)
+            filled, haplotype_dosages = impute_tokens(trained, data, known, labels, settings,
+                                                      draws=draws, dosage=dosage,
+                                                      per_snp=per_snp)
+            imputed = haplotype_dosages.sum(axis=1)
             seconds[row] = time.perf_counter() - t0
             results[row] = r2_by_bin(true_dosage, imputed, maf, hidden)
+            estimated[row] = mean_by_bin(estimated_r2(haplotype_dosages), maf, hidden)
             if draws:
                 results[f"{row}: drawn alleles' mean"] = r2_by_bin(
                     true_dosage, filled.sum(axis=2).mean(axis=0), maf, hidden)
     base = population_frequencies(ref, data.train.labels, data.test.labels, observed)
     results["population frequencies"] = r2_by_bin(true_dosage, np.nan_to_num(base), maf, hidden)
     if not args.no_beagle:
-        dosage, seconds["beagle 5.4"] = run_beagle(ref, truth, data.variants, observed,
-                                                   args.threads)
+        dosage, dr2, seconds["beagle 5.4"] = run_beagle(ref, truth, data.variants, observed,
+                                                        args.threads)
         results["beagle 5.4"] = r2_by_bin(true_dosage, np.nan_to_num(dosage), maf, hidden)
+        estimated["beagle 5.4"] = mean_by_bin(np.nan_to_num(dr2), maf, hidden)
 
     header = ["method", *BINS, "seconds"]
     print(" | ".join(header))
     for name, r in results.items():
         cells = [f"{r[b]:.3f}" if r[b] is not None else "-" for b in BINS]
         print(" | ".join([name, *cells, f"{seconds.get(name, 0):.0f}"]))
+    print("mean estimated r^2 (DR2) over each bin's hidden SNPs:")
+    for name, by_bin in estimated.items():
+        print(" | ".join([name, *(f"{by_bin.get(b, float('nan')):.3f}" for b in BINS)]))
     record = {"command": " ".join(sys.argv), "workdir": str(args.workdir),
               "observe_every": args.observe_every, "draws": args.draws, "steps": args.steps,
               "panel_size": args.panel_size, "dosages": args.dosages,
               "n_reference": int(len(ref)), "n_target": int(len(truth)), "n_snps": int(S),
-              "results": results, "seconds": seconds,
+              "results": results, "estimated_r2": estimated, "seconds": seconds,
               "machine": {"python": platform.python_version(), "jax": jax.__version__,
                           "cpu": platform.processor() or platform.machine()}}
     if args.json:

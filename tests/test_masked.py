@@ -306,9 +306,38 @@ def test_impute_fills_no_calls_and_hidden_sites_and_keeps_what_was_observed(mask
     np.testing.assert_array_equal(dosages[observed], truth.sum(axis=1)[observed])
     # the posterior, not the two draws' alleles (which would be multiples of 0.5)
     assert summary["dosage"] == "posterior" and np.mean(dosages[hidden] % 0.5 != 0) > 0.5
+    # the VCF carries them as Beagle writes them: FORMAT/DS, INFO DR2 / AF, IMP where no one
+    # was observed (the masked site and every 7th from the 5th)
+    from cyvcf2 import VCF
+
+    from genodiff_jax.sampling.impute import estimated_r2
+
+    records = list(VCF(str(out / "imputed.vcf.gz")))
+    ds = np.stack([r.format("DS")[:, 0] for r in records], axis=1)
+    np.testing.assert_allclose(ds, dosages, atol=5e-4)
+    dr2 = np.array([r.INFO["DR2"] for r in records])
+    polymorphic = truth.min(axis=(0, 1)) != truth.max(axis=(0, 1))
+    assert np.all((dr2 >= 0) & (dr2 <= 1)) and np.all(dr2[~hidden.any(axis=0) & polymorphic] == 1)
+    imp = np.array([r.INFO.get("IMP") is not None for r in records])
+    np.testing.assert_array_equal(imp, hidden.all(axis=0))
+    haplotype_dosages = np.load(out / "dosages.npz")["haplotype_dosages"]
+    np.testing.assert_allclose(haplotype_dosages.sum(axis=1), dosages, rtol=1e-6)
+    np.testing.assert_allclose(dr2, estimated_r2(haplotype_dosages), atol=5e-4)
+    assert dr2[hidden.all(axis=0)].max() < 1  # no one seen there: never sure of everyone
     bad = cli.main(["impute", "--workdir", str(masked_run / "train"), "--vcf", str(vcf),
                     "--out", str(tmp_path / "x"), "--mask-sites", str(vcf)])
     assert bad == 2 and not (tmp_path / "x").exists()
+
+
+def test_the_estimated_r2_is_the_variance_of_the_allele_probabilities():
+    """Beagle's DR2: sure alleles read 1, one probability for everyone 0, and in between the
+    variance over haplotypes against a sure allele's at the same mean."""
+    from genodiff_jax.sampling.impute import estimated_r2
+
+    sure = np.array([[[0, 1, 1]], [[1, 1, 0]]], np.float32)  # [N=2, H=1, S=3]
+    np.testing.assert_array_equal(estimated_r2(sure), [1, 0, 1])  # the middle site: all ALT
+    unsure = np.array([[[0.9, 0.3], [0.1, 0.3]], [[0.1, 0.3], [0.9, 0.3]]])  # [2, 2, 2]
+    np.testing.assert_allclose(estimated_r2(unsure), [0.64, 0.0], atol=1e-6)
 
 
 def test_the_posterior_dosage_is_one_call_from_what_is_observed(masked_run):
@@ -333,7 +362,10 @@ def test_the_posterior_dosage_is_one_call_from_what_is_observed(masked_run):
 
     def dosage(name, draws, steps, seed):
         settings = imputation_settings(trained, SamplingSettings(steps=steps, seed=seed))
-        return impute_tokens(trained, data, known, labels, settings, draws=draws, dosage=name)
+        filled, haplotype_dosages = impute_tokens(trained, data, known, labels, settings,
+                                                  draws=draws, dosage=name)
+        assert haplotype_dosages.shape == truth.shape
+        return filled, haplotype_dosages.sum(axis=1)
 
     _, posterior = dosage("posterior", 0, 4, 0)
     filled, again = dosage("posterior", 1, 8, 1)

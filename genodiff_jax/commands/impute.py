@@ -20,6 +20,7 @@ from genodiff_jax.sampling.impute import (
     DOSAGES,
     UNKNOWN,
     check_panel_request,
+    estimated_r2,
     hide_sites,
     imputation_settings,
     impute_tokens,
@@ -33,6 +34,21 @@ IMPUTED_DOSAGES = "dosages.npz"
 IMPUTED_KIND = "imputed"
 IMPUTED_SUMMARY = "summary.json"
 MAX_DRAWS = 1000  # each draw is one whole sampling pass over the people
+# The imputed VCF's INFO fields, as Beagle writes them.
+IMPUTED_INFO = (
+    '##INFO=<ID=DR2,Number=A,Type=Float,Description="Dosage R-squared: estimated squared '
+    'correlation between estimated and true ALT dose">',
+    '##INFO=<ID=AF,Number=A,Type=Float,Description="Estimated ALT allele frequency">',
+    '##INFO=<ID=IMP,Number=0,Type=Flag,Description="Imputed: observed in no one">')
+
+
+def imputed_info(haplotype_dosages: np.ndarray, known: np.ndarray) -> list[str]:
+    """The INFO string of each site [S]: DR2 (`sampling.impute.estimated_r2`), AF (the mean
+    haplotype dosage) and IMP where no allele was observed (`known` int8 [N, 2, S])."""
+    r2 = estimated_r2(haplotype_dosages)
+    af = np.asarray(haplotype_dosages, np.float64).mean(axis=(0, 1))
+    seen = (known != UNKNOWN).any(axis=(0, 1))
+    return [f"DR2={r:.3f};AF={f:.4g}" + ("" if s else ";IMP") for r, f, s in zip(r2, af, seen)]
 
 
 def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: OutputSettings, *,
@@ -41,11 +57,12 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
                sampling: SamplingSettings = SamplingSettings(), progress: bool = True) -> dict:
     """Impute the people of `vcf` with the run in `workdir`, sampled with the run config's
     settings where `sampling` leaves them None; write `imputed.vcf.gz` (phased, the run's variant
-    table; the first of `draws` fillings), `dosages.npz` (the dosage `dosage` names:
-    `sampling.impute.DOSAGES`) and
-    `summary.json` (what is returned: the sites matched, flipped, skipped, absent and masked, the
-    alleles filled) into `output.path` (an earlier imputation is replaced; anything else only
-    with `overwrite`, never an input).
+    table; GT the first of `draws` fillings, FORMAT/DS the dosage `dosage` names,
+    `sampling.impute.DOSAGES`, INFO DR2 / AF / IMP as Beagle writes them: `imputed_info`),
+    `dosages.npz` (the same dosages, and each haplotype's) and `summary.json` (what is
+    returned: the sites matched, flipped, skipped, absent and masked, the alleles filled) into
+    `output.path` (an earlier imputation is replaced; anything else only with `overwrite`, never
+    an input).
     `sampling.reference`: a phased VCF whose haplotypes a family that reads a panel copies from
     instead of the run's training split (`sampling.impute.reference_tokens`)."""
     from genodiff_jax.train.trained import load_trained
@@ -78,8 +95,10 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
         n_masked = len(set(sites))
     labels = labels_of(genotypes.samples, panel, data, trained.num_classes)
     per_snp = family.inputs(trained, data, labels, settings, known)
-    filled, dosages = impute_tokens(trained, data, known, labels, settings, draws=draws,
-                                    dosage=dosage, progress=progress, per_snp=per_snp)
+    filled, haplotype_dosages = impute_tokens(trained, data, known, labels, settings,
+                                              draws=draws, dosage=dosage, progress=progress,
+                                              per_snp=per_snp)
+    dosages = haplotype_dosages.sum(axis=1)
     summary = {"n_samples": int(len(labels)), "n_variants": int(known.shape[2]),
                "sites": {"matched": match.n_matched, "flipped": match.n_flipped,
                          "skipped_other_alleles": match.n_other_alleles,
@@ -95,9 +114,11 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
     with atomic_dir(out, IMPUTED_KIND, inputs=inputs, overwrite=overwrite,
                     dataset=data.fingerprint) as tmp:
         writers.write_vcf(Path(tmp) / IMPUTED_VCF, data.variants, genotypes.samples,
-                          filled[0].transpose(0, 2, 1), phased=True)
+                          filled[0].transpose(0, 2, 1), phased=True, dosage=dosages,
+                          info=imputed_info(haplotype_dosages, known), meta=IMPUTED_INFO)
         with open(Path(tmp) / IMPUTED_DOSAGES, "wb") as f:
-            np.savez(f, dosages=dosages, samples=genotypes.samples)
+            np.savez(f, dosages=dosages, haplotype_dosages=haplotype_dosages,
+                     samples=genotypes.samples)
         (Path(tmp) / IMPUTED_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

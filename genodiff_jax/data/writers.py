@@ -21,18 +21,36 @@ def _genotype_table(phased: bool) -> np.ndarray:
 
 
 BGZF_BLOCK = 65536  # bytes of uncompressed text a BGZF block holds
+DS_DECIMALS = 3  # FORMAT/DS is written as "d.ddd"
+DS_HEADER = ('##FORMAT=<ID=DS,Number=A,Type=Float,Description="Estimated ALT dose '
+             '[P(RA) + 2*P(AA)]">')
+
+
+def _dosage_table() -> np.ndarray:
+    """Byte codes [2001, 5]: the DS text "0.000" ... "2.000" of each thousandth."""
+    steps = 2 * 10 ** DS_DECIMALS + 1
+    texts = [f"{k / 10 ** DS_DECIMALS:.{DS_DECIMALS}f}" for k in range(steps)]
+    return np.frombuffer("".join(texts).encode(), np.uint8).reshape(steps, -1)
+
+
+_DS_TABLE = _dosage_table()
 
 
 class VcfWriter:
     """Bgzipped VCF written under a temporary name
     and renamed when the `with` block ends cleanly; an error or Ctrl-C drops what is still
-    buffered and removes the temporary at once (no compressing of text that is thrown away)."""
+    buffered and removes the temporary at once (no compressing of text that is thrown away).
+
+    `dosage`: every call also carries FORMAT/DS, each person's ALT dose (an imputation's
+    output, as Beagle writes it); `meta`: further header lines (e.g. the INFO fields that
+    `write`'s `info` strings use)."""
 
     def __init__(self, path: str | os.PathLike, samples: Sequence[str],
                  contigs: dict[str, int] | None = None, phased: bool = False,
-                 source: str = "genodiff-jax"):
+                 source: str = "genodiff-jax", *, dosage: bool = False,
+                 meta: Sequence[str] = ()):
         self.path, self.samples, self.phased = Path(path), [str(s) for s in samples], phased
-        self.contigs, self.source = contigs or {}, source
+        self.contigs, self.source, self.dosage, self.meta = contigs or {}, source, dosage, meta
         self._table = _genotype_table(phased)
         self._atomic = None
         self._file = None
@@ -48,14 +66,22 @@ class VcfWriter:
         header = ["##fileformat=VCFv4.2", f"##source={self.source}"]
         header += [f"##contig=<ID={c}" + (f",length={n}>" if n else ">")
                    for c, n in self.contigs.items()]
+        header += list(self.meta)
         header.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
+        if self.dosage:
+            header.append(DS_HEADER)
         header.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO",
                                  "FORMAT", *self.samples]))
         self._write(("\n".join(header) + "\n").encode())
         return self
 
-    def write(self, variants: Variants, genotypes: np.ndarray) -> None:
-        """Dosages int8 [N, S] (unphased) or haplotype alleles [N, S, 2] (phased)."""
+    def write(self, variants: Variants, genotypes: np.ndarray, *,
+              dosage: np.ndarray | None = None, info: Sequence[str] | None = None) -> None:
+        """Dosages int8 [N, S] (unphased) or haplotype alleles [N, S, 2] (phased); with a
+        `dosage` writer, `dosage` float [N, S] in [0, 2] (FORMAT/DS); `info` one INFO string a
+        variant (default ".")."""
+        if (dosage is None) == self.dosage:
+            raise ValueError("a dosage writer takes dosage= with every write, no other does")
         genotypes = np.asarray(genotypes)
         n = len(self.samples)
         if self.phased:
@@ -71,15 +97,34 @@ class VcfWriter:
                              f"{len(variants)} variants")
         if codes.size and (codes.min() < 0 or codes.max() >= len(self._table)):
             raise ValueError("genotype codes out of range")
-        rows = self._table[codes.T]  # [S, N, 4]
+        rows = self._table[codes.T]  # [S, N, 4]: "a|b\t"
+        if self.dosage:
+            colon = np.full(rows.shape[:2] + (1,), ord(":"), np.uint8)
+            ds = self._dosage_text(dosage, codes.shape)
+            rows = np.concatenate([rows[..., :3], colon, ds, rows[..., 3:]], axis=-1)  # a|b:d.ddd
         rows[:, -1, -1] = ord("\n")
-        rows = rows.reshape(len(variants), n * 4)
+        rows = rows.reshape(len(variants), -1)
+        info = ["."] * len(variants) if info is None else list(info)
+        if len(info) != len(variants):
+            raise ValueError(f"{len(info)} INFO strings for {len(variants)} variants")
+        fmt = "GT:DS" if self.dosage else "GT"
         lines = [
-            f"{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t.\tGT\t".encode() + row.tobytes()
-            for c, p, i, r, a, row in zip(variants.chrom, variants.pos, variants.id, variants.ref,
-                                          variants.alt, rows)
+            f"{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t{inf}\t{fmt}\t".encode() + row.tobytes()
+            for c, p, i, r, a, inf, row in zip(variants.chrom, variants.pos, variants.id,
+                                               variants.ref, variants.alt, info, rows)
         ]
         self._write(b"".join(lines))
+
+    @staticmethod
+    def _dosage_text(dosage: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """DS bytes [S, N, 5] of `dosage` [N, S] (rounded to DS_DECIMALS)."""
+        dosage = np.asarray(dosage, np.float64)
+        if dosage.shape != shape:
+            raise ValueError(f"dosage {dosage.shape} does not match the genotypes {shape}")
+        if dosage.size and not (np.all(dosage >= 0) and np.all(dosage <= 2)):
+            raise ValueError("dosages must be in [0, 2]")
+        thousandths = np.rint(dosage.T * 10 ** DS_DECIMALS).astype(np.int64)
+        return _DS_TABLE[thousandths]
 
     def _write(self, text: bytes) -> None:
         # BgzfWriter copies the rest of its buffer after every block it compresses, so one large
@@ -102,14 +147,19 @@ class VcfWriter:
 
 def write_vcf(path: str | os.PathLike, variants: Variants, samples: Sequence[str],
               genotypes: np.ndarray, *, phased: bool, contigs: dict[str, int] | None = None,
-              chunk_size: int = 4096) -> None:
-    """Write a whole matrix (dosages [N, S] or haplotypes [N, S, 2]) as bgzipped VCF."""
+              chunk_size: int = 4096, dosage: np.ndarray | None = None,
+              info: Sequence[str] | None = None, meta: Sequence[str] = ()) -> None:
+    """Write a whole matrix (dosages [N, S] or haplotypes [N, S, 2]) as bgzipped VCF; `dosage`
+    float [N, S] adds FORMAT/DS, `info` [S] the INFO column, `meta` header lines."""
     if contigs is None:  # declare every chromosome written, in order of appearance (no lengths)
         contigs = dict.fromkeys(map(str, variants.chrom), 0)
-    with VcfWriter(path, samples, contigs=contigs, phased=phased) as writer:
+    with VcfWriter(path, samples, contigs=contigs, phased=phased, dosage=dosage is not None,
+                   meta=meta) as writer:
         for start in range(0, len(variants), chunk_size):
             stop = start + chunk_size
-            writer.write(variants.take(slice(start, stop)), genotypes[:, start:stop])
+            writer.write(variants.take(slice(start, stop)), genotypes[:, start:stop],
+                         dosage=None if dosage is None else dosage[:, start:stop],
+                         info=None if info is None else info[start:stop])
 
 
 def write_plink(prefix: str | os.PathLike, variants: Variants, samples: Sequence[str],

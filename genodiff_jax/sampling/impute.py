@@ -150,10 +150,10 @@ def hide_sites(known: np.ndarray, variants: io.Variants, sites: list[str], path)
     return known
 
 
-# name -> f(fill, settings, drawn_means) -> dosage float32 [N, S]. `fill(settings, key=None,
-# carry=True)` runs `generate_tokens(..., means=True)` for the people being imputed (`carry`: the
-# window plan's); `settings` are the fillings' and `drawn_means` the draws' expected values
-# [N, H, S] each.
+# name -> f(fill, settings, drawn_means) -> haplotype dosages float32 [N, H, S] (each allele's
+# probability of being ALT). `fill(settings, key=None, carry=True)` runs
+# `generate_tokens(..., means=True)` for the people being imputed (`carry`: the window plan's);
+# `settings` are the fillings' and `drawn_means` the draws' expected values [N, H, S] each.
 DOSAGES: Registry[Callable] = Registry("imputed dosage")
 
 
@@ -166,7 +166,7 @@ def posterior_dosage(fill: Callable, settings: SamplingSettings,
     one_call = dataclasses.replace(settings, sampler="ancestral", steps=1,
                                    options={"temperature": 1.0})
     _, mean = fill(one_call, carry=False)
-    return mean.sum(axis=1, dtype=np.float32)
+    return np.asarray(mean, np.float32)
 
 
 @DOSAGES.register("draws")
@@ -176,7 +176,23 @@ def mean_over_draws(fill: Callable, settings: SamplingSettings,
     del fill, settings
     if not drawn_means:
         raise ValueError("the 'draws' dosage needs draws >= 1")
-    return np.mean(drawn_means, axis=0).sum(axis=1, dtype=np.float32)
+    return np.mean(drawn_means, axis=0, dtype=np.float32)
+
+
+def estimated_r2(haplotype_dosages: np.ndarray) -> np.ndarray:
+    """Each site's estimated squared correlation between imputed and true ALT dose, float32 [S]
+    from haplotype dosages [N, H, S] (Beagle's DR2, MaCH's Rsq): the variance of the allele
+    probabilities over the haplotypes against the variance they would have if each were a sure
+    0 or 1 at the same mean; 0 where every probability is 0 or every one 1. Observed alleles
+    count as sure, so a site seen in everyone reads 1."""
+    p = np.asarray(haplotype_dosages, np.float64)
+    p = p.reshape(-1, p.shape[-1])
+    mean = p.mean(axis=0)
+    binary_variance = mean * (1 - mean)
+    variance = (p ** 2).mean(axis=0) - mean ** 2
+    safe = np.where(binary_variance > 0, binary_variance, 1.0)
+    return np.where(binary_variance > 1e-12, np.clip(variance / safe, 0.0, 1.0), 0.0
+                    ).astype(np.float32)
 
 
 def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray,
@@ -184,9 +200,10 @@ def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray,
                   progress: bool = False, per_snp: Mapping[str, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """`draws` independent fillings of `known` (int8 [draws, N, 2, S]) with `settings` (as
-    `imputation_settings` resolves them), and the imputed dosage float32 [N, S] that `dosage`
-    names (`DOSAGES`; draws=0 computes the dosage alone, e.g. for a benchmark). `per_snp`: the
-    family's other inputs (`Family.inputs`, e.g. a reference panel)."""
+    `imputation_settings` resolves them), and the imputed haplotype dosages float32 [N, 2, S]
+    that `dosage` names (`DOSAGES`; a person's dosage is their sum over axis 1; draws=0
+    computes the dosages alone, e.g. for a benchmark). `per_snp`: the family's other inputs
+    (`Family.inputs`, e.g. a reference panel)."""
     estimate = DOSAGES[dosage]
     plan = token_plan(data, trained.process, trained.model)
 
