@@ -88,8 +88,9 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
                    help="a file of chrom:pos sites to hide and impute (e.g. for a benchmark)")
     add_panel_flags(p)
     p.add_argument("--draws", type=int, default=1,
-                   help="fillings (1 to 1000): the first is written to imputed.vcf.gz; with "
-                   "--dosage draws, their expected values are averaged into dosages.npz")
+                   help="fillings (1 to 1000; more than 1 only with --dosage draws): the first "
+                   "is written to imputed.vcf.gz (GT), their expected values are averaged into "
+                   "the dosage")
     p.add_argument("--dosage", default="posterior",
                    help="dosages.npz: 'posterior' (one model call from what is observed, the "
                    "default) or 'draws' (averaged over the fillings)")

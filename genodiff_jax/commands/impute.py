@@ -74,6 +74,10 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
         raise InputError(None, f"--draws must be in [1, {MAX_DRAWS}], got {draws}")
     if dosage not in DOSAGES:
         raise InputError(None, f"--dosage must be one of {', '.join(DOSAGES)}, got {dosage!r}")
+    if draws > 1 and dosage != "draws":
+        raise InputError(None, f"--draws {draws} fills the people {draws} times for the 'draws' "
+                         f"dosage; the VCF holds the first filling and the {dosage!r} dosage "
+                         "reads none (add --dosage draws, or leave --draws at 1)")
     for given in (panel, mask_sites):
         if given is not None:
             require_file(given)
