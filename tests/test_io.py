@@ -46,7 +46,7 @@ def test_a_dosage_vcf_carries_ds_and_info_that_cyvcf2_reads(small_cohort, tmp_pa
     variants = g.variants.take(slice(0, 40))
     haps = small_cohort["haps"][:, :40]
     ds = np.random.default_rng(0).uniform(0, 2, haps.shape[:2])
-    ds[0, :3] = [0.0, 2.0, 1.0005]
+    ds[0, :5] = [0.0, 2.0, 1.0005, 2.0000002, -1e-7]  # float noise past 0 and 2 is written
     info = [f"DR2={j / 40:.3f}" + (";IMP" if j % 3 == 0 else "") for j in range(40)]
     meta = ['##INFO=<ID=DR2,Number=A,Type=Float,Description="r2">',
             '##INFO=<ID=IMP,Number=0,Type=Flag,Description="imputed">']
@@ -55,12 +55,15 @@ def test_a_dosage_vcf_carries_ds_and_info_that_cyvcf2_reads(small_cohort, tmp_pa
     records = list(VCF(str(tmp_path / "d.vcf.gz")))
     got = np.stack([r.format("DS")[:, 0] for r in records], axis=1)
     np.testing.assert_allclose(got, ds, atol=5e-4 + 1e-6)
-    assert got[0, :3].tolist() == pytest.approx([0.0, 2.0, 1.0])  # ties to even
+    assert got[0, :5].tolist() == pytest.approx([0.0, 2.0, 1.0, 2.0, 0.0])  # ties to even
     assert [r.INFO["DR2"] for r in records] == pytest.approx([j / 40 for j in range(40)])
     assert [r.INFO.get("IMP") is not None for r in records] == [j % 3 == 0 for j in range(40)]
     np.testing.assert_array_equal(
         np.stack([r.genotype.array()[:, :2] for r in records], axis=1), haps)
-    for bad, message in ((ds + 0.5, r"in \[0, 2\]"), (ds[:, :39], "does not match")):
+    nan = ds.copy()
+    nan[1, 1] = np.nan
+    for bad, message in ((ds + 0.5, r"in \[0, 2\]"), (nan, r"in \[0, 2\]"),
+                         (ds[:, :39], "does not match")):
         with pytest.raises(ValueError, match=message):
             writers.write_vcf(tmp_path / "x.vcf.gz", variants, g.samples, haps, phased=True,
                               dosage=bad)

@@ -121,10 +121,10 @@ class VcfWriter:
         dosage = np.asarray(dosage, np.float64)
         if dosage.shape != shape:
             raise ValueError(f"dosage {dosage.shape} does not match the genotypes {shape}")
-        if dosage.size and not (np.all(dosage >= 0) and np.all(dosage <= 2)):
-            raise ValueError("dosages must be in [0, 2]")
-        thousandths = np.rint(dosage.T * 10 ** DS_DECIMALS).astype(np.int64)
-        return _DS_TABLE[thousandths]
+        steps = np.rint(dosage.T * 10 ** DS_DECIMALS)  # float noise past 0 or 2 rounds away
+        if steps.size and not (np.all(steps >= 0) and np.all(steps < len(_DS_TABLE))):
+            raise ValueError("dosages must be in [0, 2]")  # NaN fails both
+        return _DS_TABLE[steps.astype(np.int64)]
 
     def _write(self, text: bytes) -> None:
         # BgzfWriter copies the rest of its buffer after every block it compresses, so one large
