@@ -2,7 +2,8 @@
 per-population-frequency baseline, by minor-allele-frequency bin.
 
 The reference panel is the run's training people (phased); the held-out (test) people keep 1 SNP
-in `--observe-every` and the rest is imputed. Accuracy: dosage r^2 over the hidden SNPs of a bin
+in `--observe-every` (from `--offsets`: several offsets are several runs, averaged) and the rest
+is imputed. Accuracy: dosage r^2 over the hidden SNPs of a bin
 (squared correlation of true and imputed dosage over every person x SNP of the bin, pooled); MAF
 from the reference panel. The model's dosages (`sampling.impute.DOSAGES`): "posterior", one model
 call from what is observed (the `genodiff impute` default), and "draws", the expected values over
@@ -99,37 +100,21 @@ def run_beagle(ref_haps: np.ndarray, target_haps: np.ndarray, variants: io.Varia
     return dosage, dr2, seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True, type=Path, help="masked-diffusion run")
-    parser.add_argument("--observe-every", type=int, default=10)
-    parser.add_argument("--draws", type=int, default=4, help="model fillings averaged")
-    parser.add_argument("--steps", type=int, default=None, help="unmasking steps")
-    parser.add_argument("--panel-size", type=int, default=None,
-                        help="reference rows a panel run reads (default: the run's)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--labels", choices=["both", "unconditional", "population"],
-                        default="both", help="the model's rows: without labels, with each "
-                        "person's population, or both")
-    parser.add_argument("--dosages", default="posterior,draws",
-                        help="the model's dosages to measure (sampling.impute.DOSAGES)")
-    parser.add_argument("--no-beagle", action="store_true")
-    args = parser.parse_args()
-
-    trained = load_trained(args.workdir)
-    data = load_prepared(trained.run["data_dir"])
+def compare(args, trained, data, offset: int) -> tuple[dict, dict, dict]:
+    """The model's dosages, per-population frequencies and Beagle with the held-out people
+    keeping the SNPs `offset`, `offset + observe_every`, ...: r^2 by bin, seconds and the mean
+    estimated r^2 (DR2) by bin of each method."""
     ref, truth = np.asarray(data.tokens("train")), np.asarray(data.tokens("test"))
     S = truth.shape[2]
     observed = np.zeros(S, bool)
-    observed[::args.observe_every] = True
+    observed[offset::args.observe_every] = True
     hidden = ~observed
     af = ref.mean(axis=(0, 1))
     maf = np.minimum(af, 1 - af)
     true_dosage = truth.sum(axis=1).astype(np.float32)
     known = np.where(observed, truth, UNKNOWN).astype(np.int8)
 
-    results, seconds, estimated = {}, {}, {}  # estimated: the mean DR2 by bin
+    results, seconds, estimated = {}, {}, {}
     settings = imputation_settings(trained, SamplingSettings(steps=args.steps,
                                                              panel_size=args.panel_size))
     rows = {"unconditional": ("model (unconditional)", np.full(len(truth), trained.num_classes)),
@@ -158,20 +143,78 @@ def main() -> None:
                                                         args.threads)
         results["beagle 5.4"] = r2_by_bin(true_dosage, np.nan_to_num(dosage), maf, hidden)
         estimated["beagle 5.4"] = mean_by_bin(np.nan_to_num(dr2), maf, hidden)
+    return results, seconds, estimated
 
-    header = ["method", *BINS, "seconds"]
-    print(" | ".join(header))
+
+def mean_over(tables: list[dict]) -> dict:
+    """Averaged over several offsets' tables, figure by figure (nested dicts of numbers; None
+    where any offset has None)."""
+    out = {}
+    for key, first in tables[0].items():
+        values = [t[key] for t in tables]
+        if isinstance(first, dict):
+            out[key] = mean_over(values)
+        else:
+            out[key] = None if any(v is None for v in values) else float(np.mean(values))
+    return out
+
+
+def print_table(results: dict, seconds: dict, estimated: dict) -> None:
+    print(" | ".join(["method", *BINS, "seconds"]))
     for name, r in results.items():
         cells = [f"{r[b]:.3f}" if r[b] is not None else "-" for b in BINS]
         print(" | ".join([name, *cells, f"{seconds.get(name, 0):.0f}"]))
     print("mean estimated r^2 (DR2) over each bin's hidden SNPs:")
     for name, by_bin in estimated.items():
         print(" | ".join([name, *(f"{by_bin.get(b, float('nan')):.3f}" for b in BINS)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, type=Path, help="masked-diffusion run")
+    parser.add_argument("--observe-every", type=int, default=10)
+    parser.add_argument("--offsets", default="0",
+                        help="comma-separated offsets of the observed grid (0 to observe-every "
+                        "- 1), each a run, averaged: which SNPs are observed moves the rare bin "
+                        "by several hundredths")
+    parser.add_argument("--draws", type=int, default=4, help="model fillings averaged")
+    parser.add_argument("--steps", type=int, default=None, help="unmasking steps")
+    parser.add_argument("--panel-size", type=int, default=None,
+                        help="reference rows a panel run reads (default: the run's)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--labels", choices=["both", "unconditional", "population"],
+                        default="both", help="the model's rows: without labels, with each "
+                        "person's population, or both")
+    parser.add_argument("--dosages", default="posterior,draws",
+                        help="the model's dosages to measure (sampling.impute.DOSAGES)")
+    parser.add_argument("--no-beagle", action="store_true")
+    args = parser.parse_args()
+    offsets = [int(o) for o in args.offsets.split(",")]
+    if not all(0 <= o < args.observe_every for o in offsets):
+        parser.error(f"--offsets must be in [0, {args.observe_every - 1}]")
+
+    trained = load_trained(args.workdir)
+    data = load_prepared(trained.run["data_dir"])
+    runs = {}
+    for offset in offsets:
+        runs[offset] = compare(args, trained, data, offset)
+        if len(offsets) > 1:
+            print(f"observed SNPs {offset}, {offset + args.observe_every}, ...:")
+            print_table(*runs[offset])
+    results, seconds, estimated = (mean_over([r[k] for r in runs.values()]) for k in range(3))
+    if len(offsets) > 1:
+        print(f"mean over the {len(offsets)} offsets:")
+    print_table(results, seconds, estimated)
+    ref, truth = data.tokens("train"), data.tokens("test")
     record = {"command": " ".join(sys.argv), "workdir": str(args.workdir),
-              "observe_every": args.observe_every, "draws": args.draws, "steps": args.steps,
-              "panel_size": args.panel_size, "dosages": args.dosages,
-              "n_reference": int(len(ref)), "n_target": int(len(truth)), "n_snps": int(S),
+              "observe_every": args.observe_every, "offsets": offsets, "draws": args.draws,
+              "steps": args.steps, "panel_size": args.panel_size, "dosages": args.dosages,
+              "n_reference": int(len(ref)), "n_target": int(len(truth)),
+              "n_snps": int(np.shape(truth)[2]),
               "results": results, "estimated_r2": estimated, "seconds": seconds,
+              "by_offset": {str(o): {"results": r, "seconds": t, "estimated_r2": e}
+                            for o, (r, t, e) in runs.items()},
               "machine": {"python": platform.python_version(), "jax": jax.__version__,
                           "cpu": platform.processor() or platform.machine()}}
     if args.json:
