@@ -190,9 +190,9 @@ def estimated_r2(haplotype_dosages: np.ndarray) -> np.ndarray:
     mean = p.mean(axis=0)
     binary_variance = mean * (1 - mean)
     variance = (p ** 2).mean(axis=0) - mean ** 2
-    safe = np.where(binary_variance > 0, binary_variance, 1.0)
-    return np.where(binary_variance > 1e-12, np.clip(variance / safe, 0.0, 1.0), 0.0
-                    ).astype(np.float32)
+    r2 = np.divide(variance, binary_variance, out=np.zeros_like(mean),
+                   where=binary_variance > 1e-12)
+    return np.clip(r2, 0.0, 1.0).astype(np.float32)
 
 
 def impute_tokens(trained, data, known: np.ndarray, labels: np.ndarray,
