@@ -127,7 +127,8 @@ class SNPPanel(SNPUNet):
         evidence = panel_evidence(tokens, panel, V, scales, P)  # F x [B, H, R, L / P]
         if self.row_owner:  # 1 where row r was drawn for token row h (r mod H == h)
             owner = jnp.arange(R)[None, :] % H == jnp.arange(H)[:, None]  # [H, R]
-            evidence.append(owner[None, :, :, None].astype(jnp.float32))  # broadcasts below
+            evidence.append(jnp.broadcast_to(owner[None, :, :, None].astype(jnp.float32),
+                                             evidence[0].shape))
         # a panel row's score in a patch: its evidence weighed by coefficients from the patch's
         # state, one set per token row (linear in the evidence, as a copying model's log
         # posterior is in its match counts); the network's own component scores from the state
