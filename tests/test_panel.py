@@ -131,6 +131,35 @@ def test_neighbour_panels_hold_the_nearest_rows_never_the_person_s_own():
             assert {next(iter(o)) for o in _owners(panel, data)} == {a ^ 1 for a in anchors}
 
 
+def test_the_run_s_panel_match_ranks_training_sampling_and_imputation_panels():
+    """diffusion.panel_match reaches every ranking: training and validation panels, a generated
+    person's neighbours, an imputed person's rows."""
+    from genodiff_jax.data.panels import MATCHES
+
+    seen = []
+
+    def spy(rows, values):
+        seen.append(rows.shape)
+        return np.ones((len(values), rows.shape[1]), np.float32)
+
+    MATCHES.register("spy", spy)
+    try:
+        data = _cohort(n_train=12, classes=3)
+        process = PanelMaskedProcess(window=64, overlap=8, panel_size=2,
+                                     panel_from="neighbours", panel_match="spy")
+        model = build_model("snp_panel", num_classes=3, **MODELS["snp_panel"].TEST_SIZES)
+        panel_view(data, process, model)
+        assert seen == [(24, S)] * 2  # the training split's 24 rows rank both splits' panels
+        trained, family = types.SimpleNamespace(process=process), FAMILIES["panel"]
+        family.inputs(trained, data, np.zeros(3, np.int32), SamplingSettings(seed=1))
+        known = np.full((3, 2, S), -1, np.int8)
+        known[:, :, ::4] = data.tokens("test")[:3, :, ::4]
+        family.inputs(trained, data, np.zeros(3, np.int32), SamplingSettings(seed=1), known=known)
+        assert len(seen) == 4
+    finally:
+        del MATCHES["spy"]
+
+
 def test_best_matching_leaves_out_the_rows_it_is_told_to():
     from genodiff_jax.data.panels import best_matching
 
@@ -138,6 +167,24 @@ def test_best_matching_leaves_out_the_rows_it_is_told_to():
     known = rows[[0]][None]  # [1, 1, 4]: row 0's tokens
     assert best_matching(rows, known, 2).tolist() == [[0, 1]]
     assert best_matching(rows, known, 2, leave_out=np.array([[0]])).tolist() == [[1, 3]]
+
+
+def test_rare_sharing_ranks_a_shared_rare_allele_above_many_common_matches():
+    """panel_match: "agreement" counts every match 1, so a hub carrying the common allele
+    everywhere is nearest; "rare_sharing" counts a match 1 / frequency, so the row sharing the
+    person's rare allele wins. Pinned: both rankings and the weights."""
+    from genodiff_jax.data.panels import MATCHES, best_matching
+
+    # 5 identical hubs with the common ALT at SNPs 1-3 (frequency 5 / 6); row 5 REF there and
+    # the only carrier of SNP 0's ALT, as is the person, who carries the common ALTs too.
+    rows = np.array([[0, 1, 1, 1]] * 5 + [[1, 0, 0, 0]], np.int8)
+    person = np.ones((1, 1, 4), np.int8)
+    np.testing.assert_allclose(MATCHES["rare_sharing"](rows, np.array([0, 1]))[:, :2],
+                               [[1.2, 6.0], [6.0, 1.2]])
+    assert best_matching(rows, person, 1).tolist() == [[0]]  # 3 matches against 1
+    assert best_matching(rows, person, 1, match="rare_sharing").tolist() == [[5]]  # 6 > 3.6
+    with pytest.raises(ValueError, match="unknown panel match 'nearest'; known: agreement"):
+        best_matching(rows, person, 1, match="nearest")
 
 
 def test_the_copying_evidence_counts_runs_and_windows_from_known_tokens_only():

@@ -234,9 +234,10 @@ def panel_view(data, process, model) -> TrainingView:
         def people(tokens: np.ndarray) -> np.ndarray:  # [n, rows a person, S]
             return np.asarray(tokens).reshape(len(tokens), per_person, -1)
 
+        match = process.panel_match
         train_panels = best_matching(rows, people(train_tokens), size, leave_out=own_rows(
-            np.arange(len(data.train.labels)), per_person))
-        test_panels = best_matching(rows, people(data.tokens("test")), size)
+            np.arange(len(data.train.labels)), per_person), match=match)
+        test_panels = best_matching(rows, people(data.tokens("test")), size, match=match)
     else:
         rng = np.random.default_rng([len(rows), rows.shape[-1], size])
         draw = dict(rows_per_person=per_person, size=size, rng=rng,

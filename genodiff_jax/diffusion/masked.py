@@ -355,10 +355,13 @@ class PanelMaskedProcess(MaskedProcess):
     """The masked process on examples that also hold a reference panel ("panel" int8 [R, L], never
     masked: `data.panels`), for the `snp_panel` denoiser. panel_size: R rows; panel_from: "class"
     (the person's class in the training split), "any" (everyone in it) or "neighbours" (the rows
-    nearest the person's own; generating, anchors' of their class)."""
+    nearest the person's own; generating, anchors' of their class); panel_match: how nearness
+    counts a matching token (`data.panels.MATCHES`; an unknown name fails when the panels are
+    drawn), for neighbours and imputation."""
 
     panel_size: int = 16
     panel_from: str = "class"
+    panel_match: str = "agreement"
 
     representation: ClassVar[str] = "panel"
 

@@ -47,7 +47,7 @@ class PanelFamily(MaskedFamily):
                 else reference_tokens(reference, data))
         rows = panel_rows(pool)
         if known is not None:
-            return {"panel": rows[best_matching(rows, known, size)]}
+            return {"panel": rows[best_matching(rows, known, size, match=process.panel_match)]}
         pool_labels, panel_from = ((data.train.labels, process.panel_from) if reference is None
                                    else (np.zeros(len(pool), np.int32), "any"))
         rng = np.random.default_rng([settings.seed, 26])
@@ -55,7 +55,8 @@ class PanelFamily(MaskedFamily):
             if len(pool) < 2:
                 raise InputError(reference, "a neighbours panel needs 2 or more people in the "
                                  "reference (the anchor's own rows are left out)")
-            index = neighbour_panels(pool, labels_N, pool_labels, size, rng)
+            index = neighbour_panels(pool, labels_N, pool_labels, size, rng,
+                                     match=process.panel_match)
         else:
             index = draw_panels(labels_N, pool_labels, rows.shape[0] // len(pool_labels), size,
                                 rng, panel_from=panel_from)
