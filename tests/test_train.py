@@ -333,10 +333,15 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp
     assert result["stop_reason"] == "converged" and result["stopped_at_step"] == 6
     stop = result["stop"]
     assert (stop["best_step"], stop["evals_since_best"], stop["patience"]) == (2, 2, 2)
-    assert stop["message"] == (f"stopped at step 6: val_recon did not improve by 1e+06 for 2 "
-                               f"evaluations (best {stop['best']:.4g} at step 2)")
-
     records = read_metrics(tmp_path / "metrics.jsonl")
+    values = [r["val_recon"] for r in records]
+    lowest = int(np.argmin(values))  # smaller gains than min_delta move the best checkpoint
+    assert (stop["lowest"], stop["lowest_step"]) == (values[lowest], 2 * (lowest + 1))
+    note = (f"; lowest {values[lowest]:.4g} at step {2 * (lowest + 1)}, the best checkpoint"
+            if lowest else "")
+    assert stop["message"] == (f"stopped at step 6: val_recon did not improve by 1e+06 for 2 "
+                               f"evaluations (best {stop['best']:.4g} at step 2{note})")
+
     assert [r["step"] for r in records] == [2, 4, 6]
     assert [r.get("stop_reason") for r in records] == [None, None, "converged"]
     assert records[-1]["stop"] == stop and "val_recon" in records[-1]
@@ -400,6 +405,21 @@ def test_the_time_cap_stops_a_run_and_raising_it_lets_the_run_go_on(tmp_path: Pa
     assert (done["stop_reason"], done["stopped_at_step"]) == ("step_cap", 8)
     assert done["stop"]["message"] == "stopped at step 8: reached the step cap (8 steps)"
     assert json.loads((tmp_path / "run.json").read_text())["stop"]["reason"] == "step_cap"
+
+
+def test_the_stop_names_the_best_checkpoint_s_step_where_a_small_gain_moved_it():
+    """A gain under min_delta is no improvement for early stopping but moves the best checkpoint
+    (`CheckpointStore.save_best` keeps the lowest value): the message names both."""
+    from genodiff_jax.train.stopping import Convergence, StopRule, stop_record
+
+    rule, state = StopRule("val_bits", patience=2, min_delta=0.1), Convergence()
+    for step, value in ((2, 0.5), (4, 0.45), (6, 0.46)):
+        state.update(step, value, rule.min_delta)
+    stop = stop_record("converged", rule, state, 6, 40, 1.0)
+    assert (stop["best_step"], stop["lowest_step"], stop["lowest"]) == (2, 4, 0.45)
+    assert stop["message"] == ("stopped at step 6: val_bits did not improve by 0.1 for 2 "
+                               "evaluations (best 0.5 at step 2; lowest 0.45 at step 4, the best "
+                               "checkpoint)")
 
 
 def test_train_prints_why_training_stopped(monkeypatch, capsys):

@@ -39,14 +39,19 @@ class StopRule:
 
 @dataclasses.dataclass
 class Convergence:
-    """Early stopping's state: the best value, its step, and the evaluations since."""
+    """Early stopping's state: the best value, its step, and the evaluations since; and the
+    lowest value and its step (the best checkpoint's, which any gain moves, `min_delta` or not)."""
 
     best: float = math.inf
     best_step: int | None = None
     evals_since_best: int = 0
+    lowest: float = math.inf
+    lowest_step: int | None = None
 
     def update(self, step: int, value: float, min_delta: float) -> None:
         """One evaluation; a non-finite value is no improvement."""
+        if math.isfinite(value) and value < self.lowest:
+            self.lowest, self.lowest_step = value, step
         if math.isfinite(value) and value < self.best and self.best - value >= min_delta:
             self.best, self.best_step, self.evals_since_best = value, step, 0
         else:
@@ -87,7 +92,8 @@ def stop_record(reason: str, rule: StopRule, state: Convergence, step: int, tota
     """What metrics.jsonl (`stop`), run.json and the result say about a stop, with a sentence."""
     stop = {"reason": reason, "step": step, "num_train_steps": total, "metric": rule.metric,
             "best": state.best, "best_step": state.best_step,
-            "evals_since_best": state.evals_since_best, "patience": rule.patience,
+            "evals_since_best": state.evals_since_best, "lowest": state.lowest,
+            "lowest_step": state.lowest_step, "patience": rule.patience,
             "min_delta": rule.min_delta, "max_minutes": rule.max_minutes,
             "train_minutes": round(seconds / 60.0, 3)}
     return {**stop, "message": stop_message(stop)}
@@ -98,8 +104,11 @@ def stop_message(stop: Mapping, *, already: bool = False) -> str:
     head = f"{'already ' if already else ''}stopped at step {stop['step']}"
     if stop["reason"] == CONVERGED:
         by = f" by {stop['min_delta']:g}" if stop["min_delta"] else ""
+        # a gain under min_delta after the best moves the best checkpoint, not the best
+        lowest = (f"; lowest {float(stop['lowest']):.4g} at step {stop['lowest_step']}, the best "
+                  f"checkpoint" if stop.get("lowest_step") not in (None, stop["best_step"]) else "")
         return (f"{head}: {stop['metric']} did not improve{by} for {stop['evals_since_best']} "
-                f"evaluations (best {float(stop['best']):.4g} at step {stop['best_step']})")
+                f"evaluations (best {float(stop['best']):.4g} at step {stop['best_step']}{lowest})")
     if stop["reason"] == TIME_CAP:
         return (f"{head} of {stop['num_train_steps']}: reached the time cap of "
                 f"{stop['max_minutes']:g} minutes ({stop['train_minutes']:.1f} minutes trained)")
