@@ -92,8 +92,9 @@ def _impute_args(p: argparse.ArgumentParser) -> None:
                    "is written to imputed.vcf.gz (GT), their expected values are averaged into "
                    "the dosage")
     p.add_argument("--dosage", default="posterior",
-                   help="dosages.npz: 'posterior' (one model call from what is observed, the "
-                   "default) or 'draws' (averaged over the fillings)")
+                   help="the dosage written to dosages.npz and to imputed.vcf.gz's FORMAT/DS: "
+                   "'posterior' (one model call from what is observed, the default) or 'draws' "
+                   "(averaged over the fillings)")
     p.add_argument("--steps", type=int, default=None, help="unmasking steps (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default: bounded by memory")
