@@ -136,6 +136,8 @@ def test_unknown_keys_in_sections_and_process_fields(tmp_path, start, body, key)
     ("demo", "c.train.num_steps = '3'\n", "num_steps"),  # ml_collections' own type check
     ("demo", "c.model.dtype = 'bfloat61'\n", "model.dtype"),
     ("demo", "c.model.ops = 'fastest'\n", "model.ops"),
+    ("panel", "c.diffusion.panel_match = 'nearest'\n",
+     "diffusion.panel_match: unknown panel match 'nearest'; known: agreement, rare_sharing"),
     # issue 27: values that would give a wrong run, not an error
     ("demo", "c.optim.learning_rate = 0.0\n", "optim.learning_rate must be > 0, got 0.0"),
     ("masked", "c.optim.learning_rate = -1e-3\n", "optim.learning_rate must be > 0"),

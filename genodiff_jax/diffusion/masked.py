@@ -356,8 +356,8 @@ class PanelMaskedProcess(MaskedProcess):
     masked: `data.panels`), for the `snp_panel` denoiser. panel_size: R rows; panel_from: "class"
     (the person's class in the training split), "any" (everyone in it) or "neighbours" (the rows
     nearest the person's own; generating, anchors' of their class); panel_match: how nearness
-    counts a matching token (`data.panels.MATCHES`; an unknown name fails when the panels are
-    drawn), for neighbours and imputation."""
+    counts a matching token (`data.panels.MATCHES`; config files are checked against it by
+    `train.schema`), for neighbours and imputation."""
 
     panel_size: int = 16
     panel_from: str = "class"

@@ -20,6 +20,7 @@ from typing import Any
 import jax.numpy as jnp
 import ml_collections
 
+from genodiff_jax.data.panels import MATCHES
 from genodiff_jax.diffusion.process import PROCESSES
 from genodiff_jax.errors import InputError
 from genodiff_jax.models import MODELS
@@ -218,6 +219,10 @@ def _check_values(config: ml_collections.ConfigDict) -> str | None:
     ops = get("model.ops")
     if ops is not None and ops not in LAYER_SETS:
         return f"model.ops: unknown layer set {ops!r}; known: {', '.join(sorted(LAYER_SETS))}"
+    match = get("diffusion.panel_match")
+    if match is not None and match not in MATCHES:
+        return (f"diffusion.panel_match: unknown panel match {match!r}; known: "
+                f"{', '.join(sorted(MATCHES))}")
     processes, process_id = get("distributed.num_processes"), get("distributed.process_id")
     if processes is not None and process_id is not None and not 0 <= process_id < processes:
         return (f"distributed.process_id must be in [0, distributed.num_processes = {processes}), "
