@@ -1,6 +1,7 @@
 """The panel family on the 1000 Genomes LCT region: experiments/lct_masked.py's model, window
-(one of 7680 SNPs) and budget, with the copying head over the 16 reference haplotypes nearest the
-person's (a generated person's, anchors' of their population; experiments/panel.py).
+(one of 7680 SNPs) and step budget, training capped at 30 minutes, with the copying head over the
+16 reference haplotypes nearest the person's by shared rare alleles (a generated person's,
+anchors' of their population; experiments/panel.py).
 `bash experiments/lct_panel.sh` runs it and writes one report beside the masked and gene-PCA
 models. `:smoke` is the CI-sized version.
 """

@@ -24,8 +24,8 @@ is `panel_match` (`MATCHES`): "agreement" counts every match 1; "rare_sharing" c
 value 1 / its frequency among the rows. Sharing a rare allele is the mark of recent common
 ancestry; sharing the common one is not, and counted alike they make "hubs" of the haplotypes that
 carry the most common alleles: on the demo cohort the 10 % most-picked rows filled 29 % of the
-neighbours panels and a class's panels carried its minority alleles 10-25 % too rarely (AF 0.05-0.2:
-0.083 against 0.108), YRI's drawing 21 % of their rows from CEU and CHB.
+neighbours panels and a class's panels carried its minority alleles 9-23 % too rarely (AF 0.05-0.2:
+0.083 against 0.108 for CHB), YRI's drawing a fifth of their rows from CEU and CHB.
 """
 
 from __future__ import annotations
