@@ -74,6 +74,7 @@ def test_lct_privacy_loss_sees_copies_and_the_codec_round_trip_scores_both_calle
     assert two["codec_roundtrip_hybrid"]["auc"] > 0.9, two["codec_roundtrip_hybrid"]
 
 
+@pytest.mark.xla_optimized
 def test_lct_two_sample_test_snp_recovery_and_longest_runs_of_the_references(lct):
     """Prints the new sections' figures for the references on LCT and their times (35-45 s on a
     shared 2-core machine, plus the LCT fixture); the stand-in "model" is the training split, so
