@@ -18,7 +18,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # is marked `xla_optimized` (the LCT two-sample test took 170 s without the passes, 26 with).
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS",
                       "1" if os.environ["JAX_PLATFORMS"] == "cpu" else "0")
-WITHOUT_XLA_PASSES = os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", "false", "")
+# read as jax reads it (`jax._src.config.bool_env`), so this process and its children agree
+WITHOUT_XLA_PASSES = (os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"].lower()
+                      in ("y", "yes", "t", "true", "on", "1"))
 
 
 def _compile_once_per_process() -> None:
