@@ -32,9 +32,10 @@ How a panel row agrees, from the tokens alone (no parameters, no gradient), per 
 side, exclusive of the patch, the known tokens that match back to the nearest patch with a
 mismatch, that patch's matches included (the run a copy would continue), and the matches and
 mismatches within `scales` SNPs; in the patch itself its matches and mismatches. All counts
-enter as log(1 + count). Cost: a few passes over [B, H, R, L] (comparing, and spreading the copy
-weights over the patch's SNPs) and the rest at L / patch, on top of `snp_unet`; linear in the
-window, no attention over L.
+enter as log(1 + count). Cost: one pass over [B, H, R, L] (comparing), the copy weights spread
+over each patch's SNPs and panel values as one product over the rows, the running counts as
+log-depth scans, and the rest at L / patch, on top of `snp_unet`; linear in the window, no
+attention over L.
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def _left_evidence(match: jax.Array, mismatch: jax.Array,
     back to the nearest mismatch, then matches and mismatches within each scale. Running sums
     and maxima only (no gather): M counts the matches before l, and since it never falls, its
     value at the latest mismatch before l is the running maximum of M over the mismatches."""
-    M = jnp.cumsum(match, axis=-1) - match  # matches before l
-    X = jnp.cumsum(mismatch, axis=-1) - mismatch
+    def running(op, a: jax.Array) -> jax.Array:  # a log-depth scan: XLA's CPU cumsum and
+        return jax.lax.associative_scan(op, a, axis=a.ndim - 1)  # cummax took 2x the head's time
+
+    M = running(jnp.add, match) - match  # matches before l
+    X = running(jnp.add, mismatch) - mismatch
     at_mismatch = jnp.where(mismatch > 0, M, 0)
-    last = _shift(jax.lax.cummax(at_mismatch, axis=match.ndim - 1), 1)
+    last = _shift(running(jnp.maximum, at_mismatch), 1)
     out = [M - last]
     for k in scales:
         out.append(M - _shift(M, k))
@@ -146,10 +150,10 @@ class SNPPanel(SNPUNet):
         eps_logit = nn.Dense(H, name="mutation", **kw)(state).transpose(0, 2, 1) - 4.0
         log_eps = jax.nn.log_sigmoid(eps_logit.astype(jnp.float32))[..., None]  # [B, H, L, 1]
         log_keep = jax.nn.log_sigmoid(-eps_logit.astype(jnp.float32))[..., None]  # 1 - eps
-        w_copy = jnp.exp(log_w[:, :, 1:])[..., None]  # [B, H, R, L / P, 1]
-        copied = jnp.stack([
-            jnp.sum(w_copy * (panel == v).reshape(B, 1, R, L // P, P), axis=2).reshape(B, H, L)
-            for v in range(V)], axis=-1)  # [B, H, L, V]: the copy weight on each value
+        # the copy weight on each value [B, H, L, V]: a product over the panel's rows, per patch
+        panel_one_hot = (panel[..., None] == jnp.arange(V)).astype(jnp.float32)
+        copied = jnp.einsum("bhrn,brnk->bhnk", jnp.exp(log_w[:, :, 1:]),
+                            panel_one_hot.reshape(B, R, L // P, P * V)).reshape(B, H, L, V)
         # log of: (w_own + eps (1 - w_own)) p_net(v) + (1 - eps) copied(v)
         log_net_weight = jnp.logaddexp(log_own, log_eps + log_any_copy)
         parts = jnp.stack([log_net_weight + net,
