@@ -422,6 +422,22 @@ def test_the_stop_names_the_best_checkpoint_s_step_where_a_small_gain_moved_it()
                                "checkpoint)")
 
 
+def test_a_stop_by_convergence_at_the_time_cap_names_both():
+    """The evaluation at the time cap can also end the patience: the reason is convergence, and
+    the message says the cap was reached there too (and not when it was not)."""
+    from genodiff_jax.train.stopping import Convergence, StopRule, stop_reason, stop_record
+
+    rule, state = StopRule("val_bits", patience=1, min_delta=0.1, max_minutes=2.0), Convergence()
+    for step, value in ((2, 0.5), (4, 0.45)):
+        state.update(step, value, rule.min_delta)
+    assert stop_reason(rule, state, 4, 40, 121.0) == "converged"
+    head = ("stopped at step 4: val_bits did not improve by 0.1 for 1 evaluations (best 0.5 at "
+            "step 2; lowest 0.45 at step 4, the best checkpoint)")
+    assert stop_record("converged", rule, state, 4, 40, 121.0)["message"] == (
+        head + "; the time cap of 2 minutes was reached there too")
+    assert stop_record("converged", rule, state, 4, 40, 100.0)["message"] == head
+
+
 def test_train_prints_why_training_stopped(monkeypatch, capsys):
     from genodiff_jax import cli
     from genodiff_jax.train import loop

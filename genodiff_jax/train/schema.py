@@ -25,6 +25,7 @@ from genodiff_jax.diffusion.process import PROCESSES
 from genodiff_jax.errors import InputError
 from genodiff_jax.models import MODELS
 from genodiff_jax.models.ops import LAYER_SETS
+from genodiff_jax.registry import Registry, UnknownNameError
 from genodiff_jax.train.defaults import get_config as base_config
 
 # Entries whose keys are whatever the schedule or the sampler they are passed to takes.
@@ -88,18 +89,18 @@ def config_schema(config: ml_collections.ConfigDict) -> dict:
     diffusion = config.get("diffusion")
     process = diffusion.get("process", "gaussian") if isinstance(
         diffusion, ml_collections.ConfigDict) else "gaussian"
-    if process not in PROCESSES:
-        raise InputError(None, f"diffusion.process: unknown diffusion process {process!r}; "
-                         f"known: {', '.join(sorted(PROCESSES))}")
+    unregistered = _unregistered("diffusion.process", PROCESSES, process)
+    if unregistered:
+        raise InputError(None, unregistered)
     schema["diffusion"] = {"process": "", **{
         # the base's values give the types of the keys it has; the process's defaults the rest
         k: schema["diffusion"].get(k, v) for k, v in _init_fields(PROCESSES[process]).items()}}
     model = config.get("model")
     name = model.get("name", "") if isinstance(model, ml_collections.ConfigDict) else ""
     if name:
-        if name not in MODELS:
-            raise InputError(None, f"model.name: unknown model {name!r}; known: "
-                             f"{', '.join(sorted(MODELS))}")
+        unregistered = _unregistered("model.name", MODELS, name)
+        if unregistered:
+            raise InputError(None, unregistered)
         schema["model"]["kwargs"] = {k: _ANY for k in _init_fields(MODELS[name])
                                      if k not in MODEL_FIELDS_SET_ELSEWHERE}
     for dotted in FREE_FORM:
@@ -216,17 +217,25 @@ def _check_values(config: ml_collections.ConfigDict) -> str | None:
     dtype = get("model.dtype")
     if dtype is not None and not _is_float_dtype(dtype):
         return f"model.dtype must be a floating-point dtype (float32, bfloat16), got {dtype!r}"
-    ops = get("model.ops")
-    if ops is not None and ops not in LAYER_SETS:
-        return f"model.ops: unknown layer set {ops!r}; known: {', '.join(sorted(LAYER_SETS))}"
-    match = get("diffusion.panel_match")
-    if match is not None and match not in MATCHES:
-        return (f"diffusion.panel_match: unknown panel match {match!r}; known: "
-                f"{', '.join(sorted(MATCHES))}")
+    for dotted, registry in (("model.ops", LAYER_SETS), ("diffusion.panel_match", MATCHES)):
+        name = get(dotted)
+        unregistered = None if name is None else _unregistered(dotted, registry, name)
+        if unregistered:
+            return unregistered
     processes, process_id = get("distributed.num_processes"), get("distributed.process_id")
     if processes is not None and process_id is not None and not 0 <= process_id < processes:
         return (f"distributed.process_id must be in [0, distributed.num_processes = {processes}), "
                 f"got {process_id}")
+    return None
+
+
+def _unregistered(dotted: str, registry: Registry, name: str) -> str | None:
+    """"`dotted`: unknown ... ; known: ..." (the registry's own message) when `name` is not in
+    `registry`, else None."""
+    try:
+        registry[name]
+    except UnknownNameError as e:
+        return f"{dotted}: {e}"
     return None
 
 
