@@ -1,6 +1,5 @@
-"""The panel family on the 1000 Genomes LCT region: experiments/lct_masked.py's model and window
-(one of 7680 SNPs), 2000 steps (the lr schedule's length) capped at 27 minutes, with the copying
-head over the
+"""The panel family on the 1000 Genomes LCT region: experiments/lct_masked.py's model, window
+(one of 7680 SNPs) and step budget, training capped at 27 minutes, with the copying head over the
 16 reference haplotypes nearest the person's by shared rare alleles (a generated person's,
 anchors' of their population; experiments/panel.py).
 `bash experiments/lct_panel.sh` runs it and writes one report beside the masked and gene-PCA
@@ -26,10 +25,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # day before's stage times: ~3350 s); NNAA 0.600 / 0.459 (real 0.496 / 0.526; the
         # 35-minute model 0.585 / 0.471), so the cap is not cut further.
         c.train.max_minutes = 27.0
-        # The lr schedule ends by the cap (2000 steps: 1.1-1.35 steps a second on these 2 cores
-        # is 1780-2190 steps in 27 minutes), not at lct_masked.py's 4506: cut there, the run
-        # above stopped at 68 % of the peak lr, never annealed.
-        c.train.num_steps = 2000
         # 3 evaluations (750 steps) without a gain of min_delta, not lct_masked.py's 5: its last
         # run peaked at step 1250 and spent steps 1500-2500 (~13 minutes) confirming it.
         c.train.early_stopping.patience = 3
