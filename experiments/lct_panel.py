@@ -23,7 +23,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # At 27 minutes (runs/lct27.log): train 1639 s (step 1850, val_bits 0.003740), sample
         # 1373 s, report 609 s, 3631 s in all on an evening this machine ran ~15 % slow (the
         # day before's stage times: ~3350 s); NNAA 0.600 / 0.459 (real 0.496 / 0.526; the
-        # 35-minute model 0.585 / 0.471), so the cap is not cut further.
+        # 35-minute model 0.585 / 0.471), so the cap is not cut further. On a fast night
+        # (runs/lct29.log): step 2250, 3281 s in all, NNAA 0.583 / 0.475. An lr schedule that
+        # ends by the cap (num_steps 2000) trained worse (README "The hour, again").
         c.train.max_minutes = 27.0
         # 3 evaluations (750 steps) without a gain of min_delta, not lct_masked.py's 5: its last
         # run peaked at step 1250 and spent steps 1500-2500 (~13 minutes) confirming it.
