@@ -422,9 +422,9 @@ def test_the_stop_names_the_best_checkpoint_s_step_where_a_small_gain_moved_it()
                                "checkpoint)")
 
 
-def test_a_stop_by_convergence_at_the_time_cap_names_both():
-    """The evaluation at the time cap can also end the patience: the reason is convergence, and
-    the message says the cap was reached there too (and not when it was not)."""
+def test_a_stop_by_convergence_at_a_cap_names_both():
+    """The evaluation at the time or step cap can also end the patience: the reason is
+    convergence, and the message says the cap was reached there too (and not when it was not)."""
     from genodiff_jax.train.stopping import Convergence, StopRule, stop_reason, stop_record
 
     rule, state = StopRule("val_bits", patience=1, min_delta=0.1, max_minutes=2.0), Convergence()
@@ -436,6 +436,8 @@ def test_a_stop_by_convergence_at_the_time_cap_names_both():
     assert stop_record("converged", rule, state, 4, 40, 121.0)["message"] == (
         head + "; the time cap of 2 minutes was reached there too")
     assert stop_record("converged", rule, state, 4, 40, 100.0)["message"] == head
+    assert stop_record("converged", rule, state, 4, 4, 100.0)["message"] == (
+        head + "; the step cap was reached there too")
 
 
 def test_train_prints_why_training_stopped(monkeypatch, capsys):

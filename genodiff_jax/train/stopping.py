@@ -107,9 +107,12 @@ def stop_message(stop: Mapping, *, already: bool = False) -> str:
         # a gain under min_delta after the best moves the best checkpoint, not the best
         lowest = (f"; lowest {float(stop['lowest']):.4g} at step {stop['lowest_step']}, the best "
                   f"checkpoint" if stop.get("lowest_step") not in (None, stop["best_step"]) else "")
-        # convergence is named first (stop_reason); a time cap reached at that evaluation too
-        capped = (f"; the time cap of {stop['max_minutes']:g} minutes was reached there too"
-                  if 0 < stop["max_minutes"] <= stop["train_minutes"] else "")
+        # convergence is named first (stop_reason); a cap reached at that evaluation too
+        minutes = stop.get("max_minutes", 0)
+        capped = ("; the step cap was reached there too"
+                  if stop["step"] >= stop.get("num_train_steps", math.inf) else
+                  f"; the time cap of {minutes:g} minutes was reached there too"
+                  if 0 < minutes <= stop.get("train_minutes", 0) else "")
         return (f"{head}: {stop['metric']} did not improve{by} for {stop['evals_since_best']} "
                 f"evaluations (best {float(stop['best']):.4g} at step {stop['best_step']}{lowest})"
                 f"{capped}")
