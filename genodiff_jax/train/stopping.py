@@ -80,6 +80,12 @@ def stop_reason(rule: StopRule, state: Convergence, step: int, total: int,
     the step cap, then the time cap."""
     if state.converged(rule):
         return CONVERGED
+    return cap_reached(rule, step, total, seconds)
+
+
+def cap_reached(rule: StopRule, step: int, total: int, seconds: float) -> str | None:
+    """The cap a run at `step` of `total`, `seconds` trained, has reached: the step cap before the
+    time cap; None for neither."""
     if step >= total:
         return STEP_CAP
     if rule.over_time(seconds):
@@ -95,7 +101,8 @@ def stop_record(reason: str, rule: StopRule, state: Convergence, step: int, tota
             "evals_since_best": state.evals_since_best, "lowest": state.lowest,
             "lowest_step": state.lowest_step, "patience": rule.patience,
             "min_delta": rule.min_delta, "max_minutes": rule.max_minutes,
-            "train_minutes": round(seconds / 60.0, 3)}
+            "train_minutes": round(seconds / 60.0, 3),
+            "cap_reached": cap_reached(rule, step, total, seconds)}
     return {**stop, "message": stop_message(stop)}
 
 
@@ -108,11 +115,10 @@ def stop_message(stop: Mapping, *, already: bool = False) -> str:
         lowest = (f"; lowest {float(stop['lowest']):.4g} at step {stop['lowest_step']}, the best "
                   f"checkpoint" if stop.get("lowest_step") not in (None, stop["best_step"]) else "")
         # convergence is named first (stop_reason); a cap reached at that evaluation too
-        minutes = stop.get("max_minutes", 0)
-        capped = ("; the step cap was reached there too"
-                  if stop["step"] >= stop.get("num_train_steps", math.inf) else
-                  f"; the time cap of {minutes:g} minutes was reached there too"
-                  if 0 < minutes <= stop.get("train_minutes", 0) else "")
+        cap = stop.get("cap_reached")  # records from before the key: none
+        capped = ("; the step cap was reached there too" if cap == STEP_CAP else
+                  f"; the time cap of {stop['max_minutes']:g} minutes was reached there too"
+                  if cap == TIME_CAP else "")
         return (f"{head}: {stop['metric']} did not improve{by} for {stop['evals_since_best']} "
                 f"evaluations (best {float(stop['best']):.4g} at step {stop['best_step']}{lowest})"
                 f"{capped}")
