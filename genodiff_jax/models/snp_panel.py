@@ -151,9 +151,9 @@ class SNPPanel(SNPUNet):
         log_eps = jax.nn.log_sigmoid(eps_logit.astype(jnp.float32))[..., None]  # [B, H, L, 1]
         log_keep = jax.nn.log_sigmoid(-eps_logit.astype(jnp.float32))[..., None]  # 1 - eps
         # the copy weight on each value [B, H, L, V]: a product over the panel's rows, per patch
-        panel_one_hot = (panel[..., None] == jnp.arange(V)).astype(jnp.float32)
         copied = jnp.einsum("bhrn,brnk->bhnk", jnp.exp(log_w[:, :, 1:]),
-                            panel_one_hot.reshape(B, R, L // P, P * V)).reshape(B, H, L, V)
+                            jax.nn.one_hot(panel, V, dtype=jnp.float32).reshape(
+                                B, R, L // P, P * V)).reshape(B, H, L, V)
         # log of: (w_own + eps (1 - w_own)) p_net(v) + (1 - eps) copied(v)
         log_net_weight = jnp.logaddexp(log_own, log_eps + log_any_copy)
         parts = jnp.stack([log_net_weight + net,
