@@ -38,7 +38,11 @@ from genodiff_jax.sampling.calling import (
     frequency_calls,
     frequency_counts,
 )
-from genodiff_jax.sampling.cohort import auto_batch_size, bytes_per_sample
+from genodiff_jax.sampling.cohort import (
+    HOST_BATCH_PER_DEVICE,
+    auto_batch_size,
+    bytes_per_sample,
+)
 from genodiff_jax.sharding import make_mesh
 
 # ----------------------------------------------------------------------------- cohort
@@ -152,9 +156,11 @@ def test_batch_size_choice() -> None:
     assert choose_batch_size(100_000, 4, per_sample_bytes=10**6,
                              free_bytes_per_device=10**9) == 2000
     assert choose_batch_size(100_000, 2, per_sample_bytes=10**10, free_bytes_per_device=10**9) == 2
-    # CPU has no memory limit to read: the cap (or the cohort).
+    # CPU has no memory limit to read: the host cap (or the cohort), not the accelerator's.
     assert auto_batch_size(make_exact_apply(), PARAMS, (G, K), num_samples=50,
                            mesh=make_mesh(1), guided=False) == 50
+    assert auto_batch_size(make_exact_apply(), PARAMS, (G, K), num_samples=10_000,
+                           mesh=make_mesh(1), guided=False) == HOST_BATCH_PER_DEVICE == 256
     per_sample = bytes_per_sample(make_exact_apply(), PARAMS, (64, 8), guided=True)
     assert per_sample is None or per_sample >= 64 * 8 * 4
 

@@ -38,7 +38,11 @@ from genodiff_jax.train.state import row_spec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_PER_DEVICE = 4096  # the cap when device memory is unknown (CPU) or plentiful
+DEFAULT_BATCH_PER_DEVICE = 4096  # the cap when an accelerator's memory is plentiful or unknown
+# The cap on CPU, which reports no memory limit: a CPU's cost a person is flat in the batch
+# (snp_panel at LCT's shape: 15.5 / 14.5 / 14.7 ms a person at 16 / 256 / 1024, docs/benchmarks.md)
+# while a batch's activations grow with it (2504 LCT people in one batch: 17.9 GB resident).
+HOST_BATCH_PER_DEVICE = 256
 MEMORY_FRACTION = 0.5  # share of the free device memory a batch may plan to use
 _PROBE_BATCH = 8
 
@@ -91,15 +95,17 @@ def choose_batch_size(num_samples: int, num_devices: int, *, per_sample_bytes: i
 
 def auto_batch_size(apply_fn: ApplyFn, params: Any, row: Any, *, num_samples: int, mesh: Mesh,
                     guided: bool) -> int:
-    """`choose_batch_size` with the device's free memory and `bytes_per_sample` (CPU: the cap)."""
+    """`choose_batch_size` with the device's free memory and `bytes_per_sample` (CPU, which
+    reports none: `HOST_BATCH_PER_DEVICE`)."""
     device = mesh.devices.flat[0]
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     free = None
     if stats and "bytes_limit" in stats:
         free = stats["bytes_limit"] - stats.get("bytes_in_use", 0) - _param_bytes(params)
     per_sample = bytes_per_sample(apply_fn, params, row_spec(row), guided=guided) if free else None
+    cap = HOST_BATCH_PER_DEVICE if device.platform == "cpu" else DEFAULT_BATCH_PER_DEVICE
     batch = choose_batch_size(num_samples, mesh.size, per_sample_bytes=per_sample,
-                              free_bytes_per_device=free)
+                              free_bytes_per_device=free, max_per_device=cap)
     log.info("batch size %d (%s bytes a sample, %s bytes free a device)", batch, per_sample, free)
     return batch
 
@@ -171,8 +177,8 @@ def generate(denoiser: Denoiser, *, process: Process, settings: SamplingSettings
     (masked diffusion: the tokens to keep, MASK elsewhere, and the positions). `mask` (optional)
     marks the real slots of an example, which the process keeps (Gaussian features: padded slots
     come out 0; tokens: left as they start). Guidance needs `denoiser.num_classes`. Batch size
-    None: from the free device memory (at most 4096 a device), rounded to a multiple of the
-    device count; the last batch is padded. The sampler's options are static (a new value
+    None: from the free device memory (at most 4096 a device; 256 on CPU), rounded to a multiple
+    of the device count; the last batch is padded. The sampler's options are static (a new value
     compiles again); the guidance weight is traced, so changing it does not recompile (w = 0 vs
     w != 0 does: w = 0 makes one plain model call). Returns x_0 [N, ...], or a dict of such
     arrays where the sampler returns more (a masked `start` with "mean": `diffusion.masked`).
