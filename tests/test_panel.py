@@ -151,11 +151,17 @@ def test_the_run_s_panel_match_ranks_training_sampling_and_imputation_panels():
         panel_view(data, process, model)
         assert seen == [(24, S)] * 2  # the training split's 24 rows rank both splits' panels
         trained, family = types.SimpleNamespace(process=process), FAMILIES["panel"]
-        family.inputs(trained, data, np.zeros(3, np.int32), SamplingSettings(seed=1))
+        generated = family.inputs(trained, data, np.zeros(3, np.int32), SamplingSettings(seed=1))
         known = np.full((3, 2, S), -1, np.int8)
         known[:, :, ::4] = data.tokens("test")[:3, :, ::4]
-        family.inputs(trained, data, np.zeros(3, np.int32), SamplingSettings(seed=1), known=known)
+        imputed = family.inputs(trained, data, np.zeros(3, np.int32), SamplingSettings(seed=1),
+                                known=known)
         assert len(seen) == 4
+        # A generated person reads the run's R rows, an imputed one twice as many by default.
+        assert generated["panel"].shape == (3, 2, S) and imputed["panel"].shape == (3, 4, S)
+        asked = family.inputs(trained, data, np.zeros(3, np.int32),
+                              SamplingSettings(seed=1, panel_size=3), known=known)
+        assert asked["panel"].shape == (3, 3, S)
     finally:
         del MATCHES["spy"]
 
@@ -332,7 +338,11 @@ def test_imputation_copies_an_identical_reference_haplotype(panel_run):
     hidden[1::5] = True
     known = np.where(hidden, UNKNOWN, truth).astype(np.int8)
     labels = np.asarray(data.train.labels[:3], np.int32)
-    per_snp = FAMILIES["panel"].inputs(trained, data, labels, SamplingSettings(), known)
+    # The run's R rows, not imputation's default 2R: the hand-set head copies by run lengths
+    # alone, and among twice the rows one agreeing as long on both sides of a hidden SNP can
+    # differ there (1 of 1632 hidden alleles here).
+    size = SamplingSettings(panel_size=trained.process.panel_size)
+    per_snp = FAMILIES["panel"].inputs(trained, data, labels, size, known)
     own = np.stack([truth[:, 0], truth[:, 1]], axis=1)
     assert all(any((per_snp["panel"][i] == own[i, h]).all(axis=-1)) for i in range(3)
                for h in range(2))  # both of each person's haplotypes are in their panel

@@ -18,7 +18,7 @@ def add_panel_flags(p: argparse.ArgumentParser, *aliases: str) -> None:
                    "drawn as the run's diffusion.panel_from says, from all of its people)")
     p.add_argument("--panel-size", type=int, default=None,
                    help="reference rows each person reads, for a model that reads a panel "
-                   "(default: the run's diffusion.panel_size)")
+                   "(default: the run's diffusion.panel_size; imputing, twice it)")
 
 
 def _sample_args(p: argparse.ArgumentParser) -> None:

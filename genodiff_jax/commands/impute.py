@@ -110,6 +110,7 @@ def impute_vcf(workdir: str | os.PathLike, vcf: str | os.PathLike, output: Outpu
                          "vcf_sites_not_in_model": match.n_not_in_model},
                "n_observed_alleles": int((known != UNKNOWN).sum()),
                "n_imputed_alleles": int((known == UNKNOWN).sum()), "draws": draws,
+               "panel_rows": (int(per_snp["panel"].shape[1]) if "panel" in per_snp else None),
                "dosage": dosage,
                "reference": (None if reference is None else
                              {"vcf": str(reference),

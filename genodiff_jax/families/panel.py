@@ -23,6 +23,14 @@ from genodiff_jax.families.masked import MaskedFamily
 from genodiff_jax.sampling.impute import reference_tokens
 from genodiff_jax.sampling.settings import SamplingSettings
 
+# An imputed person reads this many times the run's R rows (the rows nearest what is observed
+# of them; R for each haplotype, where a training person's neighbours give each R / 2). Over ten
+# observed grids (benchmarks/impute_lct.py --offsets 0..9, README "Imputation reads twice the
+# rows") 2R against R took LCT's dosage r^2 0.978 / 0.993 / 0.809 -> 0.980 / 0.993 / 0.812 and
+# the demo's 0.883 / 0.907 / 0.664 -> 0.909 / 0.929 / 0.692 (docs/bench/impute_panel_rows.json);
+# 4R: LCT 0.981 / 0.993 / 0.809, the demo 0.922 / 0.940 / 0.710 (LCT's rare bin back down).
+IMPUTATION_PANEL_FACTOR = 2
+
 
 class PanelFamily(MaskedFamily):
     reads_panel = True
@@ -34,14 +42,16 @@ class PanelFamily(MaskedFamily):
         """{"panel": int8 [N, R, S]}: R rows (`settings.panel_size`, default the run's
         `diffusion.panel_size`) of the training split, or of the phased VCF
         `settings.reference` (`genodiff sample/impute --reference VCF`). Imputing (`known`
-        given), the rows that agree with the most observed tokens (`data.panels.best_matching`).
+        given), the rows that agree with the most observed tokens (`data.panels.best_matching`),
+        `IMPUTATION_PANEL_FACTOR` times as many by default.
         Generating, drawn seeded by `settings.seed` as `diffusion.panel_from` says: random rows
         of the class asked for or of anyone, or the rows nearest anchors', a haplotype of a person
         of that class for each of the person's (`data.panels.neighbour_panels`). From a
         reference, its people carry no class (whoever passes it chose them): any of them, or
         anchors among them."""
         process = trained.process
-        size = int(settings.panel_size or process.panel_size)
+        factor = 1 if known is None else IMPUTATION_PANEL_FACTOR
+        size = int(settings.panel_size or factor * process.panel_size)
         reference = settings.reference
         pool = (data.tokens("train") if reference is None
                 else reference_tokens(reference, data))
