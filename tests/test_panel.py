@@ -370,6 +370,8 @@ def test_impute_reads_another_reference_vcf(panel_run, tmp_path, capsys):
     people = len(data.train) + len(data.test)
     assert summary["reference"]["haplotypes"] == 2 * people
     assert summary["sites"]["masked"] == len(sites)
+    run_rows = json.loads((panel_run / "train" / "config.json").read_text())["diffusion"]
+    assert summary["panel_rows"] == 2 * run_rows["panel_size"]  # imputation's default, 2R
     assert (tmp_path / "imputed" / "imputed.vcf.gz").is_file()
 
 
