@@ -1,8 +1,8 @@
 """What the sampler's batch size buys on this machine: `genodiff sample` of one trained run, the
 same people each time (the cohort does not depend on the batch), once per `--batch-size`, each in
-its own process: wall time (loading, compiling and writing the VCF included) and the
-process's peak resident memory. On a CPU a person costs the
-same in any batch, so `sampling.cohort.HOST_BATCH_PER_DEVICE` caps the automatic batch there.
+its own process: wall time (loading, compiling and writing the VCF included) and the process's
+peak resident memory. On a CPU a bigger batch is no faster and holds more memory, so
+`sampling.cohort.HOST_BATCH_PER_DEVICE` caps the automatic batch there (docs/benchmarks.md).
 Prints one JSON line per batch size:
 
     python benchmarks/sampling_batch.py --workdir runs/lct29/panel --n 1024 --steps 4 \\

@@ -3,9 +3,9 @@ reference panel, R rows of real people at the same SNPs, and learns when and whe
 them. Trained on the `panel` view (leave-one-out panels from the training split); a generated
 person's panel is drawn from the training split's people of the class asked for (or everyone's,
 `diffusion.panel_from = "any"`; or from the people of a VCF passed with `genodiff sample
---reference`), the same rows for every window of that person; an imputed
-person's are the training rows closest to what is observed of them. The rest is the masked
-family's (windows, ancestral unmasking, guidance, the cohort as tokens, imputation).
+--reference`), the same rows for every window of that person; an imputed person's are the
+training rows closest to what is observed of them (twice the run's R by default). The rest is
+the masked family's (windows, ancestral unmasking, guidance, the cohort as tokens, imputation).
 """
 
 from __future__ import annotations

@@ -39,9 +39,10 @@ from genodiff_jax.train.state import row_spec
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_PER_DEVICE = 4096  # the cap when an accelerator's memory is plentiful or unknown
-# The cap on CPU, which reports no memory limit: a CPU's cost a person is flat in the batch
-# (snp_panel at LCT's shape: 15.5 / 14.5 / 14.7 ms a person at 16 / 256 / 1024, docs/benchmarks.md)
-# while a batch's activations grow with it (2504 LCT people in one batch: 17.9 GB resident).
+# The cap on CPU, which reports no memory limit: there a bigger batch is no faster while its
+# activations grow with it (docs/benchmarks.md, "The sampler's batch on CPU": LCT's panel model,
+# 1024 people x 4 steps, 67.0 / 70.6 / 74.4 s and 1.4 / 3.3 / 9.0 GB at 16 / 256 / 1024; the
+# demo's gene-PCA model fastest at 256; the whole LCT cohort in one batch held 17.9 GB).
 HOST_BATCH_PER_DEVICE = 256
 MEMORY_FRACTION = 0.5  # share of the free device memory a batch may plan to use
 _PROBE_BATCH = 8
