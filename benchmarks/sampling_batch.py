@@ -26,13 +26,15 @@ def run_once(args: argparse.Namespace, batch: int) -> dict:
         command = [sys.executable, "-m", "genodiff_jax.cli", "sample", "--workdir", args.workdir,
                    "--n", str(args.n), "--steps", str(args.steps), "--labels", "train",
                    "--batch-size", str(batch), "--out", os.path.join(out, "cohort"), "--quiet"]
-        t0 = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - t0
+        log = os.path.join(out, "stderr.txt")
+        with open(log, "w") as stderr:  # a file, not a pipe: nothing reads a pipe until the end
+            t0 = time.perf_counter()
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"genodiff sample --batch-size {batch} failed:\n"
-                     f"{process.stderr.read().decode()[-2000:]}")
+            with open(log) as f:
+                sys.exit(f"genodiff sample --batch-size {batch} failed:\n{f.read()[-2000:]}")
     return {"batch_size": batch, "n": args.n, "steps": args.steps, "seconds": round(seconds, 1),
             "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2)}  # ru_maxrss: KiB on Linux
 
